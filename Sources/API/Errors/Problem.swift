@@ -1,0 +1,83 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// An RFC 9457 problem detail, the body of every error response.
+///
+/// `type` is a stable URI per kind of problem; clients branch on it, not on `title` or `detail`.
+public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
+    public struct FieldError: Codable, Sendable, Equatable {
+        public let field: String
+        public let message: String
+
+        public init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+    }
+
+    public var type: String
+    public var title: String
+    public var status: HTTPResponse.Status
+    public var detail: String?
+    public var errors: [FieldError]?
+    public var headers: HTTPFields
+
+    public init(
+        type: String, title: String, status: HTTPResponse.Status, detail: String? = nil,
+        errors: [FieldError]? = nil, headers: HTTPFields = [:]
+    ) {
+        self.type = type
+        self.title = title
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+    }
+
+    static let typeBase = "https://petstore.dev/problems/"
+
+    public static func notFound(_ detail: String = "The requested resource does not exist.") -> Problem {
+        Problem(type: typeBase + "not-found", title: "Not Found", status: .notFound, detail: detail)
+    }
+
+    public static func badRequest(_ detail: String, errors: [FieldError]? = nil) -> Problem {
+        Problem(type: typeBase + "bad-request", title: "Bad Request", status: .badRequest, detail: detail, errors: errors)
+    }
+
+    public static func methodNotAllowed() -> Problem {
+        Problem(type: typeBase + "method-not-allowed", title: "Method Not Allowed", status: .methodNotAllowed,
+                detail: "This resource does not support that method.")
+    }
+
+    public static func serviceUnavailable(_ detail: String) -> Problem {
+        Problem(type: typeBase + "service-unavailable", title: "Service Unavailable", status: .serviceUnavailable, detail: detail)
+    }
+
+    public static func internalError() -> Problem {
+        Problem(type: typeBase + "internal-error", title: "Internal Server Error", status: .internalServerError,
+                detail: "The server could not complete the request. It has been logged.")
+    }
+
+    private struct Body: Encodable {
+        let type: String
+        let title: String
+        let status: Int
+        let detail: String?
+        let errors: [FieldError]?
+    }
+
+    /// The JSON body; keys sorted so equal problems are byte-identical.
+    public var body: ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(Body(type: type, title: title, status: status.code, detail: detail, errors: errors))) ?? Data()
+        return ByteBuffer(bytes: data)
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+}

@@ -1,0 +1,35 @@
+import Hummingbird
+import Logging
+
+/// Turns every error into problem+json: a `Problem` renders itself, Hummingbird's own errors
+/// (no route, wrong method, body too large) are mapped, and anything else is an opaque 500 that is
+/// logged once here with its cause.
+public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            return try problem.response(from: request, context: context)
+        } catch let error as HTTPError {
+            return try Self.problem(for: error).response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            return try Problem.internalError().response(from: request, context: context)
+        }
+    }
+
+    static func problem(for error: HTTPError) -> Problem {
+        switch error.status {
+        case .notFound: return .notFound()
+        case .methodNotAllowed: return .methodNotAllowed()
+        case .contentTooLarge:
+            return Problem(type: Problem.typeBase + "payload-too-large", title: "Content Too Large", status: .contentTooLarge,
+                           detail: "The request body is larger than the server accepts.")
+        default:
+            return Problem(type: Problem.typeBase + "http-\(error.status.code)", title: error.status.reasonPhrase,
+                           status: error.status, detail: error.body)
+        }
+    }
+}

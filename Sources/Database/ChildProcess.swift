@@ -1,0 +1,83 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process whose combined output goes to a temporary file.
+///
+/// Uses `posix_spawn` and `waitpid` directly: Foundation's `Process` was seen to miss the exit of
+/// `pg_ctl start` (whose server outlives it) and wait forever. Output goes to a file, not a pipe,
+/// since a server started by the child inherits descriptors and would hold a pipe open.
+package final class ChildProcess: Sendable {
+    package let pid: pid_t
+    package let outputPath: String
+    private let reaped = Mutex<Int32?>(nil)
+
+    private init(pid: pid_t, outputPath: String) {
+        self.pid = pid
+        self.outputPath = outputPath
+    }
+
+    deinit { unlink(outputPath) }
+
+    package static func spawn(_ arguments: [String], environment: [String: String]? = nil) throws(DatabaseError) -> ChildProcess {
+        let outputPath = FileManager.default.temporaryDirectory.appending(path: "petstore-\(UUID().uuidString).out").path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environmentPairs = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        let envp: [UnsafeMutablePointer<CChar>?] = environmentPairs.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
+
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+        guard spawned == 0 else {
+            unlink(outputPath)
+            throw DatabaseError(.clusterFailed, "cannot run \(arguments[0]): \(String(cString: strerror(spawned)))")
+        }
+        return ChildProcess(pid: pid, outputPath: outputPath)
+    }
+
+    /// Waits for the exit and returns the exit status (128 + signal number when killed).
+    @discardableResult
+    package func wait() -> Int32 {
+        reaped.withLock { reaped in
+            if let reaped { return reaped }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            reaped = Self.decode(status)
+            return Self.decode(status)
+        }
+    }
+
+    /// The exit status if the process has ended, without waiting.
+    package func exitStatus() -> Int32? {
+        reaped.withLock { reaped in
+            if let reaped { return reaped }
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+            reaped = Self.decode(status)
+            return reaped
+        }
+    }
+
+    private static func decode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    package func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    package var output: String {
+        (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    }
+}

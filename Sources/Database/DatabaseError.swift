@@ -1,0 +1,26 @@
+/// The one error type of the `Database` module.
+///
+/// `description` is safe to show to an operator: it never contains passwords or bound values.
+public struct DatabaseError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: String, Sendable {
+        case invalidURL = "invalid_url"
+        case binariesNotFound = "postgres_binaries_not_found"
+        case directoryNotUsable = "directory_not_usable"
+        case clusterFailed = "cluster_failed"
+        case unreachable = "database_unreachable"
+        case invalidMigration = "invalid_migration"
+        case migrationChanged = "migration_changed"
+        case migrationMissing = "migration_missing"
+        case migrationFailed = "migration_failed"
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

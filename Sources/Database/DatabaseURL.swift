@@ -1,0 +1,113 @@
+import Foundation
+import PostgresNIO
+
+/// A parsed `postgres://user:password@host:port/database` address.
+///
+/// Only the forms libpq users write every day are accepted: `postgres` or `postgresql` scheme,
+/// a host, an optional port, a user, an optional password and a database name, plus
+/// `sslmode=disable|prefer|require` as a query item.
+public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
+    public enum TLSMode: String, Sendable { case disable, prefer, require }
+
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode
+
+    public init(host: String, port: Int = 5432, username: String, password: String?, database: String, tls: TLSMode = .disable) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tls = tls
+    }
+
+    public init(_ string: String) throws(DatabaseError) {
+        func invalid(_ why: String) -> DatabaseError {
+            DatabaseError(.invalidURL, "DATABASE_URL is not valid: \(why) (expected postgres://user:password@host:port/database)")
+        }
+        guard let components = URLComponents(string: string.trimmingCharacters(in: .whitespaces)) else {
+            throw invalid("it is not a URL")
+        }
+        guard let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql" else {
+            throw invalid("the scheme must be postgres or postgresql")
+        }
+        guard let host = components.host, !host.isEmpty else { throw invalid("it has no host") }
+        guard let user = components.user, !user.isEmpty else { throw invalid("it has no user name") }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty, !database.contains("/") else { throw invalid("it has no database name") }
+        if let port = components.port, !(1...65535).contains(port) { throw invalid("the port is out of range") }
+        var tls = TLSMode.disable
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                switch item.value ?? "" {
+                case "disable", "allow": tls = .disable
+                case "prefer": tls = .prefer
+                case "require", "verify-ca", "verify-full": tls = .require
+                default: throw invalid("sslmode must be disable, prefer or require")
+                }
+            case "application_name", "connect_timeout": continue
+            default: throw invalid("unknown parameter '\(item.name)'")
+            }
+        }
+        self.init(
+            host: host,
+            port: components.port ?? 5432,
+            username: user.removingPercentEncoding ?? user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            database: database.removingPercentEncoding ?? database,
+            tls: tls
+        )
+    }
+
+    /// The same server and credentials, another database.
+    public func with(database: String) -> DatabaseURL {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+
+    /// The same server and database, another login.
+    public func with(username: String, password: String?) -> DatabaseURL {
+        var copy = self
+        copy.username = username
+        copy.password = password
+        return copy
+    }
+
+    /// The URL with the password masked, for logs and error messages.
+    public var description: String {
+        "postgres://\(username)\(password == nil ? "" : ":****")@\(host):\(port)/\(database)"
+    }
+
+    /// The URL with its password, for handing to tools such as `psql` and `pgbench`.
+    public var connectionString: String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = username
+        components.password = password
+        components.host = host
+        components.port = port
+        components.path = "/" + database
+        return components.string ?? description
+    }
+
+    public func clientConfiguration(maximumConnections: Int = 20) -> PostgresClient.Configuration {
+        let tls: PostgresClient.Configuration.TLS
+        switch self.tls {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(.makeClientConfiguration())
+        case .require: tls = .require(.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls
+        )
+        configuration.options.maximumConnections = maximumConnections
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+}

@@ -1,0 +1,83 @@
+import Database
+import Foundation
+import PetstoreTesting
+import Testing
+
+/// Runs the real `petstore` binary, as an operator would.
+@Suite(.serialized) struct ServeCommandTests {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appending(path: "petstore").path
+    }
+
+    func environment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "DATABASE_URL")
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
+    func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let child = try ChildProcess.spawn([Self.binary] + arguments, environment: environment(extra))
+        let status = child.wait()
+        return (status, child.output)
+    }
+
+    func freePort() -> Int { Int.random(in: 20000...40000) }
+
+    @Test func `a malformed DATABASE_URL is one error line and a non-zero exit`() throws {
+        let result = try run(["migrate"], environment: ["DATABASE_URL": "postgres://nobody@/"])
+        #expect(result.status != 0)
+        let lines = result.output.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(result.output.contains("DATABASE_URL is not valid"))
+    }
+
+    @Test func `an unreachable server is one error line and a non-zero exit, not a hang`() throws {
+        let start = ContinuousClock.now
+        let result = try run(["migrate", "--log-level", "error"], environment: ["DATABASE_URL": "postgres://u:p@127.0.0.1:1/db"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("cannot connect to postgres://u:****@127.0.0.1:1/db"))
+        #expect(!result.output.contains(":p@"), "the password is never printed")
+        #expect(ContinuousClock.now - start < .seconds(30))
+    }
+
+    @Test func `a bad port or log format is refused before anything starts`() throws {
+        let port = try run(["serve", "--port", "70000"])
+        #expect(port.status != 0)
+        #expect(port.output.contains("port must be a number from 1 to 65535"))
+        let format = try run(["serve", "--log-format", "xml"])
+        #expect(format.status != 0)
+        #expect(format.output.contains("log format must be text or json"))
+    }
+
+    @Test func `serve starts a private cluster, answers, and on SIGTERM stops it and exits cleanly`() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-serve-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = freePort()
+        let child = try ChildProcess.spawn(
+            [Self.binary, "serve", "--data-dir", directory.path, "--port", "\(port)", "--host", "127.0.0.1"],
+            environment: environment([:])
+        )
+        var status = 0
+        for _ in 0..<300 where status != 200 {
+            try await Task.sleep(for: .milliseconds(100))
+            status = await HTTPProbe.status(port: port, path: "/health/ready")
+            if child.exitStatus() != nil { break }
+        }
+        #expect(status == 200, "ready: \(child.output)")
+        let pidFile = directory.appending(path: "postgres/data/postmaster.pid")
+        #expect(FileManager.default.fileExists(atPath: pidFile.path))
+
+        // A second server on the same folder and port: the cluster is reused, the port is taken.
+        let second = try run(["serve", "--data-dir", directory.path, "--port", "\(port)", "--host", "127.0.0.1", "--log-level", "error"])
+        #expect(second.status != 0)
+        #expect(second.output.contains("already in use"), "\(second.output)")
+        #expect(FileManager.default.fileExists(atPath: pidFile.path), "the loser must not stop a cluster it did not start")
+
+        child.signal(SIGTERM)
+        let exit = child.wait()
+        #expect(exit == 0, "\(child.output)")
+        #expect(!FileManager.default.fileExists(atPath: pidFile.path), "the private cluster is stopped")
+        #expect(child.output.contains("local PostgreSQL stopped"))
+    }
+}
