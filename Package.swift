@@ -46,6 +46,7 @@ let package = Package(
             name: "EventLog",
             dependencies: [
                 "Database",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -90,6 +91,11 @@ let package = Package(
         .testTarget(
             name: "DatabaseTests",
             dependencies: ["Database", "PetstoreTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventLogTests",
+            dependencies: ["EventLog", "Database", "PetstoreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -55,10 +55,16 @@ extension DatabaseURL {
 }
 
 extension PostgresConnection {
-    /// Runs trusted SQL text (from our own files or fixed strings, never from input).
-    @discardableResult
-    package func run(trusted sql: String, logger: Logger) async throws -> PostgresRowSequence {
-        try await query(PostgresQuery(unsafeSQL: sql), logger: logger)
+    /// Runs trusted SQL text (from our own files or fixed strings, never from input) to its end.
+    /// The rows are read and dropped: a statement's error may arrive with its rows, and an unread
+    /// error would surface only as "transaction aborted" on the next statement.
+    package func run(trusted sql: String, logger: Logger) async throws {
+        try await query(PostgresQuery(unsafeSQL: sql), logger: logger).consume()
+    }
+
+    /// Runs a statement to its end, dropping its rows.
+    package func execute(_ query: PostgresQuery, logger: Logger) async throws {
+        try await self.query(query, logger: logger).consume()
     }
 }
 
@@ -73,7 +79,7 @@ struct SuperuserSession {
 
     func count(_ sql: String) async throws -> Int {
         var count = 0
-        for try await _ in try await connection.run(trusted: sql, logger: logger) { count += 1 }
+        for try await _ in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) { count += 1 }
         return count
     }
 

@@ -78,16 +78,16 @@ public struct Migrator: Sendable {
 
     public func migrate(on connection: PostgresConnection, logger: Logger) async throws -> [Migration] {
         do {
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            try await connection.execute("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
         } catch {
             throw DatabaseError(.migrationFailed, "cannot take the migration lock: \(DatabaseURL.describe(error))")
         }
         do {
             let applied = try await apply(on: connection, logger: logger)
-            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+            try await connection.execute("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
             return applied
         } catch {
-            _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+            try? await connection.execute("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
             throw error
         }
     }
@@ -111,7 +111,7 @@ public struct Migrator: Sendable {
                     for statement in SQLScript.statements(in: migration.sql) {
                         try await connection.run(trusted: statement, logger: logger)
                     }
-                    try await connection.query(
+                    try await connection.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(migration.checksum))",
                         logger: logger
                     )

@@ -26,7 +26,7 @@ import Testing
         #expect(first.startedHere)
         #expect(try await answers(first.appURL) == 42)
         try await first.ownerURL.withConnection(logger: logger) { connection in
-            try await connection.query("CREATE TABLE kept (x int)", logger: logger)
+            try await connection.execute("CREATE TABLE kept (x int)", logger: logger)
         }
 
         let second = try await cluster.start()

@@ -1,0 +1,28 @@
+/// The one error type of the event log: a code to branch on and a message safe to show.
+public struct EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// The stream is not at the version the caller expected; nothing was written.
+        case wrongExpectedVersion = "wrong_expected_version"
+        case emptyAppend = "empty_append"
+        case invalidStream = "invalid_stream"
+        case invalidEvent = "invalid_event"
+        case eventTooLarge = "event_too_large"
+        case unknownEventType = "unknown_event_type"
+        case upcastFailed = "upcast_failed"
+        case decodingFailed = "decoding_failed"
+        case storage = "storage"
+    }
+
+    public let code: Code
+    public let message: String
+    /// For `wrongExpectedVersion`: the stream's actual version (0 when it does not exist).
+    public let actualVersion: Int?
+
+    public init(_ code: Code, _ message: String, actualVersion: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.actualVersion = actualVersion
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,256 @@
+import Database
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Events to append to one stream, with the version the caller expects it at.
+public struct StreamAppend: Sendable {
+    public let stream: StreamName
+    public let expected: ExpectedVersion
+    public let events: [NewEvent]
+
+    public init(stream: StreamName, expected: ExpectedVersion, events: [NewEvent]) {
+        self.stream = stream
+        self.expected = expected
+        self.events = events
+    }
+}
+
+/// Where an append landed.
+public struct AppendResult: Sendable, Equatable {
+    public let tenant: TenantID
+    public let firstSeq: Int64
+    public let lastSeq: Int64
+    /// Each stream's version after the append, in the order the streams were given.
+    public let streamVersions: [Int]
+    public let headHash: [UInt8]
+    public let recordedAt: String
+}
+
+/// The tenant-partitioned, hash-chained event log.
+///
+/// Appends to one tenant are serialized on that tenant's head row, which makes `seq` gap-free
+/// and equal to commit order; appends to different tenants never wait on each other.
+public struct EventStore: Sendable {
+    public let client: PostgresClient
+    public let signal: AppendSignal
+    let logger: Logger
+
+    public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), logger: Logger) {
+        self.client = client
+        self.signal = signal
+        self.logger = logger
+    }
+
+    // MARK: - Append
+
+    /// Appends events to one stream atomically.
+    @discardableResult
+    public func append(
+        tenant: TenantID, stream: StreamName, expected: ExpectedVersion, events: [NewEvent], metadata: EventMetadata = .init()
+    ) async throws(EventLogError) -> AppendResult {
+        try await append(tenant: tenant, [StreamAppend(stream: stream, expected: expected, events: events)], metadata: metadata)
+    }
+
+    /// Appends to several streams of one tenant in one transaction: all or nothing.
+    @discardableResult
+    public func append(tenant: TenantID, _ appends: [StreamAppend], metadata: EventMetadata = .init()) async throws(EventLogError) -> AppendResult {
+        let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
+        let result: AppendResult
+        do {
+            result = try await client.withTransaction(logger: logger) { connection in
+                try await prepared.run(on: connection, logger: logger)
+            }
+        } catch {
+            throw Self.map(error)
+        }
+        signal.appended(tenant)
+        return result
+    }
+
+    /// Appends inside a transaction the caller already holds, for callers that write other rows
+    /// atomically with the events (idempotency records, outbox entries). The transaction must not
+    /// have entered another tenant. Call `signal.appended(_:)` after the caller commits.
+    public func append(
+        tenant: TenantID, _ appends: [StreamAppend], metadata: EventMetadata, on connection: PostgresConnection
+    ) async throws(EventLogError) -> AppendResult {
+        let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
+        do {
+            return try await prepared.run(on: connection, logger: logger)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    static func map(_ error: any Error) -> EventLogError {
+        if let error = error as? EventLogError { return error }
+        if let error = error as? PostgresTransactionError {
+            if let inner = error.closureError { return map(inner) }
+        }
+        if let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] {
+            if state == "23505" {
+                return EventLogError(.wrongExpectedVersion, "a concurrent append reached the stream first")
+            }
+            if state == "22P02" || state == "22P05" || state == "54000" {
+                return EventLogError(.invalidEvent, "the event data was refused by the database: \(DatabaseURL.describe(error))")
+            }
+        }
+        return EventLogError(.storage, "the event log could not be written or read: \(DatabaseURL.describe(error))")
+    }
+
+    // MARK: - Read
+
+    /// Up to `limit` events of a tenant's log after `seq`, in order.
+    public func read(tenant: TenantID, after seq: Int64 = 0, limit: Int = 1000) async throws(EventLogError) -> [RecordedEvent] {
+        do {
+            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+                var events: [RecordedEvent] = []
+                let rows = try await connection.execute(
+                    ReadTenantLog(tenant: tenant.rawValue, after: seq, limit: Int64(max(0, limit))), logger: logger)
+                for try await row in rows { events.append(try RecordedEvent(tenant: tenant, row: row)) }
+                return events
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// A tenant's log after `seq` as it is now, fetched a page at a time so that memory stays
+    /// flat however long the log is. Each page is its own short transaction.
+    public func events(tenant: TenantID, after seq: Int64 = 0, pageSize: Int = 1000) -> EventSequence {
+        EventSequence(store: self, tenant: tenant, after: seq, pageSize: pageSize)
+    }
+
+    /// A stream's events in version order, optionally only those recorded at or before `until`.
+    public func read(tenant: TenantID, stream: StreamName, after version: Int = 0, until: Date? = nil, limit: Int = 10_000) async throws(EventLogError) -> [RecordedEvent] {
+        let bound = until.map(Timestamps.format) ?? "infinity"
+        do {
+            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+                var events: [RecordedEvent] = []
+                let rows = try await connection.execute(
+                    ReadStream(tenant: tenant.rawValue, stream: stream, afterVersion: Int32(clamping: version), until: bound, limit: Int64(limit)),
+                    logger: logger)
+                for try await row in rows { events.append(try RecordedEvent(tenant: tenant, row: row)) }
+                return events
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// A tenant's events recorded at or before `time`, in order.
+    public func read(tenant: TenantID, until time: Date, after seq: Int64 = 0, limit: Int = 1000) async throws(EventLogError) -> [RecordedEvent] {
+        let bound = Timestamps.format(time)
+        do {
+            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+                var events: [RecordedEvent] = []
+                let rows = try await connection.query(
+                    """
+                    SELECT \(unescaped: EventColumns.list) FROM events
+                     WHERE tenant_id = \(tenant.rawValue) AND seq > \(seq) AND recorded_at <= \(bound)::timestamptz
+                     ORDER BY seq LIMIT \(limit)
+                    """, logger: logger)
+                for try await row in rows.decode(EventColumns.Row.self) { events.append(try RecordedEvent(tenant: tenant, row: row)) }
+                return events
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// Every tenant that has events, with its last seq. Platform use only: shows no event.
+    public func tenantHeads() async throws(EventLogError) -> [TenantID: Int64] {
+        do {
+            var heads: [TenantID: Int64] = [:]
+            let rows = try await client.query("SELECT tenant_id, last_seq FROM tenant_log_heads()", logger: logger)
+            for try await (tenant, last) in rows.decode((UUID, Int64).self) { heads[TenantID(tenant)] = last }
+            return heads
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// The next events across all tenants, for platform readers (analytics, exports).
+    ///
+    /// The position is a cursor per tenant, never a global sequence or a time: an event that
+    /// commits late is still after its tenant's cursor, so it is never skipped. Each tenant is
+    /// read under its own tenant setting; row-level security stays on.
+    public func readAll(after cursors: [TenantID: Int64], limitPerTenant: Int = 500) async throws(EventLogError) -> [TenantID: [RecordedEvent]] {
+        var result: [TenantID: [RecordedEvent]] = [:]
+        for (tenant, last) in try await tenantHeads().sorted(by: { $0.key < $1.key }) where last > cursors[tenant, default: 0] {
+            let events = try await read(tenant: tenant, after: cursors[tenant, default: 0], limit: limitPerTenant)
+            if !events.isEmpty { result[tenant] = events }
+        }
+        return result
+    }
+
+    /// Creates a partition of its own for a tenant that has no events yet.
+    public func createDedicatedPartition(for tenant: TenantID) async throws(EventLogError) -> String {
+        do {
+            let rows = try await client.query("SELECT create_tenant_partition(\(tenant.rawValue))", logger: logger)
+            return try await rows.collect().first?.decode(String.self) ?? ""
+        } catch {
+            throw Self.map(error)
+        }
+    }
+}
+
+/// A tenant's log read a page at a time.
+public struct EventSequence: AsyncSequence, Sendable {
+    public typealias Element = RecordedEvent
+
+    let store: EventStore
+    let tenant: TenantID
+    let after: Int64
+    let pageSize: Int
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let sequence: EventSequence
+        var position: Int64
+        var buffer: [RecordedEvent] = []
+        var bufferIndex = 0
+        var exhausted = false
+
+        public mutating func next() async throws(EventLogError) -> RecordedEvent? {
+            if bufferIndex == buffer.count {
+                guard !exhausted else { return nil }
+                buffer = try await sequence.store.read(tenant: sequence.tenant, after: position, limit: sequence.pageSize)
+                bufferIndex = 0
+                exhausted = buffer.count < sequence.pageSize
+                guard !buffer.isEmpty else { return nil }
+            }
+            let event = buffer[bufferIndex]
+            bufferIndex += 1
+            position = event.seq
+            return event
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(sequence: self, position: after)
+    }
+}
+
+extension RecordedEvent {
+    init(tenant: TenantID, row: EventColumns.Row) throws(EventLogError) {
+        let (seq, streamType, streamID, streamVersion, type, schemaVersion, data, metadata, recordedAt, prevHash, hash) = row
+        do {
+            self.init(
+                tenant: tenant, seq: seq, stream: try StreamName(type: streamType, id: streamID),
+                streamVersion: Int(streamVersion), type: type, schemaVersion: Int(schemaVersion),
+                data: try CanonicalJSON.parse(Array(data.utf8)), metadataJSON: try CanonicalJSON.parse(Array(metadata.utf8)),
+                recordedAtText: recordedAt, prevHash: Array(buffer: prevHash), hash: Array(buffer: hash)
+            )
+        } catch let error as EventLogError {
+            throw error
+        } catch {
+            throw EventLogError(.decodingFailed, "stored event \(seq) of tenant \(tenant) does not parse: \(error)")
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    init(buffer: ByteBuffer) {
+        self = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// A typed event: its name in the log and the version of its JSON shape.
+///
+/// Bump `schemaVersion` when the shape changes, and register an `Upcaster` from the old version,
+/// so stored events keep reading as the current type.
+public protocol EventPayload: Codable, Sendable {
+    static var eventType: String { get }
+    static var schemaVersion: Int { get }
+}
+
+/// An event to append: its type, shape version and data (a JSON object).
+public struct NewEvent: Sendable, Equatable {
+    public let type: String
+    public let schemaVersion: Int
+    public let data: JSONValue
+
+    /// The most data one event may carry, in canonical JSON bytes.
+    public static let maximumDataSize = 1 << 20
+
+    public init(type: String, schemaVersion: Int = 1, data: JSONValue) {
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.data = data
+    }
+
+    /// Encodes a typed event (snake_case keys, ISO 8601 dates).
+    public init<Payload: EventPayload>(_ payload: Payload) throws(EventLogError) {
+        let data: Data
+        do {
+            data = try EventCoding.encoder.encode(payload)
+        } catch {
+            throw EventLogError(.invalidEvent, "\(Payload.eventType) does not encode as JSON: \(error)")
+        }
+        let value: JSONValue
+        do {
+            value = try CanonicalJSON.parse(data)
+        } catch {
+            throw EventLogError(.invalidEvent, "\(Payload.eventType) does not encode as JSON: \(error)")
+        }
+        self.init(type: Payload.eventType, schemaVersion: Payload.schemaVersion, data: value)
+    }
+}
+
+/// An event as stored: where it sits in the tenant's log and its stream, and its place in the chain.
+public struct RecordedEvent: Sendable, Equatable {
+    public let tenant: TenantID
+    public let seq: Int64
+    public let stream: StreamName
+    public let streamVersion: Int
+    public let type: String
+    public let schemaVersion: Int
+    public let data: JSONValue
+    public let metadataJSON: JSONValue
+    /// RFC 3339 UTC with microseconds, exactly as hashed.
+    public let recordedAtText: String
+    public let prevHash: [UInt8]
+    public let hash: [UInt8]
+
+    public var metadata: EventMetadata { EventMetadata(json: metadataJSON) }
+
+    public var recordedAt: Date { Timestamps.parse(recordedAtText) ?? .distantPast }
+
+    /// The bytes this event's hash covers; see `CanonicalEvent`.
+    public var canonicalBytes: [UInt8] {
+        CanonicalEvent.bytes(
+            tenant: tenant, seq: seq, stream: stream, streamVersion: streamVersion, type: type,
+            schemaVersion: schemaVersion, data: data, metadata: metadataJSON, recordedAt: recordedAtText
+        )
+    }
+}
+
+public enum EventCoding {
+    public static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamps.format(date))
+        }
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = Timestamps.parse(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an RFC 3339 time: \(text)"))
+            }
+            return date
+        }
+        return decoder
+    }()
+}
+
+/// RFC 3339 UTC times with microseconds, the form the log stores and hashes.
+public enum Timestamps {
+    public static func format(_ date: Date) -> String {
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        return format(microseconds: micros)
+    }
+
+    public static func format(microseconds: Int64) -> String {
+        var seconds = micros(floorDiv: microseconds)
+        let fraction = microseconds - seconds * 1_000_000
+        let days = floorDiv(seconds, 86_400)
+        seconds -= days * 86_400
+        let (year, month, day) = civil(fromDays: days)
+        let text = String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ",
+                          year, month, day, seconds / 3600, seconds % 3600 / 60, seconds % 60, fraction)
+        return text
+    }
+
+    private static func micros(floorDiv value: Int64) -> Int64 { floorDiv(value, 1_000_000) }
+
+    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        a >= 0 ? a / b : -((-a + b - 1) / b)
+    }
+
+    /// Howard Hinnant's days-to-civil: exact for every day of the proleptic Gregorian calendar.
+    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// Parses RFC 3339 (`Z` or an offset, optional fraction up to nanoseconds).
+    public static func parse(_ text: String) -> Date? {
+        let strategies: [Date.ISO8601FormatStyle] = [
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .colon),
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .colon),
+        ]
+        for strategy in strategies {
+            if let date = try? strategy.parse(text) { return date }
+        }
+        return nil
+    }
+}
