@@ -93,6 +93,7 @@ let package = Package(
             dependencies: ["Database", "PetstoreTesting"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EventLogTests",
             dependencies: ["EventLog", "Database", "PetstoreTesting"],

@@ -1,25 +1,87 @@
 import Database
+import EventLog
+import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import ServiceLifecycle
+import Tenancy
+
+/// Everything the HTTP layer needs, built once per process.
+public struct AppDependencies: Sendable {
+    public let client: PostgresClient
+    public let store: EventStore
+    public let catalog: Catalog
+    public let authenticator: Authenticator
+    public let securityLog: SecurityLog
+    public let provisioner: Provisioner
+    public let migrator: Migrator
+    public let resolver: TenantResolver
+    public let logger: Logger
+
+    public init(
+        client: PostgresClient, migrator: Migrator, resolver: TenantResolver = TenantResolver(),
+        catalogCacheTTL: Duration = .seconds(2), keyCacheTTL: Duration = .seconds(5), securityFlushInterval: Duration = .milliseconds(50),
+        logger: Logger
+    ) {
+        let store = EventStore(client: client, logger: logger)
+        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
+        self.client = client
+        self.store = store
+        self.catalog = catalog
+        self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
+        self.securityLog = SecurityLog(client: client, store: store, interval: securityFlushInterval, logger: logger)
+        self.provisioner = Provisioner(catalog: catalog, logger: logger)
+        self.migrator = migrator
+        self.resolver = resolver
+        self.logger = logger
+    }
+
+    /// The background services besides the HTTP server and the database client, in start order.
+    public func backgroundServices(outboxDirectory: URL) -> [any Service] {
+        [
+            NotificationRelay(client: client, signal: store.signal, logger: logger),
+            securityLog,
+            OutboxDispatcher(client: client, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
+        ]
+    }
+}
 
 /// Builds the HTTP application: the router with its middleware and routes.
 ///
 /// The caller runs the returned application inside a `ServiceGroup` after the database client,
 /// so that on SIGTERM the HTTP server stops first and in-flight requests still reach the database.
 public enum ApplicationBuilder {
-    public static func router(client: PostgresClient, migrator: Migrator, configuration: ServerConfiguration) -> Router<AppRequestContext> {
+    public static func router(_ dependencies: AppDependencies, configuration: ServerConfiguration) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ProblemMiddleware())
-        HealthRoutes(client: client, migrator: migrator, timeout: configuration.readinessTimeout).register(on: router)
+        HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout).register(on: router)
+
+        let admin = router.group("/api/admin")
+            .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
+            .group(context: PlatformRequestContext.self)
+        AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner).register(on: admin)
+        SecurityEventRoutes(client: dependencies.client).register(on: admin)
+
+        let tenant = router.group("/api")
+            .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
+                                                    securityLog: dependencies.securityLog))
+            .group(context: TenantRequestContext.self)
+        TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator).register(on: tenant)
         return router
     }
 
+    /// The router behind tenant resolution: what the server and in-process tests run.
+    public static func responder(_ dependencies: AppDependencies, configuration: ServerConfiguration) -> some HTTPResponder<AppRequestContext> {
+        TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder())
+    }
+
     public static func application(
-        client: PostgresClient, migrator: Migrator, configuration: ServerConfiguration, logger: Logger
-    ) -> some ApplicationProtocol {
+        _ dependencies: AppDependencies, configuration: ServerConfiguration, logger: Logger
+    ) -> Application<TenantResolvingResponder<RouterResponder<AppRequestContext>>> {
         Application(
-            router: router(client: client, migrator: migrator, configuration: configuration),
+            responder: TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder()),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "petstore"),
             logger: logger
         )

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import ServiceLifecycle
+import Tenancy
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,9 +41,35 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    @Option(name: .customLong("base-domain"), help: "Domain under which {tenant}.<domain> names a tenant. (env: BASE_DOMAIN, default: petstore.localhost)")
+    var baseDomain: String?
+
+    @Option(name: .customLong("tenant-resolution"), help: "Comma-separated strategies: subdomain, path, header. (env: TENANT_RESOLUTION, default: all three)")
+    var tenantResolution: String?
+
+    func resolver() throws -> TenantResolver {
+        let names = (tenantResolution ?? CommonOptions.environment["TENANT_RESOLUTION"] ?? "subdomain,path,header")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        var strategies: TenantResolver.Strategies = []
+        for name in names {
+            switch name {
+            case "subdomain": strategies.insert(.subdomain)
+            case "path": strategies.insert(.path)
+            case "header": strategies.insert(.header)
+            default: throw ValidationError("tenant resolution strategies are subdomain, path and header, not '\(name)'")
+            }
+        }
+        let domain = baseDomain ?? CommonOptions.environment["BASE_DOMAIN"] ?? "petstore.localhost"
+        guard !domain.isEmpty, domain.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }) else {
+            throw ValidationError("base domain must be a host name such as petstore.localhost")
+        }
+        return TenantResolver(strategies: strategies, baseDomain: domain)
+    }
+
     func validate() throws {
         _ = try resolvedPort
         _ = try resolvedPoolSize
+        _ = try resolver()
     }
 
     func run() async throws {
@@ -58,10 +85,15 @@ struct Serve: AsyncParsableCommand {
             configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize),
             backgroundLogger: logger
         )
-        let application = ApplicationBuilder.application(client: client, migrator: migrator, configuration: configuration, logger: logger)
+        let dependencies = AppDependencies(client: client, migrator: migrator, resolver: try resolver(), logger: logger)
+        var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
+        application.beforeServerStarts {
+            try await dependencies.provisioner.resumeAll()
+        }
+        let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: client), .init(service: application)],
+                services: [.init(service: client)] + background.map { .init(service: $0) } + [.init(service: application)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

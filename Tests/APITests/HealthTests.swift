@@ -14,7 +14,7 @@ import Testing
     func withApp(_ url: DatabaseURL, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: 2), backgroundLogger: logger)
         let router = ApplicationBuilder.router(
-            client: client, migrator: try Migrator(), configuration: ServerConfiguration(readinessTimeout: .seconds(2))
+            AppDependencies(client: client, migrator: try Migrator(), logger: logger), configuration: ServerConfiguration(readinessTimeout: .seconds(2))
         )
         let application = Application(router: router, services: [client], logger: logger)
         try await application.test(.router, body)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Tenancy
 
 /// An RFC 9457 problem detail, the body of every error response.
 ///
@@ -43,6 +44,32 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
 
     public static func badRequest(_ detail: String, errors: [FieldError]? = nil) -> Problem {
         Problem(type: typeBase + "bad-request", title: "Bad Request", status: .badRequest, detail: detail, errors: errors)
+    }
+
+    /// Missing, malformed, unknown or revoked key: the same answer for each, so a caller cannot
+    /// tell which (nor whether the tenant exists).
+    public static func unauthorized() -> Problem {
+        Problem(type: typeBase + "unauthorized", title: "Unauthorized", status: .unauthorized,
+                detail: "A valid API key is required: send Authorization: Bearer <key>.",
+                headers: [.wwwAuthenticate: "Bearer realm=\"petstore\""])
+    }
+
+    public static func forbidden(role: Principal.Role) -> Problem {
+        Problem(type: typeBase + "forbidden", title: "Forbidden", status: .forbidden,
+                detail: "The \(role.rawValue) role may not do this.")
+    }
+
+    public static func tenantSuspended() -> Problem {
+        Problem(type: typeBase + "tenant-suspended", title: "Tenant Suspended", status: .forbidden,
+                detail: "This tenant is suspended; its data cannot be used until it is reactivated.")
+    }
+
+    public static func validation(_ detail: String, errors: [FieldError]) -> Problem {
+        Problem(type: typeBase + "validation", title: "Unprocessable Content", status: .unprocessableContent, detail: detail, errors: errors)
+    }
+
+    public static func conflict(_ detail: String) -> Problem {
+        Problem(type: typeBase + "conflict", title: "Conflict", status: .conflict, detail: detail)
     }
 
     public static func methodNotAllowed() -> Problem {

@@ -1,0 +1,152 @@
+import Domain
+import EventLog
+import Foundation
+import Hummingbird
+import Logging
+import Tenancy
+
+/// `/api/admin/tenants`: onboarding, listing, plan and status changes, offboarding.
+struct AdminTenantRoutes {
+    let catalog: Catalog
+    let provisioner: Provisioner
+
+    struct TenantBody: Encodable {
+        let id: String
+        let slug: String
+        let name: String
+        let plan: String
+        let status: String
+        let placement: String
+        let createdAt: Date
+        let updatedAt: Date
+        let removalScheduledAt: Date?
+
+        init(_ record: TenantRecord) {
+            id = record.id.description
+            slug = record.slug
+            name = record.name
+            plan = record.plan.rawValue
+            status = record.status.rawValue
+            placement = record.placement.rawValue
+            createdAt = record.createdAt
+            updatedAt = record.updatedAt
+            removalScheduledAt = record.removalScheduledAt
+        }
+    }
+
+    struct Created: Encodable {
+        let tenant: TenantBody
+        let adminApiKey: String?
+    }
+
+    struct Page: Encodable {
+        let items: [TenantBody]
+        let nextCursor: String?
+    }
+
+    func register(on group: RouterGroup<PlatformRequestContext>) {
+        group.post("/tenants") { request, context in try await create(request, context) }
+        group.get("/tenants") { request, _ in try await list(request) }
+        group.get("/tenants/{slug}") { _, context in try JSONResponse.make(TenantBody(try await tenant(context))) }
+        group.patch("/tenants/{slug}") { request, context in try await update(request, context) }
+        group.delete("/tenants/{slug}") { _, context in try await offboard(context) }
+    }
+
+    func metadata(_ context: PlatformRequestContext) -> EventMetadata {
+        EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
+    }
+
+    func create(_ request: Request, _ context: PlatformRequestContext) async throws -> Response {
+        var body = try await JSONBody.read(request, context: context, allowed: ["slug", "name", "plan", "placement", "admin_email"])
+        let slug = body.string("slug", required: true)
+        let name = body.string("name", required: true)
+        let plan = body.string("plan", required: true)
+        let placement = body.string("placement")
+        let adminEmail = body.string("admin_email")
+        try body.finish()
+        guard let slug, let name, let plan else { throw Problem.badRequest("slug, name and plan are required") }
+
+        var problems = Tenant.validateSlug(slug).map { Problem.FieldError(field: $0.field, message: $0.message) }
+        let chosenPlan = Plan(rawValue: plan)
+        if chosenPlan == nil { problems.append(.init(field: "plan", message: "must be one of \(Plan.allCases.map(\.rawValue).joined(separator: ", "))")) }
+        let chosenPlacement = placement.map { Placement(rawValue: $0) }
+        if case .some(nil) = chosenPlacement { problems.append(.init(field: "placement", message: "must be shared, schema or database")) }
+        guard problems.isEmpty, let chosenPlan else { throw Problem.validation("The tenant cannot be created as asked.", errors: problems) }
+
+        let record = try await mapping { try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context)) }
+        let key = try await provisioner.provision(record, adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
+        let current = try await catalog.tenant(id: record.id) ?? record
+        return try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: key?.value), status: .created,
+                                     headers: [.location: "/api/admin/tenants/\(slug)"])
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let limit = try Pagination.limit(request, default: 50, maximum: 200)
+        let cursor = try Pagination.cursor(request)
+        let records = try await mapping { try await catalog.tenants(after: cursor, limit: limit + 1) }
+        let page = Array(records.prefix(limit))
+        let next = records.count > limit ? page.last.map { Pagination.encode($0.slug) } : nil
+        return try JSONResponse.make(Page(items: page.map(TenantBody.init), nextCursor: next))
+    }
+
+    func tenant(_ context: PlatformRequestContext) async throws -> TenantRecord {
+        let slug = try context.parameters.require("slug")
+        guard let record = try await mapping({ try await catalog.tenant(slug: slug) }) else { throw Problem.notFound() }
+        return record
+    }
+
+    func update(_ request: Request, _ context: PlatformRequestContext) async throws -> Response {
+        let record = try await tenant(context)
+        var body = try await JSONBody.read(request, context: context, allowed: ["plan", "status", "name"])
+        let plan = body.string("plan")
+        let status = body.string("status")
+        _ = body.string("name")
+        try body.finish()
+        if body.has("name") {
+            throw Problem.validation("The tenant cannot be changed as asked.", errors: [.init(field: "name", message: "cannot be changed")])
+        }
+        var problems: [Problem.FieldError] = []
+        let newPlan = plan.map { Plan(rawValue: $0) }
+        if case .some(nil) = newPlan { problems.append(.init(field: "plan", message: "must be one of \(Plan.allCases.map(\.rawValue).joined(separator: ", "))")) }
+        if let status, !["active", "suspended"].contains(status) { problems.append(.init(field: "status", message: "must be active or suspended")) }
+        guard problems.isEmpty else { throw Problem.validation("The tenant cannot be changed as asked.", errors: problems) }
+
+        let now = Date()
+        if let newPlan = newPlan ?? nil {
+            try await mapping { try await catalog.execute(.changePlan(newPlan, at: now), on: record.id, metadata: metadata(context)) }
+        }
+        if status == "suspended" {
+            try await mapping { try await catalog.execute(.suspend(reason: nil, at: now), on: record.id, metadata: metadata(context)) }
+        } else if status == "active" {
+            try await mapping { try await catalog.execute(.reactivate(at: now), on: record.id, metadata: metadata(context)) }
+        }
+        catalog.invalidate(slug: record.slug)
+        return try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record))
+    }
+
+    /// Offboarding suspends at once and schedules removal; nothing is exported or deleted yet.
+    func offboard(_ context: PlatformRequestContext) async throws -> Response {
+        let record = try await tenant(context)
+        try await mapping { try await catalog.execute(.requestOffboarding(at: Date()), on: record.id, metadata: metadata(context)) }
+        catalog.invalidate(slug: record.slug)
+        return try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record), status: .accepted)
+    }
+}
+
+/// Tenancy's errors in HTTP terms.
+@discardableResult
+func mapping<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as TenancyError {
+        let errors = error.fieldErrors.map { Problem.FieldError(field: $0.field, message: $0.message) }
+        switch error.code {
+        case .notFound: throw Problem.notFound()
+        case .slugTaken: throw Problem.conflict("That slug is taken.")
+        case .invalid: throw Problem.validation(error.message, errors: errors)
+        case .conflict: throw Problem.conflict(error.message)
+        case .unavailable: throw Problem.conflict(error.message)
+        case .storage: throw error
+        }
+    }
+}

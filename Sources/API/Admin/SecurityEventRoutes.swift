@@ -1,0 +1,56 @@
+import Database
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// `GET /api/admin/security-events`: the platform security log, newest first.
+struct SecurityEventRoutes {
+    let client: PostgresClient
+
+    struct Item: Encodable {
+        let id: Int64
+        let kind: String
+        let windowStart: Date
+        let firstSeen: Date
+        let lastSeen: Date
+        let attempts: Int
+        let actorTenant: String?
+        let actorKey: String?
+        let targetTenant: String?
+        let targetSlug: String?
+        let method: String
+        let route: String
+        let clientAddress: String?
+        let requestId: String?
+    }
+
+    struct Page: Encodable {
+        let items: [Item]
+        let nextCursor: String?
+    }
+
+    func register(on group: RouterGroup<PlatformRequestContext>) {
+        group.get("/security-events") { request, context in
+            let limit = try Pagination.limit(request, default: 50, maximum: 500)
+            let before = try Pagination.cursor(request).map { cursor -> Int64 in
+                guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }
+                return id
+            } ?? Int64.max
+            let rows = try await client.query("""
+                SELECT id, kind, window_start, first_seen, last_seen, attempts, actor_tenant, actor_key, target_tenant, target_slug,
+                       method, route, client_address, request_id
+                  FROM security_events WHERE id < \(before) ORDER BY id DESC LIMIT \(limit + 1)
+                """, logger: context.logger)
+            var items: [Item] = []
+            for try await row in rows.decode((Int64, String, Date, Date, Date, Int, UUID?, UUID?, UUID?, String?, String, String, String?, String?).self) {
+                items.append(Item(id: row.0, kind: row.1, windowStart: row.2, firstSeen: row.3, lastSeen: row.4, attempts: row.5,
+                                  actorTenant: row.6?.uuidString.lowercased(), actorKey: row.7?.uuidString.lowercased(),
+                                  targetTenant: row.8?.uuidString.lowercased(), targetSlug: row.9, method: row.10, route: row.11,
+                                  clientAddress: row.12, requestId: row.13))
+            }
+            let page = Array(items.prefix(limit))
+            return try JSONResponse.make(Page(items: page, nextCursor: items.count > limit ? page.last.map { Pagination.encode(String($0.id)) } : nil))
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+import Projectors
+import Tenancy
+
+/// Takes a created tenant to serving, in recorded steps.
+///
+/// Each step checks its record in `tenant_provisioning` and writes it in the same transaction
+/// as its effect, so running the provisioner again (after a crash, or on the next start) does
+/// each step once and resumes where it stopped.
+public struct Provisioner: Sendable {
+    public enum Step: String, Sendable, CaseIterable {
+        case placement, migrated, admin, samplePet = "sample_pet", defaultConfig = "default_config", welcome
+    }
+
+    let catalog: Catalog
+    let logger: Logger
+    /// For tests: called before each step; throwing stops provisioning there, as a crash would.
+    let beforeStep: @Sendable (Step) throws -> Void
+
+    public init(catalog: Catalog, logger: Logger, beforeStep: @escaping @Sendable (Step) throws -> Void = { _ in }) {
+        self.catalog = catalog
+        self.logger = logger
+        self.beforeStep = beforeStep
+    }
+
+    /// Runs the steps not yet done. Returns the first admin's key when this run created it.
+    @discardableResult
+    public func provision(_ tenant: TenantRecord, adminEmail: String, metadata: EventMetadata) async throws -> APIKey? {
+        let done = try await completedSteps(tenant)
+        let handle = catalog.handle(for: tenant)
+        var adminKey: APIKey?
+        for step in Step.allCases where !done.contains(step) {
+            try beforeStep(step)
+            switch step {
+            case .placement:
+                if tenant.placement != .shared {
+                    try await catalog.client.query("SELECT provision_tenant_schema(\(tenant.id.rawValue))", logger: logger).consume()
+                }
+                try await record(step, for: tenant)
+            case .migrated:
+                // The shared tables are migrated with the control plane; a schema of its own gets
+                // its read-model tables from the projections when they first run for it.
+                try await record(step, for: tenant)
+            case .admin:
+                // The user and key commit before the step record; after a crash in between, the
+                // admin exists and only the record is missing.
+                let state = try await catalog.state(of: tenant.id).state
+                if state?.users.values.contains(where: { $0.role == .admin }) != true {
+                    let (_, key) = try await catalog.addUserWithKey(tenant: tenant.id, email: adminEmail, role: .admin, metadata: metadata)
+                    adminKey = key
+                }
+                try await record(step, for: tenant)
+            case .samplePet:
+                let runner = PetCommands.runner(logger: logger)
+                let id = UUID(), now = Date()
+                _ = try await runner.run(handle, id: id, metadata: metadata, alongside: { try await Self.record(step, for: tenant, on: $0, logger: logger) }) { _ in
+                    .register(id: id, name: "Biscuit", species: "dog", breed: "Beagle", microchipID: nil, at: now)
+                }
+            case .defaultConfig:
+                let runner = ConfigCommands.runner(logger: logger)
+                let now = Date()
+                let outcome = try await runner.run(handle, id: tenant.id.rawValue, metadata: metadata,
+                                                   alongside: { try await Self.record(step, for: tenant, on: $0, logger: logger) }) { _ in
+                    .set(key: "include_deleted_pets", value: .bool(false), at: now)
+                }
+                if outcome.events.isEmpty { try await record(step, for: tenant) }
+            case .welcome:
+                let payload = #"{"tenant":"\#(tenant.slug)","to":"\#(adminEmail)","subject":"Welcome to Petstore"}"#
+                try await handle.withTransaction(logger: logger) { connection in
+                    try await connection.execute("""
+                        INSERT INTO outbox (tenant_id, kind, payload) VALUES (\(tenant.id.rawValue), 'welcome', \(payload)::jsonb)
+                        ON CONFLICT DO NOTHING
+                        """, logger: logger)
+                    try await Self.record(step, for: tenant, on: connection, logger: logger)
+                }
+            }
+        }
+        try await catalog.activate(tenant)
+        return adminKey
+    }
+
+    /// Finishes every tenant left half-provisioned, e.g. by a crash. Run at start-up; a tenant
+    /// that still fails stays in `provisioning` (not served) and is logged, and the rest go on.
+    public func resumeAll() async throws {
+        for tenant in try await catalog.tenants(limit: 10_000) where tenant.status == .provisioning {
+            logger.notice("resuming provisioning", metadata: ["tenant": "\(tenant.slug)"])
+            do {
+                try await provision(tenant, adminEmail: "admin@\(tenant.slug).invalid", metadata: EventMetadata(actor: "system:provisioner"))
+            } catch {
+                logger.error("provisioning could not be resumed", metadata: ["tenant": "\(tenant.slug)", "error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+
+    func completedSteps(_ tenant: TenantRecord) async throws -> Set<Step> {
+        try await catalog.client.withTenantTransaction(tenant.id.rawValue, logger: logger) { connection in
+            var steps = Set<Step>()
+            let rows = try await connection.query("SELECT step FROM tenant_provisioning WHERE tenant_id = \(tenant.id.rawValue)", logger: logger)
+            for try await step in rows.decode(String.self) { if let step = Step(rawValue: step) { steps.insert(step) } }
+            return steps
+        }
+    }
+
+    func record(_ step: Step, for tenant: TenantRecord) async throws {
+        try await catalog.client.withTenantTransaction(tenant.id.rawValue, logger: logger) { connection in
+            try await Self.record(step, for: tenant, on: connection, logger: logger)
+        }
+    }
+
+    static func record(_ step: Step, for tenant: TenantRecord, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.execute("""
+            INSERT INTO tenant_provisioning (tenant_id, step) VALUES (\(tenant.id.rawValue), \(step.rawValue)) ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+}

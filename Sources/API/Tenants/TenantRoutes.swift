@@ -1,0 +1,94 @@
+import Domain
+import EventLog
+import Foundation
+import Hummingbird
+import Tenancy
+
+/// The caller's own tenant: `GET /api/tenant`, its users and keys.
+struct TenantRoutes {
+    let catalog: Catalog
+    let authenticator: Authenticator
+
+    struct UserBody: Encodable {
+        let id: String
+        let email: String
+        let role: String
+    }
+
+    struct KeyBody: Encodable {
+        let id: String
+        let prefix: String
+        let userId: String
+        let role: String
+        let revoked: Bool
+    }
+
+    struct IssuedKey: Encodable {
+        let id: String
+        let prefix: String
+        let apiKey: String
+    }
+
+    func register(on group: RouterGroup<TenantRequestContext>) {
+        group.get("/tenant") { _, context in
+            try context.require([.admin, .member, .auditor])
+            return try JSONResponse.make(AdminTenantRoutes.TenantBody(context.tenant))
+        }
+        group.get("/users") { _, context in
+            try context.require([.admin])
+            let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
+            let users = (state?.users.values.sorted { $0.email < $1.email } ?? []).map {
+                UserBody(id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue)
+            }
+            return try JSONResponse.make(["items": users])
+        }
+        group.get("/keys") { _, context in
+            try context.require([.admin])
+            let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
+            let keys = (state?.apiKeys.values.sorted { $0.prefix < $1.prefix } ?? []).map {
+                KeyBody(id: $0.id.uuidString.lowercased(), prefix: $0.prefix, userId: $0.userID.uuidString.lowercased(),
+                        role: $0.role.rawValue, revoked: $0.revoked)
+            }
+            return try JSONResponse.make(["items": keys])
+        }
+        group.post("/keys") { request, context in try await issue(request, context) }
+        group.delete("/keys/{id}") { _, context in try await revoke(context) }
+    }
+
+    func metadata(_ context: TenantRequestContext) -> EventMetadata {
+        EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
+    }
+
+    /// `POST /api/keys {"email", "role"}`: adds the user if new and issues them a key, shown once.
+    func issue(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        try context.require([.admin])
+        var body = try await JSONBody.read(request, context: context, allowed: ["email", "role"])
+        let email = body.string("email", required: true)
+        let roleName = body.string("role", required: true)
+        try body.finish()
+        guard let email, let roleName else { throw Problem.badRequest("email and role are required") }
+        guard let role = Role(rawValue: roleName) else {
+            throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "must be admin, member or auditor")])
+        }
+        let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
+        let key: APIKey
+        if let user = state?.user(withEmail: email.lowercased()) {
+            guard user.role == role else {
+                throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "the user has role \(user.role.rawValue)")])
+            }
+            key = try await mapping { try await catalog.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context)) }
+        } else {
+            key = try await mapping { try await catalog.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context)).key }
+        }
+        let issued = try await mapping { try await catalog.keyOwner(prefix: key.prefix) }
+        return try JSONResponse.make(IssuedKey(id: issued?.keyID.uuidString.lowercased() ?? "", prefix: key.prefix, apiKey: key.value), status: .created)
+    }
+
+    func revoke(_ context: TenantRequestContext) async throws -> Response {
+        try context.require([.admin])
+        guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
+        try await mapping { try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) }
+        authenticator.invalidate()
+        return Response(status: .noContent)
+    }
+}

@@ -1,0 +1,16 @@
+import Foundation
+
+/// What the platform or a tenant admin can ask of a tenant.
+public enum TenantCommand: Sendable, Equatable {
+    /// `placement` nil means the plan's default.
+    case create(id: UUID, slug: String, name: String, plan: Plan, placement: Placement?, at: Date)
+    case changePlan(Plan, at: Date)
+    case suspend(reason: String?, at: Date)
+    /// Ends a suspension or cancels offboarding.
+    case reactivate(at: Date)
+    case addUser(id: UUID, email: String, role: Role, at: Date)
+    /// `prefix` is the visible start of a key whose secret `Tenancy` generated and keeps.
+    case issueApiKey(id: UUID, prefix: String, userID: UUID, role: Role, at: Date)
+    case revokeApiKey(id: UUID, at: Date)
+    case requestOffboarding(at: Date)
+}

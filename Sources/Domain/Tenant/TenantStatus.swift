@@ -1,0 +1,8 @@
+/// Whether a tenant is served.
+public enum TenantStatus: String, Sendable, Codable, CaseIterable {
+    case active
+    /// Refused service for now, with its data kept.
+    case suspended
+    /// Leaving: only reactivation (which cancels it) is still accepted.
+    case offboarding
+}

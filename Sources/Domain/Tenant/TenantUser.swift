@@ -1,0 +1,15 @@
+import Foundation
+
+/// A person who belongs to a tenant.
+public struct TenantUser: Sendable, Equatable, Codable {
+    public var id: UUID
+    /// Lowercased, and unique within the tenant.
+    public var email: String
+    public var role: Role
+
+    public init(id: UUID, email: String, role: Role) {
+        self.id = id
+        self.email = email
+        self.role = role
+    }
+}

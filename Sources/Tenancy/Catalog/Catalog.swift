@@ -1,0 +1,317 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The tenant catalog: who the tenants are, where their data lives, their users and keys.
+///
+/// Every change is decided by the `Tenant` decider from the tenant's own stream, written to the
+/// catalog tables and appended to the tenant's log in one transaction, so auditors see each one.
+/// Lookups by slug are cached for `cacheTTL`; changes made through this catalog clear the cache
+/// at once, and other processes see them within the TTL.
+public final class Catalog: Sendable {
+    public let client: PostgresClient
+    public let store: EventStore
+    let logger: Logger
+    let cacheTTL: Duration
+    /// Whether tenants may be placed in a database of their own; until then `database`
+    /// requests (and the enterprise default) get a schema of their own instead.
+    public let databasePlacementAvailable: Bool
+    private let cache = Mutex<[String: (record: TenantRecord?, expires: ContinuousClock.Instant)]>([:])
+
+    public init(client: PostgresClient, store: EventStore, cacheTTL: Duration = .seconds(2),
+                databasePlacementAvailable: Bool = false, logger: Logger) {
+        self.client = client
+        self.store = store
+        self.cacheTTL = cacheTTL
+        self.databasePlacementAvailable = databasePlacementAvailable
+        self.logger = logger
+    }
+
+    public static let tenantStreamType = "tenant"
+
+    // MARK: - Lookups
+
+    /// The tenant with this slug, or nil.
+    public func tenant(slug: String) async throws(TenancyError) -> TenantRecord? {
+        let now = ContinuousClock.now
+        if let cached = cache.withLock({ $0[slug] }), cached.expires > now { return cached.record }
+        let record = try await fetch("SELECT \(unescaped: Self.columns) FROM tenants WHERE slug = \(slug)").first
+        cache.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll(keepingCapacity: true) }
+            cache[slug] = (record, now + cacheTTL)
+        }
+        return record
+    }
+
+    public func tenant(id: TenantID) async throws(TenancyError) -> TenantRecord? {
+        try await fetch("SELECT \(unescaped: Self.columns) FROM tenants WHERE id = \(id.rawValue)").first
+    }
+
+    /// Tenants in slug order, after `slug` when paging.
+    public func tenants(after slug: String? = nil, limit: Int = 100) async throws(TenancyError) -> [TenantRecord] {
+        try await fetch("SELECT \(unescaped: Self.columns) FROM tenants WHERE slug > \(slug ?? "") ORDER BY slug LIMIT \(limit)")
+    }
+
+    public func invalidate(slug: String) {
+        _ = cache.withLock { $0.removeValue(forKey: slug) }
+    }
+
+    /// Where to reach a tenant's data.
+    public func handle(for tenant: TenantRecord) -> TenantHandle {
+        TenantHandle(tenant: tenant, client: client, store: store, schema: tenant.placement == .shared ? nil : tenant.location)
+    }
+
+    /// The tenant's state as its own events tell it, with the stream version.
+    public func state(of tenant: TenantID) async throws(TenancyError) -> (state: TenantState?, version: Int) {
+        do {
+            let stream = try StreamName(type: Self.tenantStreamType, id: tenant.rawValue)
+            let events = try await store.read(tenant: tenant, stream: stream)
+            let decoded = try events.map { event throws(EventLogError) in try TenantEventCoding.decode(event) }
+            return (Tenant.fold(decoded), events.last?.streamVersion ?? 0)
+        } catch {
+            throw TenancyError(.storage, "the tenant's history could not be read: \(error.message)")
+        }
+    }
+
+    // MARK: - Changes
+
+    /// Creates a tenant in status `provisioning`. A taken slug is `slugTaken`, whatever the race.
+    public func create(
+        slug: String, name: String, plan: Plan, placement: Placement? = nil, metadata: EventMetadata, at: Date = Date()
+    ) async throws(TenancyError) -> TenantRecord {
+        var chosen = placement ?? plan.defaultPlacement
+        if chosen == .database && !databasePlacementAvailable {
+            guard placement == nil else {
+                throw TenancyError(.invalid, "placement 'database' is not available in this deployment",
+                                   fieldErrors: [.init(field: "placement", message: "must be shared or schema here")])
+            }
+            chosen = .schema
+        }
+        let id = TenantID()
+        let events = try decide(.create(id: id.rawValue, slug: slug, name: name, plan: plan, placement: chosen, at: at), state: nil)
+        try await commit(tenant: id, events: events, expected: .noStream, metadata: metadata)
+        guard let record = try await tenant(id: id) else { throw TenancyError(.storage, "the new tenant was not found") }
+        invalidate(slug: slug)
+        return record
+    }
+
+    /// Runs a tenant command (plan, status, users, key revocation) and returns the new state.
+    @discardableResult
+    public func execute(_ command: TenantCommand, on tenant: TenantID, metadata: EventMetadata) async throws(TenancyError) -> TenantState? {
+        let (state, version) = try await state(of: tenant)
+        let events = try decide(command, state: state)
+        if !events.isEmpty {
+            try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata)
+            if let slug = state?.slug { invalidate(slug: slug) }
+        }
+        return Tenant.fold(events, from: state)
+    }
+
+    /// Adds a user and issues their first key in one step (what onboarding and the CLI need).
+    public func addUserWithKey(
+        tenant: TenantID, email: String, role: Role, metadata: EventMetadata, at: Date = Date()
+    ) async throws(TenancyError) -> (userID: UUID, key: APIKey) {
+        let (state, version) = try await state(of: tenant)
+        let userID = UUID(), keyID = UUID()
+        let key = APIKey.generate(.tenant)
+        var events = try decide(.addUser(id: userID, email: email, role: role, at: at), state: state)
+        events += try decide(.issueApiKey(id: keyID, prefix: key.prefix, userID: userID, role: role, at: at), state: Tenant.fold(events, from: state))
+        try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata,
+                         keyHashes: [keyID: key.hash])
+        return (userID, key)
+    }
+
+    /// Issues another key for an existing user.
+    public func issueKey(tenant: TenantID, userID: UUID, role: Role, metadata: EventMetadata, at: Date = Date()) async throws(TenancyError) -> APIKey {
+        let (state, version) = try await state(of: tenant)
+        let keyID = UUID()
+        let key = APIKey.generate(.tenant)
+        let events = try decide(.issueApiKey(id: keyID, prefix: key.prefix, userID: userID, role: role, at: at), state: state)
+        try await commit(tenant: tenant, events: events, expected: .exact(version), metadata: metadata, keyHashes: [keyID: key.hash])
+        return key
+    }
+
+    /// The tenant owning a key prefix, for revocation by prefix from the CLI.
+    public func keyOwner(prefix: String) async throws(TenancyError) -> (tenant: TenantID, keyID: UUID)? {
+        do {
+            let rows = try await client.query("SELECT tenant_id, id FROM find_api_key(\(prefix))", logger: logger)
+            return try await rows.decode((UUID, UUID).self).first(where: { _ in true }).map { (TenantID($0.0), $0.1) }
+        } catch {
+            throw TenancyError(.storage, "keys could not be read: \(DatabaseURL.describe(error))")
+        }
+    }
+
+    /// Creates a platform admin key; there is no tenant log for it, the platform table is its record.
+    public func createPlatformKey(name: String) async throws(TenancyError) -> APIKey {
+        let key = APIKey.generate(.platform)
+        do {
+            try await client.query("""
+                INSERT INTO platform_keys (id, prefix, key_hash, name) VALUES (\(UUID()), \(key.prefix), \(ByteBuffer(bytes: key.hash)), \(name))
+                """, logger: logger).consume()
+        } catch {
+            throw TenancyError(.storage, "the platform key could not be stored: \(DatabaseURL.describe(error))")
+        }
+        return key
+    }
+
+    public func revokePlatformKey(prefix: String) async throws(TenancyError) -> Bool {
+        do {
+            let rows = try await client.query(
+                "UPDATE platform_keys SET revoked_at = now() WHERE prefix = \(prefix) AND revoked_at IS NULL RETURNING id", logger: logger)
+            return try await rows.decode(UUID.self).first(where: { _ in true }) != nil
+        } catch {
+            throw TenancyError(.storage, "the platform key could not be revoked: \(DatabaseURL.describe(error))")
+        }
+    }
+
+    /// Marks the end of provisioning: the tenant starts being served.
+    public func activate(_ tenant: TenantRecord) async throws(TenancyError) {
+        do {
+            try await client.query(
+                "UPDATE tenants SET status = 'active', updated_at = now() WHERE id = \(tenant.id.rawValue) AND status = 'provisioning'",
+                logger: logger).consume()
+        } catch {
+            throw TenancyError(.storage, "the tenant could not be activated: \(DatabaseURL.describe(error))")
+        }
+        invalidate(slug: tenant.slug)
+    }
+
+    // MARK: - Internals
+
+    private func decide(_ command: TenantCommand, state: TenantState?) throws(TenancyError) -> [TenantEvent] {
+        do {
+            return try Tenant.decide(command, state)
+        } catch {
+            throw TenancyError(error)
+        }
+    }
+
+    /// Applies the events to the catalog tables and appends them to the tenant's log, atomically.
+    private func commit(
+        tenant: TenantID, events: [TenantEvent], expected: ExpectedVersion, metadata: EventMetadata, keyHashes: [UUID: [UInt8]] = [:]
+    ) async throws(TenancyError) {
+        do {
+            let stream = try StreamName(type: Self.tenantStreamType, id: tenant.rawValue)
+            let newEvents = try events.map { event throws(EventLogError) in try TenantEventCoding.encode(event) }
+            try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+                for event in events {
+                    try await apply(event, tenant: tenant, keyHashes: keyHashes, on: connection)
+                }
+                _ = try await store.append(tenant: tenant, [StreamAppend(stream: stream, expected: expected, events: newEvents)],
+                                           metadata: metadata, on: connection)
+            }
+            store.signal.appended(tenant)
+        } catch let error as TenancyError {
+            throw error
+        } catch let error as EventLogError {
+            throw error.code == .wrongExpectedVersion
+                ? TenancyError(.conflict, "the tenant changed at the same time; try again")
+                : TenancyError(.storage, error.message)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    private func apply(_ event: TenantEvent, tenant: TenantID, keyHashes: [UUID: [UInt8]], on connection: PostgresConnection) async throws {
+        switch event {
+        case .created(let created):
+            if created.placement != .shared {
+                // Before the tenant's first event: its partition must exist before any row would
+                // land in the shared ones.
+                try await connection.execute("SELECT provision_tenant_schema(\(tenant.rawValue))", logger: logger)
+            }
+            let location = created.placement == .shared ? nil : "t_" + tenant.description.replacingOccurrences(of: "-", with: "")
+            try await connection.execute("""
+                INSERT INTO tenants (id, slug, name, plan, status, placement, location, created_at, updated_at)
+                VALUES (\(tenant.rawValue), \(created.slug), \(created.name), \(created.plan.rawValue), 'provisioning',
+                        \(created.placement.rawValue), \(location), \(created.at), \(created.at))
+                """, logger: logger)
+        case .planChanged(let changed):
+            try await connection.execute(
+                "UPDATE tenants SET plan = \(changed.to.rawValue), updated_at = \(changed.at) WHERE id = \(tenant.rawValue)", logger: logger)
+        case .suspended(let suspended):
+            try await connection.execute(
+                "UPDATE tenants SET status = 'suspended', updated_at = \(suspended.at) WHERE id = \(tenant.rawValue)", logger: logger)
+        case .reactivated(let reactivated):
+            try await connection.execute("""
+                UPDATE tenants SET status = 'active', removal_scheduled_at = NULL, updated_at = \(reactivated.at) WHERE id = \(tenant.rawValue)
+                """, logger: logger)
+        case .userAdded(let added):
+            try await connection.execute("""
+                INSERT INTO users (tenant_id, id, email, role, created_at)
+                VALUES (\(tenant.rawValue), \(added.userID), \(added.email), \(added.role.rawValue), \(added.at))
+                """, logger: logger)
+        case .apiKeyIssued(let issued):
+            guard let hash = keyHashes[issued.keyID] else { throw TenancyError(.storage, "a key was issued without its hash") }
+            try await connection.execute("""
+                INSERT INTO api_keys (tenant_id, id, prefix, key_hash, user_id, role, created_at)
+                VALUES (\(tenant.rawValue), \(issued.keyID), \(issued.prefix), \(ByteBuffer(bytes: hash)), \(issued.userID),
+                        \(issued.role.rawValue), \(issued.at))
+                """, logger: logger)
+        case .apiKeyRevoked(let revoked):
+            try await connection.execute(
+                "UPDATE api_keys SET revoked_at = \(revoked.at) WHERE tenant_id = \(tenant.rawValue) AND id = \(revoked.keyID)", logger: logger)
+        case .offboardingRequested(let requested):
+            let removal = requested.at.addingTimeInterval(30 * 86_400)
+            try await connection.execute("""
+                UPDATE tenants SET status = 'offboarding', removal_scheduled_at = \(removal), updated_at = \(requested.at)
+                 WHERE id = \(tenant.rawValue)
+                """, logger: logger)
+        }
+    }
+
+    static func map(_ error: any Error) -> TenancyError {
+        if let error = error as? TenancyError { return error }
+        if let error = error as? PostgresTransactionError, let inner = error.closureError { return map(inner) }
+        if let error = error as? EventLogError {
+            return error.code == .wrongExpectedVersion
+                ? TenancyError(.conflict, "the tenant changed at the same time; try again")
+                : TenancyError(.storage, error.message)
+        }
+        if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "23505" {
+            let constraint = error.serverInfo?[.constraintName] ?? ""
+            if constraint.contains("slug") { return TenancyError(.slugTaken, "that slug is taken") }
+            if constraint.contains("email") { return TenancyError(.conflict, "a user with that email exists") }
+            return TenancyError(.conflict, "that already exists")
+        }
+        return TenancyError(.storage, "the catalog could not be changed: \(DatabaseURL.describe(error))")
+    }
+
+    static let columns = "id, slug, name, plan, status, placement, location, created_at, updated_at, removal_scheduled_at"
+
+    private func fetch(_ query: PostgresQuery) async throws(TenancyError) -> [TenantRecord] {
+        do {
+            var records: [TenantRecord] = []
+            let rows = try await client.query(query, logger: logger)
+            for try await (id, slug, name, plan, status, placement, location, created, updated, removal)
+                in rows.decode((UUID, String, String, String, String, String, String?, Date, Date, Date?).self) {
+                records.append(TenantRecord(
+                    id: TenantID(id), slug: slug, name: name, plan: Plan(rawValue: plan) ?? .free,
+                    status: TenantRecord.Status(rawValue: status) ?? .suspended, placement: Placement(rawValue: placement) ?? .shared,
+                    location: location, createdAt: created, updatedAt: updated, removalScheduledAt: removal
+                ))
+            }
+            return records
+        } catch {
+            throw TenancyError(.storage, "the catalog could not be read: \(DatabaseURL.describe(error))")
+        }
+    }
+}
+
+extension TenancyError {
+    /// A decider's refusal in the catalog's terms.
+    init(_ error: DomainError) {
+        let code: Code = switch error.code {
+        case .validation: .invalid
+        case .notFound: .notFound
+        case .alreadyExists: .conflict
+        case .removed: .unavailable
+        case .conflict: .conflict
+        }
+        self.init(code, error.message, fieldErrors: error.fieldErrors.map { FieldError(field: $0.field, message: $0.message) })
+    }
+}

@@ -1,0 +1,88 @@
+import Domain
+import EventLog
+import Foundation
+
+/// A tenant as the catalog knows it.
+public struct TenantRecord: Sendable, Equatable, Codable {
+    public enum Status: String, Sendable, Codable, CaseIterable {
+        /// Created, provisioning steps not all done yet.
+        case provisioning
+        case active
+        case suspended
+        /// Offboarding requested: suspended, removal scheduled.
+        case offboarding
+    }
+
+    public let id: TenantID
+    public let slug: String
+    public var name: String
+    public var plan: Plan
+    public var status: Status
+    public let placement: Placement
+    /// The schema or database holding the tenant's data; nil for the shared placement.
+    public let location: String?
+    public let createdAt: Date
+    public var updatedAt: Date
+    public var removalScheduledAt: Date?
+
+    public init(
+        id: TenantID, slug: String, name: String, plan: Plan, status: Status, placement: Placement,
+        location: String?, createdAt: Date, updatedAt: Date, removalScheduledAt: Date? = nil
+    ) {
+        self.id = id
+        self.slug = slug
+        self.name = name
+        self.plan = plan
+        self.status = status
+        self.placement = placement
+        self.location = location
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.removalScheduledAt = removalScheduledAt
+    }
+
+    /// Whether the tenant's users may make requests.
+    public var isServing: Bool { status == .active || status == .provisioning }
+}
+
+/// Who is calling: a tenant user through one of their keys, or a platform admin.
+public struct Principal: Sendable, Equatable {
+    public enum Role: String, Sendable, Equatable, Codable {
+        case admin, member, auditor
+        case platformAdmin = "platform_admin"
+    }
+
+    /// The tenant the key belongs to; nil for platform keys.
+    public let tenant: TenantID?
+    public let userID: UUID?
+    public let keyID: UUID
+    public let role: Role
+
+    public init(tenant: TenantID?, userID: UUID?, keyID: UUID, role: Role) {
+        self.tenant = tenant
+        self.userID = userID
+        self.keyID = keyID
+        self.role = role
+    }
+
+    /// The actor recorded in event metadata: `user:<id>` or `platform:<key id>`.
+    public var actor: String {
+        if let userID { return "user:\(userID.uuidString.lowercased())" }
+        return "platform:\(keyID.uuidString.lowercased())"
+    }
+}
+
+/// The tenant a request runs for, available to every layer of the request through a task-local.
+public struct TenantContext: Sendable {
+    public let tenant: TenantRecord
+    public let principal: Principal
+    public let requestID: String
+
+    public init(tenant: TenantRecord, principal: Principal, requestID: String) {
+        self.tenant = tenant
+        self.principal = principal
+        self.requestID = requestID
+    }
+
+    @TaskLocal public static var current: TenantContext?
+}

@@ -1,0 +1,33 @@
+/// The one error type of the tenancy module: a code to branch on and a message safe to show.
+public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case notFound = "not_found"
+        case slugTaken = "slug_taken"
+        case invalid
+        case conflict
+        case unavailable
+        case storage
+    }
+
+    public let code: Code
+    public let message: String
+    public let fieldErrors: [FieldError]
+
+    public struct FieldError: Sendable, Equatable {
+        public let field: String
+        public let message: String
+
+        public init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+    }
+
+    public init(_ code: Code, _ message: String, fieldErrors: [FieldError] = []) {
+        self.code = code
+        self.message = message
+        self.fieldErrors = fieldErrors
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,22 @@
+import API
+import Database
+import Foundation
+import Logging
+import PostgresNIO
+
+extension CommonOptions {
+    /// Runs `body` with the database migrated and a small pool running, for one-shot commands.
+    func withDependencies<Result: Sendable>(_ body: (AppDependencies) async throws -> Result) async throws -> Result {
+        let logger = bootstrapLogging()
+        let target = try await database(logger: logger)
+        defer { target.stopClusterIfOurs() }
+        let migrator = try Migrator()
+        try await migrator.migrate(target.ownerURL, logger: logger)
+        let client = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(AppDependencies(client: client, migrator: migrator, logger: logger))
+        }
+    }
+}
