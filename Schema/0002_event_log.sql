@@ -115,23 +115,41 @@ END $$;
 REVOKE ALL ON FUNCTION create_tenant_partition(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION create_tenant_partition(uuid) TO petstore_app;
 
--- The first step of every append, in one round trip: enter the tenant (transaction-local
--- setting and role), lock its head row (creating it on the tenant's first append), then read
--- the current version of each stream to append to and the time. plpgsql takes a new snapshot
--- per statement, so the versions are read after the lock is held and see every append that
--- committed before it; a single SELECT … FOR UPDATE would read them from its older snapshot.
-CREATE FUNCTION begin_append(tenant uuid, stream_types text[], stream_ids uuid[],
-                             OUT last_seq bigint, OUT head_hash bytea, OUT recorded_at text,
-                             OUT stream_versions integer[])
+-- An append in one statement (and so, outside a caller's transaction, in one round trip):
+-- enter the tenant (transaction-local setting and role), lock its head row (creating it on the
+-- tenant's first append), read each stream's version, check the expected versions, then number,
+-- hash and insert the events and move the head.
+--
+-- The client sends data, metadata and type already in canonical JSON; this splices in the
+-- fields assigned here (seq, stream version, time) in the documented order and hashes:
+--   hash = sha256(prev_hash || convert_to(canonical_event, 'UTF8'))
+-- EventLog's ChainVerifier recomputes the same bytes independently in Swift.
+--
+-- plpgsql takes a new snapshot per statement, so the versions are read after the lock is held
+-- and see every append that committed before it. expected[i]: -1 = any, 0 = no stream,
+-- n = exactly n. A mismatch raises SQLSTATE PT409 with the stream's index in HINT and its
+-- actual version in DETAIL; nothing is written.
+CREATE FUNCTION append_events(
+  tenant uuid, metadata text,
+  stream_types text[], stream_ids uuid[], expected integer[],
+  event_streams integer[], event_types text[], event_type_json text[], schema_versions smallint[], data text[],
+  OUT first_seq bigint, OUT last_seq bigint, OUT head_hash bytea, OUT recorded_at text, OUT stream_versions integer[])
   LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  seq bigint;
+  previous bytea;
+  version integer;
+  stream integer;
+  canonical text;
+  hash bytea;
+  at_time timestamptz;
+  tenant_text text := tenant::text;
 BEGIN
-  PERFORM set_config('app.tenant_id', tenant::text, true), set_config('role', 'petstore_app', true);
-  SELECT h.last_seq, h.head_hash INTO last_seq, head_hash
-    FROM event_heads h WHERE h.tenant_id = tenant FOR UPDATE;
+  PERFORM set_config('app.tenant_id', tenant_text, true), set_config('role', 'petstore_app', true);
+  SELECT h.last_seq, h.head_hash INTO seq, previous FROM event_heads h WHERE h.tenant_id = tenant FOR UPDATE;
   IF NOT FOUND THEN
     INSERT INTO event_heads (tenant_id) VALUES (tenant) ON CONFLICT DO NOTHING;
-    SELECT h.last_seq, h.head_hash INTO last_seq, head_hash
-      FROM event_heads h WHERE h.tenant_id = tenant FOR UPDATE;
+    SELECT h.last_seq, h.head_hash INTO seq, previous FROM event_heads h WHERE h.tenant_id = tenant FOR UPDATE;
   END IF;
   SELECT array_agg(coalesce(v.version, 0) ORDER BY s.position) INTO stream_versions
     FROM unnest(stream_types, stream_ids) WITH ORDINALITY AS s(stream_type, stream_id, position)
@@ -139,6 +157,34 @@ BEGIN
       SELECT max(e.stream_version) AS version FROM events e
        WHERE e.tenant_id = tenant AND e.stream_type = s.stream_type AND e.stream_id = s.stream_id
     ) v ON true;
-  recorded_at := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+  FOR i IN 1 .. array_length(stream_types, 1) LOOP
+    IF expected[i] >= 0 AND expected[i] <> stream_versions[i] THEN
+      RAISE EXCEPTION 'stream %-% is at version %, not %', stream_types[i], stream_ids[i], stream_versions[i], expected[i]
+        USING ERRCODE = 'PT409', DETAIL = stream_versions[i]::text, HINT = i::text;
+    END IF;
+  END LOOP;
+
+  at_time := clock_timestamp();
+  recorded_at := to_char(at_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+  first_seq := seq + 1;
+  FOR i IN 1 .. array_length(data, 1) LOOP
+    seq := seq + 1;
+    stream := event_streams[i];
+    version := stream_versions[stream] + 1;
+    stream_versions[stream] := version;
+    canonical := '{"data":' || data[i] || ',"metadata":' || metadata || ',"recorded_at":"' || recorded_at
+      || '","schema_version":' || schema_versions[i] || ',"seq":' || seq || ',"stream_id":"' || stream_ids[stream]
+      || '","stream_type":"' || stream_types[stream] || '","stream_version":' || version || ',"tenant_id":"' || tenant_text
+      || '","type":' || event_type_json[i] || '}';
+    hash := sha256(previous || convert_to(canonical, 'UTF8'));
+    INSERT INTO events (tenant_id, seq, stream_type, stream_id, stream_version, event_type, schema_version,
+                        data, metadata, recorded_at, prev_hash, hash)
+    VALUES (tenant, seq, stream_types[stream], stream_ids[stream], version, event_types[i], schema_versions[i],
+            data[i]::jsonb, metadata::jsonb, at_time, previous, hash);
+    previous := hash;
+  END LOOP;
+  UPDATE event_heads h SET last_seq = seq, head_hash = previous, updated_at = at_time WHERE h.tenant_id = tenant;
+  last_seq := seq;
+  head_hash := previous;
 END $$;
-GRANT EXECUTE ON FUNCTION begin_append(uuid, text[], uuid[]) TO petstore_app;
+GRANT EXECUTE ON FUNCTION append_events(uuid, text, text[], uuid[], integer[], integer[], text[], text[], smallint[], text[]) TO petstore_app;

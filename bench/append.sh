@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Appends per second through EventStore.append, beside pgbench -M prepared running the same SQL
-# transaction (BEGIN; begin_append(); insert + move head; COMMIT) at the same concurrency on the
-# same server, for 1 and 100 tenants, batches of 1 and 10 events, 1 and 16 clients.
-# Then the cost of a NOTIFY inside the append transaction, measured the same way.
+# (one append_events() statement, its own transaction) at the same concurrency on the same
+# server, for 1 and 100 tenants, batches of 1 and 10 events, 1 and 16 clients.
+# Then what a NOTIFY in the append transaction would cost, measured the same way with pgbench.
 #
 #   bash bench/append.sh            # SECONDS_PER_RUN=8 by default
 set -euo pipefail
@@ -18,23 +18,22 @@ eval "$($BIN db start --data-dir "$DATA_DIR" --log-level error)"
 trap '$BIN db stop --data-dir "$DATA_DIR" --log-level error; rm -rf "$DATA_DIR"' EXIT
 SCRIPTS=$(mktemp -d)
 
-# The pgbench script for one configuration: the statements EventStore.append sends, with the
-# values it computes (seqs, versions, hashes) filled in by pgbench variables.
-pgbench_script() { # tenants batch notify
-  local tenants=$1 batch=$2 notify=$3 i seqs= types= ids= versions= etypes= schemas= data= hashes=
-  for ((i = 1; i <= batch; i++)); do
-    [[ $i -gt 1 ]] && { seqs+=,; types+=,; ids+=,; versions+=,; etypes+=,; schemas+=,; data+=,; hashes+=,; }
-    seqs+=":s$i"; types+="'pet'"; ids+=":stream"; versions+=":v$i"; etypes+="'PetRegistered'"; schemas+="1"
-    data+="'{\"name\":\"Rex $i\",\"species\":\"dog\"}'"; hashes+="'\\xabababababababababababababababababababababababababababababababab'::bytea"
+# The pgbench script for one configuration: the statement EventStore.append sends, with the same
+# canonical data, a random tenant of the configured set and a new stream each time.
+pgbench_script() { # tenants batch mode (0: the append alone; 1: in BEGIN…COMMIT with a NOTIFY; 2: the same with SELECT 1)
+  local tenants=$1 batch=$2 notify=$3 i streams= types= typejson= versions= data=
+  for ((i = 0; i < batch; i++)); do
+    [[ $i -gt 0 ]] && { streams+=,; types+=,; typejson+=,; versions+=,; data+=,; }
+    streams+="1"; types+="'PetRegistered'"; typejson+="'\"PetRegistered\"'"; versions+="1"
+    data+="'{\"name\":\"Rex $i\",\"species\":\"dog\"}'"
   done
   echo "\\set t random(1, $tenants)"
   echo "\\set r random(1, 999999999999)"
-  echo "BEGIN;"
-  echo "SELECT last_seq AS last, stream_versions[1] AS version, recorded_at AS at, ('00000000-0000-4000-8000-' || lpad(:t::text, 12, '0')) AS tenant, ('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0')) AS stream FROM begin_append(('00000000-0000-4000-8000-' || lpad(:t::text, 12, '0'))::uuid, ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid]) \\gset"
-  for ((i = 1; i <= batch; i++)); do echo "\\set s$i :last + $i"; echo "\\set v$i :version + $i"; done
-  echo "WITH inserted AS (INSERT INTO events (tenant_id, seq, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash) SELECT :tenant::uuid, e.seq, e.stream_type, e.stream_id, e.stream_version, e.event_type, e.schema_version, e.data::jsonb, '{}'::jsonb, :at::timestamptz, e.prev_hash, e.hash FROM unnest(ARRAY[$seqs]::bigint[], ARRAY[$types]::text[], ARRAY[$ids]::uuid[], ARRAY[$versions]::int[], ARRAY[$etypes]::text[], ARRAY[$schemas]::smallint[], ARRAY[$data]::text[], ARRAY[$hashes]::bytea[], ARRAY[$hashes]::bytea[]) AS e(seq, stream_type, stream_id, stream_version, event_type, schema_version, data, prev_hash, hash) RETURNING 1) UPDATE event_heads SET last_seq = :s$batch, head_hash = '\\xabababababababababababababababababababababababababababababababab'::bytea, updated_at = :at::timestamptz WHERE tenant_id = :tenant::uuid AND (SELECT count(*) FROM inserted) = $batch RETURNING last_seq;"
-  [[ $notify == 1 ]] && echo "SELECT pg_notify('petstore_events', :tenant);"
-  echo "COMMIT;"
+  [[ $notify != 0 ]] && echo "BEGIN;"
+  echo "SELECT first_seq, last_seq, head_hash, recorded_at, stream_versions FROM append_events(('00000000-0000-4000-8000-' || lpad(:t::text, 12, '0'))::uuid, '{}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[-1], ARRAY[$streams], ARRAY[$types], ARRAY[$typejson], ARRAY[$versions]::smallint[], ARRAY[$data]);"
+  [[ $notify == 1 ]] && { echo "SELECT pg_notify('petstore_events', :t::text);"; echo "COMMIT;"; }
+  [[ $notify == 2 ]] && { echo "SELECT 1;"; echo "COMMIT;"; }
+  return 0
 }
 
 run_pgbench() { # script clients
@@ -63,8 +62,8 @@ for tenants in 1 100; do
 done
 
 echo
-echo "NOTIFY inside the append transaction (pgbench, 100 tenants, batch 1, 16 clients)"
-pgbench_script 100 1 0 > "$SCRIPTS/plain.sql"
+echo "NOTIFY inside the append transaction (pgbench, 100 tenants, batch 1, 16 clients; both as BEGIN … COMMIT)"
+pgbench_script 100 1 2 > "$SCRIPTS/plain.sql"
 pgbench_script 100 1 1 > "$SCRIPTS/notify.sql"
 plain=$(run_pgbench "$SCRIPTS/plain.sql" 16)
 notify=$(run_pgbench "$SCRIPTS/notify.sql" 16)

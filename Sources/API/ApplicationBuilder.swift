@@ -17,6 +17,8 @@ public struct AppDependencies: Sendable {
     public let provisioner: Provisioner
     public let migrator: Migrator
     public let resolver: TenantResolver
+    /// Filled in as the router is built.
+    public let routes = RouteTable()
     public let logger: Logger
 
     public init(
@@ -61,14 +63,14 @@ public enum ApplicationBuilder {
         let admin = router.group("/api/admin")
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
             .group(context: PlatformRequestContext.self)
-        AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner).register(on: admin)
-        SecurityEventRoutes(client: dependencies.client).register(on: admin)
+        AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
+        SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
 
         let tenant = router.group("/api")
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
                                                     securityLog: dependencies.securityLog))
             .group(context: TenantRequestContext.self)
-        TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator).register(on: tenant)
+        TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: dependencies.routes).register(on: tenant)
         return router
     }
 

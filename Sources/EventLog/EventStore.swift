@@ -58,9 +58,7 @@ public struct EventStore: Sendable {
         let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
         let result: AppendResult
         do {
-            result = try await client.withTransaction(logger: logger) { connection in
-                try await prepared.run(on: connection, logger: logger)
-            }
+            result = try await prepared.run(on: client, logger: logger)
         } catch {
             throw Self.map(error)
         }
@@ -88,6 +86,7 @@ public struct EventStore: Sendable {
             if let inner = error.closureError { return map(inner) }
         }
         if let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] {
+            if let conflict = PreparedAppend.conflict(from: error) { return conflict }
             if state == "23505" {
                 return EventLogError(.wrongExpectedVersion, "a concurrent append reached the stream first")
             }

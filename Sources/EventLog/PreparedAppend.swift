@@ -71,55 +71,53 @@ struct PreparedAppend: Sendable {
         }
     }
 
-    func run(on connection: PostgresConnection, logger: Logger) async throws -> AppendResult {
-        let begin = BeginAppend(tenant: tenant.rawValue, streamTypes: appends.map(\.stream.type), streamIDs: appends.map(\.stream.id))
-        guard let (lastSeq, headHash, recordedAt, versions) = try await connection.execute(begin, logger: logger).first(where: { _ in true }) else {
-            throw EventLogError(.storage, "the tenant's log head could not be locked")
+    var statement: AppendEvents {
+        var statement = AppendEvents(tenant: tenant.rawValue, metadata: String(decoding: canonicalMetadata, as: UTF8.self))
+        for append in appends {
+            statement.streamTypes.append(append.stream.type)
+            statement.streamIDs.append(append.stream.id)
+            switch append.expected {
+            case .any: statement.expected.append(-1)
+            case .noStream: statement.expected.append(0)
+            case .exact(let version): statement.expected.append(Int32(clamping: max(version, 0)))
+            }
         }
-        var streamVersions = versions.map(Int.init)
-        for (index, append) in appends.enumerated() where !append.expected.admits(streamVersions[index]) {
-            throw EventLogError(
-                .wrongExpectedVersion,
-                "stream \(append.stream) is at version \(streamVersions[index]), not \(append.expected)",
-                actualVersion: streamVersions[index]
-            )
-        }
-
-        let tenantText = tenant.description
-        var statement = InsertEvents(tenant: tenant.rawValue, metadata: String(decoding: canonicalMetadata, as: UTF8.self), recordedAt: recordedAt)
-        var previous = Array(buffer: headHash)
-        var seq = lastSeq
         for event in events {
-            seq += 1
-            streamVersions[event.streamIndex] += 1
-            let stream = appends[event.streamIndex].stream
-            let streamID = stream.id.uuidString.lowercased()
-            let canonical = CanonicalEvent.bytes(
-                tenant: tenantText, seq: seq, streamType: stream.type, streamID: streamID,
-                streamVersion: streamVersions[event.streamIndex], type: event.canonicalType, schemaVersion: event.schemaVersion,
-                canonicalData: event.canonicalData, canonicalMetadata: canonicalMetadata, recordedAt: recordedAt
-            )
-            let hash = CanonicalEvent.hash(previous: previous, canonical: canonical)
-            statement.seqs.append(seq)
-            statement.streamTypes.append(stream.type)
-            statement.streamIDs.append(stream.id)
-            statement.streamVersions.append(Int32(streamVersions[event.streamIndex]))
+            statement.eventStreams.append(Int32(event.streamIndex + 1))
             statement.eventTypes.append(event.type)
+            statement.eventTypeJSON.append(String(decoding: event.canonicalType, as: UTF8.self))
             statement.schemaVersions.append(Int16(event.schemaVersion))
             statement.data.append(String(decoding: event.canonicalData, as: UTF8.self))
-            statement.prevHashes.append(ByteBuffer(bytes: previous))
-            statement.hashes.append(ByteBuffer(bytes: hash))
-            previous = hash
         }
-        statement.lastSeq = seq
-        statement.headHash = ByteBuffer(bytes: previous)
-        let moved = try await connection.execute(statement, logger: logger).first(where: { _ in true })
-        guard moved == seq else {
-            throw EventLogError(.storage, "the tenant's log head did not move to \(seq)")
+        return statement
+    }
+
+    /// Runs the append as one statement: in autocommit on a pooled connection it is its own
+    /// transaction, on a caller's connection it joins the caller's.
+    func run(on connection: PostgresConnection, logger: Logger) async throws -> AppendResult {
+        try result(try await connection.execute(statement, logger: logger).first(where: { _ in true }))
+    }
+
+    func run(on client: PostgresClient, logger: Logger) async throws -> AppendResult {
+        try result(try await client.execute(statement, logger: logger).first(where: { _ in true }))
+    }
+
+    private func result(_ row: AppendEvents.Row?) throws -> AppendResult {
+        guard let (first, last, head, recordedAt, versions) = row else {
+            throw EventLogError(.storage, "the append returned no result")
         }
         return AppendResult(
-            tenant: tenant, firstSeq: lastSeq + 1, lastSeq: seq, streamVersions: streamVersions,
-            headHash: previous, recordedAt: recordedAt
+            tenant: tenant, firstSeq: first, lastSeq: last, streamVersions: versions.map(Int.init),
+            headHash: Array(buffer: head), recordedAt: recordedAt
+        )
+    }
+
+    /// The conflict raised by append_events (SQLSTATE PT409), as a typed error.
+    static func conflict(from error: PSQLError) -> EventLogError? {
+        guard error.serverInfo?[.sqlState] == "PT409" else { return nil }
+        return EventLogError(
+            .wrongExpectedVersion, error.serverInfo?[.message] ?? "wrong expected version",
+            actualVersion: error.serverInfo?[.detail].flatMap { Int($0) }
         )
     }
 }

@@ -43,36 +43,33 @@ struct BenchCommand: AsyncParsableCommand {
             let events = (0..<batch).map { NewEvent(type: "PetRegistered", data: .object(["name": .string("Rex \($0)"), "species": .string("dog")])) }
             let store = EventStore(client: client, logger: logger)
             let meter = Meter()
-            let (batch, concurrency, seconds) = (batch, concurrency, seconds)
+            let (concurrency, seconds) = (concurrency, seconds)
 
-            let elapsed = try await withThrowingTaskGroup(of: Duration?.self) { group in
-                group.addTask { await client.run(); return nil }
-                for _ in 0..<concurrency {
-                    group.addTask {
-                        while !Task.isCancelled {
-                            let tenant = tenantIDs.randomElement()!
-                            try await store.append(tenant: tenant, stream: try StreamName(type: "pet", id: UUID()), expected: .any, events: events)
-                            if meter.measuring.load(ordering: .relaxed) { meter.count.add(1, ordering: .relaxed) }
+            // Appenders stop on a flag, not on cancellation, so that every append finishes while
+            // the pool still runs; the pool is cancelled last.
+            let elapsed = try await withThrowingTaskGroup(of: Void.self) { poolGroup in
+                poolGroup.addTask { await client.run() }
+                defer { poolGroup.cancelAll() }
+                return try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<concurrency {
+                        group.addTask {
+                            while !meter.stopped.load(ordering: .relaxed) {
+                                let tenant = tenantIDs.randomElement()!
+                                try await store.append(tenant: tenant, stream: try StreamName(type: "pet", id: UUID()), expected: .any, events: events)
+                                if meter.measuring.load(ordering: .relaxed) { meter.count.add(1, ordering: .relaxed) }
+                            }
                         }
-                        return nil
                     }
-                }
-                group.addTask {
                     try await Task.sleep(for: .seconds(1))
                     meter.measuring.store(true, ordering: .relaxed)
                     let start = ContinuousClock.now
                     try await Task.sleep(for: .seconds(seconds))
                     meter.measuring.store(false, ordering: .relaxed)
-                    return ContinuousClock.now - start
+                    let elapsed = ContinuousClock.now - start
+                    meter.stopped.store(true, ordering: .relaxed)
+                    try await group.waitForAll()
+                    return elapsed
                 }
-                var measured: Duration = .zero
-                while let result = try await group.next() {
-                    if let result {
-                        measured = result
-                        group.cancelAll()
-                    }
-                }
-                return measured
             }
             let transactions = Double(meter.count.load(ordering: .relaxed))
             let secondsElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -86,4 +83,5 @@ struct BenchCommand: AsyncParsableCommand {
 final class Meter: Sendable {
     let count = Atomic<Int>(0)
     let measuring = Atomic<Bool>(false)
+    let stopped = Atomic<Bool>(false)
 }

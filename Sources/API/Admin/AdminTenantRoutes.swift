@@ -9,6 +9,7 @@ import Tenancy
 struct AdminTenantRoutes {
     let catalog: Catalog
     let provisioner: Provisioner
+    let table: RouteTable
 
     struct TenantBody: Encodable {
         let id: String
@@ -45,11 +46,11 @@ struct AdminTenantRoutes {
     }
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
-        group.post("/tenants") { request, context in try await create(request, context) }
-        group.get("/tenants") { request, _ in try await list(request) }
-        group.get("/tenants/{slug}") { _, context in try JSONResponse.make(TenantBody(try await tenant(context))) }
-        group.patch("/tenants/{slug}") { request, context in try await update(request, context) }
-        group.delete("/tenants/{slug}") { _, context in try await offboard(context) }
+        group.route(.post, "/tenants", in: table) { request, context in try await create(request, context) }
+        group.route(.get, "/tenants", in: table) { request, _ in try await list(request) }
+        group.route(.get, "/tenants/{slug}", in: table) { _, context in try JSONResponse.make(TenantBody(try await tenant(context))) }
+        group.route(.patch, "/tenants/{slug}", in: table) { request, context in try await update(request, context) }
+        group.route(.delete, "/tenants/{slug}", in: table) { _, context in try await offboard(context) }
     }
 
     func metadata(_ context: PlatformRequestContext) -> EventMetadata {

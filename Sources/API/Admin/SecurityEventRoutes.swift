@@ -7,6 +7,7 @@ import PostgresNIO
 /// `GET /api/admin/security-events`: the platform security log, newest first.
 struct SecurityEventRoutes {
     let client: PostgresClient
+    let table: RouteTable
 
     struct Item: Encodable {
         let id: Int64
@@ -31,7 +32,7 @@ struct SecurityEventRoutes {
     }
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
-        group.get("/security-events") { request, context in
+        group.route(.get, "/security-events", in: table) { request, context in
             let limit = try Pagination.limit(request, default: 50, maximum: 500)
             let before = try Pagination.cursor(request).map { cursor -> Int64 in
                 guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }

@@ -8,6 +8,7 @@ import Tenancy
 struct TenantRoutes {
     let catalog: Catalog
     let authenticator: Authenticator
+    let table: RouteTable
 
     struct UserBody: Encodable {
         let id: String
@@ -30,20 +31,17 @@ struct TenantRoutes {
     }
 
     func register(on group: RouterGroup<TenantRequestContext>) {
-        group.get("/tenant") { _, context in
-            try context.require([.admin, .member, .auditor])
-            return try JSONResponse.make(AdminTenantRoutes.TenantBody(context.tenant))
+        group.route(.get, "/tenant", roles: [.admin, .member, .auditor], in: table) { _, context in
+            try JSONResponse.make(AdminTenantRoutes.TenantBody(context.tenant))
         }
-        group.get("/users") { _, context in
-            try context.require([.admin])
+        group.route(.get, "/users", roles: [.admin], in: table) { _, context in
             let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
             let users = (state?.users.values.sorted { $0.email < $1.email } ?? []).map {
                 UserBody(id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue)
             }
             return try JSONResponse.make(["items": users])
         }
-        group.get("/keys") { _, context in
-            try context.require([.admin])
+        group.route(.get, "/keys", roles: [.admin], in: table) { _, context in
             let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
             let keys = (state?.apiKeys.values.sorted { $0.prefix < $1.prefix } ?? []).map {
                 KeyBody(id: $0.id.uuidString.lowercased(), prefix: $0.prefix, userId: $0.userID.uuidString.lowercased(),
@@ -51,8 +49,8 @@ struct TenantRoutes {
             }
             return try JSONResponse.make(["items": keys])
         }
-        group.post("/keys") { request, context in try await issue(request, context) }
-        group.delete("/keys/{id}") { _, context in try await revoke(context) }
+        group.route(.post, "/keys", roles: [.admin], in: table) { request, context in try await issue(request, context) }
+        group.route(.delete, "/keys/{id}", roles: [.admin], in: table) { _, context in try await revoke(context) }
     }
 
     func metadata(_ context: TenantRequestContext) -> EventMetadata {
@@ -61,7 +59,6 @@ struct TenantRoutes {
 
     /// `POST /api/keys {"email", "role"}`: adds the user if new and issues them a key, shown once.
     func issue(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
-        try context.require([.admin])
         var body = try await JSONBody.read(request, context: context, allowed: ["email", "role"])
         let email = body.string("email", required: true)
         let roleName = body.string("role", required: true)
@@ -85,7 +82,6 @@ struct TenantRoutes {
     }
 
     func revoke(_ context: TenantRequestContext) async throws -> Response {
-        try context.require([.admin])
         guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
         try await mapping { try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) }
         authenticator.invalidate()

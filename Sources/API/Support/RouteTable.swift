@@ -1,0 +1,56 @@
+import HTTPTypes
+import Hummingbird
+import Synchronization
+import Tenancy
+
+/// What the server answers to, kept as it registers: the cross-tenant matrix and the OpenAPI
+/// document are checked against it, so neither can fall behind the routes.
+public final class RouteTable: Sendable {
+    public struct Entry: Sendable, Hashable {
+        public let method: HTTPRequest.Method
+        /// As registered, with `{name}` parameters, after the group prefix (`/api/...`).
+        public let path: String
+        /// Empty for routes that need no tenant role (platform routes).
+        public let roles: Set<Principal.Role>
+        public let tenantScoped: Bool
+    }
+
+    private let entries = Mutex<[Entry]>([])
+
+    public init() {}
+
+    public var all: [Entry] { entries.withLock { $0 } }
+
+    func add(_ entry: Entry) {
+        entries.withLock { $0.append(entry) }
+    }
+}
+
+extension RouterGroup where Context == TenantRequestContext {
+    /// Registers a tenant route with the roles allowed to call it: there is no way to register
+    /// one without saying who may call it, so every route denies by default.
+    @discardableResult
+    func route(
+        _ method: HTTPRequest.Method, _ path: String, roles: Set<Principal.Role>, in table: RouteTable,
+        _ handler: @escaping @Sendable (Request, TenantRequestContext) async throws -> Response
+    ) -> Self {
+        table.add(.init(method: method, path: "/api" + path, roles: roles, tenantScoped: true))
+        on(RouterPath(path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")), method: method) { request, context in
+            try context.require(roles)
+            return try await handler(request, context)
+        }
+        return self
+    }
+}
+
+extension RouterGroup where Context == PlatformRequestContext {
+    @discardableResult
+    func route(
+        _ method: HTTPRequest.Method, _ path: String, in table: RouteTable,
+        _ handler: @escaping @Sendable (Request, PlatformRequestContext) async throws -> Response
+    ) -> Self {
+        table.add(.init(method: method, path: "/api/admin" + path, roles: [.platformAdmin], tenantScoped: false))
+        on(RouterPath(path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")), method: method, use: handler)
+        return self
+    }
+}

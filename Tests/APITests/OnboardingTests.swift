@@ -1,0 +1,151 @@
+import API
+import Database
+import Domain
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PetstoreTesting
+import PostgresNIO
+import Tenancy
+import Testing
+
+@Suite struct OnboardingTests {
+    func create(_ client: some TestClientProtocol, _ app: TestApp, body: String) async throws -> (HTTPResponse.Status, String) {
+        try await client.execute(uri: "/api/admin/tenants", method: .post,
+                                 headers: [.authorization: "Bearer \(app.platformKey)", .contentType: "application/json"],
+                                 body: ByteBuffer(string: body)) { ($0.status, String(buffer: $0.body)) }
+    }
+
+    @Test func `onboarding answers 201 with the tenant and a working admin key, and provisions everything`() async throws {
+        try await withApp { app, client in
+            let (status, body) = try await create(client, app, body: #"{"slug":"acme-pets","name":"Acme Pets","plan":"basic"}"#)
+            #expect(status == .created)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            let tenant = try #require(json["tenant"] as? [String: Any])
+            #expect(tenant["slug"] as? String == "acme-pets" && tenant["plan"] as? String == "basic" && tenant["status"] as? String == "active")
+            let key = try #require(json["admin_api_key"] as? String)
+            try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "acme-pets")) { response in
+                #expect(response.status == .ok)
+            }
+            for type in ["TenantCreated", "UserAdded", "ApiKeyIssued", "PetRegistered", "ConfigValueSet"] {
+                #expect(try await app.events(of: type, tenant: "acme-pets").count == 1, "\(type)")
+            }
+            let record = try #require(try await app.catalog.tenant(slug: "acme-pets"))
+            let outbox = try await scalar(app.database.superuserURL,
+                "SELECT count(*) FROM outbox WHERE tenant_id = \(record.id.rawValue) AND kind = 'welcome'", as: Int64.self)
+            #expect(outbox == 1)
+        }
+    }
+
+    @Test func `missing fields are 400, invalid or reserved slugs and plans are 422, a taken slug is 409`() async throws {
+        try await withApp { app, client in
+            #expect(try await create(client, app, body: #"{"slug":"acme-pets","plan":"free"}"#).0 == .badRequest)
+            #expect(try await create(client, app, body: #"{"slug":"acme-pets","name":1,"plan":"free"}"#).0 == .badRequest)
+            #expect(try await create(client, app, body: #"{"slug":"acme-pets","name":"A","plan":"free","extra":1}"#).0 == .badRequest)
+            #expect(try await create(client, app, body: #"["acme"]"#).0 == .badRequest)
+            #expect(try await create(client, app, body: #"{"slug": "acme""#).0 == .badRequest)
+            for slug in ["admin", "api", "www", "Acme", "acme.pets", "-acme", "a", String(repeating: "a", count: 64), "ácme", "robert'); drop table tenants;--"] {
+                let (status, body) = try await create(client, app, body: #"{"slug":"\#(slug)","name":"A","plan":"free"}"#)
+                #expect(status == .unprocessableContent, "\(slug): \(body)")
+                #expect(body.contains("\"field\":\"slug\""))
+            }
+            #expect(try await create(client, app, body: #"{"slug":"acme-pets","name":"A","plan":"platinum"}"#).0 == .unprocessableContent)
+            #expect(try await create(client, app, body: #"{"slug":"acme-pets","name":"A","plan":"free"}"#).0 == .created)
+            #expect(try await create(client, app, body: #"{"slug":"acme-pets","name":"B","plan":"free"}"#).0 == .conflict)
+            #expect(try await app.catalog.tenants().count == 1, "nothing but the one tenant was written")
+        }
+    }
+
+    @Test func `twenty concurrent onboardings of one slug give exactly one 201`() async throws {
+        try await withApp(poolSize: 24) { app, client in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for index in 0..<20 {
+                    group.addTask { try await create(client, app, body: #"{"slug":"race-pets","name":"Racer \#(index)","plan":"free"}"#).0 }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == .created }.count == 1)
+            #expect(statuses.filter { $0 == .conflict }.count == 19, "\(statuses)")
+            #expect(try await app.events(of: "TenantCreated", tenant: "race-pets").count == 1)
+        }
+    }
+
+    @Test func `provisioning stopped between two steps resumes and finishes once`() async throws {
+        try await withApp(.router) { app, _ in
+            struct Crash: Error {}
+            let crashing = Provisioner(catalog: app.catalog, logger: TestCluster.logger) { step in
+                if step == .defaultConfig { throw Crash() }
+            }
+            let record = try await app.catalog.create(slug: "crashy", name: "Crashy", plan: .free, metadata: .init(actor: "test"))
+            await #expect(throws: Crash.self) { try await crashing.provision(record, adminEmail: "a@crashy.test", metadata: .init()) }
+            #expect(try await app.catalog.tenant(slug: "crashy")?.status == .provisioning, "not served until provisioned")
+
+            try await app.dependencies.provisioner.resumeAll()
+            try await app.dependencies.provisioner.resumeAll()
+            #expect(try await app.catalog.tenant(slug: "crashy")?.status == .active)
+            for type in ["TenantCreated", "UserAdded", "ApiKeyIssued", "PetRegistered", "ConfigValueSet"] {
+                #expect(try await app.events(of: type, tenant: "crashy").count == 1, "\(type) once")
+            }
+            let welcome = try await scalar(app.database.superuserURL,
+                "SELECT count(*) FROM outbox WHERE tenant_id = \(record.id.rawValue)", as: Int64.self)
+            #expect(welcome == 1)
+        }
+    }
+
+    @Test func `the outbox dispatcher delivers the welcome message once`() async throws {
+        try await withApp(.router) { app, client in
+            _ = try await app.onboard(client, slug: "welcomed")
+            actor Collected: OutboxSink {
+                var messages: [(String, String)] = []
+                func deliver(id: Int64, tenant: TenantID?, kind: String, payload: String) async throws { messages.append((kind, payload)) }
+            }
+            let sink = Collected()
+            let dispatcher = OutboxDispatcher(client: app.dependencies.client, sink: sink, logger: TestCluster.logger)
+            #expect(try await dispatcher.dispatchBatch() == 1)
+            #expect(try await dispatcher.dispatchBatch() == 0)
+            let messages = await sink.messages
+            #expect(messages.count == 1 && messages[0].0 == "welcome" && messages[0].1.contains("welcomed"))
+        }
+    }
+
+    @Test func `plan and status change at runtime, and a suspended tenant is told so`() async throws {
+        try await withApp { app, client in
+            let key = try await app.onboard(client, slug: "changing")
+            func patch(_ body: String) async throws -> HTTPResponse.Status {
+                try await client.execute(uri: "/api/admin/tenants/changing", method: .patch,
+                                         headers: [.authorization: "Bearer \(app.platformKey)", .contentType: "application/json"],
+                                         body: ByteBuffer(string: body)) { $0.status }
+            }
+            #expect(try await patch(#"{"plan":"premium"}"#) == .ok)
+            #expect(try await patch(#"{"plan":"gold"}"#) == .unprocessableContent)
+            #expect(try await patch(#"{"status":"suspended"}"#) == .ok)
+            try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "changing")) { response in
+                #expect(response.status == .forbidden)
+                #expect(String(buffer: response.body).contains("tenant-suspended"))
+            }
+            #expect(try await patch(#"{"status":"active"}"#) == .ok)
+            try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "changing")) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"plan\":\"premium\""))
+            }
+            #expect(try await app.events(of: "PlanChanged", tenant: "changing").count == 1)
+            #expect(try await app.events(of: "TenantSuspended", tenant: "changing").count == 1)
+            try await client.execute(uri: "/api/admin/tenants/changing", method: .delete, headers: headers(app.platformKey)) { response in
+                #expect(response.status == .accepted)
+                #expect(String(buffer: response.body).contains("\"status\":\"offboarding\""))
+            }
+            try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "changing")) { response in
+                #expect(response.status == .forbidden)
+            }
+        }
+    }
+}
+
+func scalar<T: PostgresDecodable & Sendable>(_ url: DatabaseURL, _ query: PostgresQuery, as type: T.Type) async throws -> T? {
+    try await url.withConnection(logger: TestCluster.logger) { connection in
+        try await connection.query(query, logger: TestCluster.logger).decode(T.self).first(where: { _ in true })
+    }
+}

@@ -1,0 +1,119 @@
+import API
+import Database
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import PetstoreTesting
+import PostgresNIO
+import Tenancy
+import Testing
+
+/// A migrated database, the app's dependencies on it, and a platform admin key.
+struct TestApp: Sendable {
+    let database: TestDatabase
+    let dependencies: AppDependencies
+    let platformKey: String
+
+    var catalog: Catalog { dependencies.catalog }
+    var store: EventStore { dependencies.store }
+}
+
+/// Runs `body` against the real HTTP stack (`.live`: a server on a free port) unless told otherwise.
+func withApp(
+    _ testing: TestingSetup = .live, poolSize: Int = 8, securityFlush: Duration = .milliseconds(20),
+    _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+) async throws {
+    let database = try await TestCluster.shared.database()
+    let logger = TestCluster.logger
+    let client = PostgresClient(configuration: database.appURL.clientConfiguration(maximumConnections: poolSize), backgroundLogger: logger)
+    let dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
+                                       securityFlushInterval: securityFlush, logger: logger)
+    let application = Application(
+        responder: ApplicationBuilder.responder(dependencies, configuration: ServerConfiguration()),
+        services: [client, dependencies.securityLog],
+        logger: logger
+    )
+    try await application.test(testing) { testClient in
+        let key = try await dependencies.catalog.createPlatformKey(name: "tests")
+        try await body(TestApp(database: database, dependencies: dependencies, platformKey: key.value), testClient)
+    }
+}
+
+extension TestApp {
+    /// Onboards a tenant through the API and returns its admin key.
+    func onboard(_ client: some TestClientProtocol, slug: String, plan: String = "free") async throws -> String {
+        let body = #"{"slug":"\#(slug)","name":"Tenant \#(slug)","plan":"\#(plan)"}"#
+        return try await client.execute(uri: "/api/admin/tenants", method: .post,
+                                        headers: [.authorization: "Bearer \(platformKey)", .contentType: "application/json"],
+                                        body: ByteBuffer(string: body)) { response in
+            #expect(response.status == .created, "\(String(buffer: response.body))")
+            let json = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+            return try #require(json?["admin_api_key"] as? String)
+        }
+    }
+
+    /// Events of a type in a tenant's log.
+    func events(of type: String, tenant slug: String) async throws -> [RecordedEvent] {
+        guard let tenant = try await catalog.tenant(slug: slug) else { return [] }
+        return try await store.read(tenant: tenant.id, limit: 100_000).filter { $0.type == type }
+    }
+}
+
+func headers(_ key: String?, tenant: String? = nil, host: String? = nil) -> HTTPFields {
+    var fields = HTTPFields()
+    if let key { fields[.authorization] = "Bearer \(key)" }
+    if let tenant { fields[HTTPField.Name("X-Tenant-ID")!] = tenant }
+    if let host { fields[HTTPField.Name("Host")!] = host }
+    return fields
+}
+
+/// A response with the per-request header left out, for byte-for-byte comparison.
+struct Comparable404: Equatable, CustomStringConvertible {
+    let status: Int
+    let headers: [String]
+    let body: String
+
+    init(_ response: TestResponse) {
+        self.init(SentResponse(status: response.status, headers: response.headers, body: response.body))
+    }
+
+    init(_ response: SentResponse) {
+        status = response.status.code
+        headers = response.headers.filter { !["x-request-id", "date"].contains($0.name.canonicalName) }
+            .map { "\($0.name.canonicalName): \($0.value)" }.sorted()
+        body = String(buffer: response.body)
+    }
+
+    var description: String { "\(status) \(headers) \(body)" }
+}
+
+/// A response from either test client.
+struct SentResponse: Sendable {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let body: ByteBuffer
+}
+
+/// Sends a request; a `Host` in `fields` becomes the request's authority on a connection of its
+/// own (the test client otherwise always says `localhost`). Needs the `.live` setup for that.
+func send(_ client: any TestClientProtocol, _ uri: String, _ method: HTTPRequest.Method, _ fields: HTTPFields,
+          body: ByteBuffer? = nil) async throws -> SentResponse {
+    var fields = fields
+    let hostName = HTTPField.Name("Host")!
+    if let host = fields[hostName] {
+        let port = try #require(client.port, "a Host header needs the .live test setup")
+        fields[hostName] = nil
+        let request = TestClient.Request(uri, method: method, authority: host, headers: fields, body: body)
+        let response: TestClient.Response = try await TestClient.withClient(host: "127.0.0.1", port: port) { testClient in
+            try await testClient.execute(request)
+        }
+        return SentResponse(status: response.status, headers: response.headers, body: response.body ?? ByteBuffer())
+    }
+    return try await client.execute(uri: uri, method: method, headers: fields, body: body) { response in
+        SentResponse(status: response.status, headers: response.headers, body: response.body)
+    }
+}
