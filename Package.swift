@@ -109,6 +109,7 @@ let package = Package(
             dependencies: [
                 "API", "PetstoreTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Database
+import NIOPosix
 import PostgresNIO
 
-@main
 struct Petstore: AsyncParsableCommand {
     /// Errors from the database layers print as one readable line, never as a type dump.
-    static func main() async {
+    static func runMain() async {
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

@@ -160,14 +160,16 @@ struct KeyCommand: AsyncParsableCommand {
 
         func run() async throws {
             let prefix = prefix
-            let revoked = try await options.withDependencies { dependencies -> Bool in
-                if prefix.hasPrefix("ppk_") { return try await dependencies.catalog.revokePlatformKey(prefix: prefix) }
-                guard let (tenant, keyID) = try await dependencies.catalog.keyOwner(prefix: prefix) else { return false }
+            // nil: no such key; false: it was already revoked (revoking is idempotent).
+            let revoked = try await options.withDependencies { dependencies -> Bool? in
+                if prefix.hasPrefix("ppk_") { return try await dependencies.catalog.revokePlatformKey(prefix: prefix) ? true : nil }
+                guard let (tenant, keyID) = try await dependencies.catalog.keyOwner(prefix: prefix) else { return nil }
+                if try await dependencies.catalog.state(of: tenant).state?.apiKeys[keyID]?.revoked == true { return false }
                 try await dependencies.catalog.execute(.revokeApiKey(id: keyID, at: Date()), on: tenant, metadata: TenantCommand.cliMetadata)
                 return true
             }
-            guard revoked else { throw ValidationError("no active key with prefix '\(prefix)'") }
-            print("revoked \(prefix)")
+            guard let revoked else { throw ValidationError("no active key with prefix '\(prefix)'") }
+            print(revoked ? "revoked \(prefix)" : "\(prefix) was already revoked")
         }
     }
 }

@@ -149,3 +149,15 @@ func scalar<T: PostgresDecodable & Sendable>(_ url: DatabaseURL, _ query: Postgr
         try await connection.query(query, logger: TestCluster.logger).decode(T.self).first(where: { _ in true })
     }
 }
+
+@Suite struct FileOutboxSinkTests {
+    @Test func `the default sink writes one file per message`() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-outbox-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let sink = FileOutboxSink(directory: directory, logger: TestCluster.logger)
+        try await sink.deliver(id: 7, tenant: TenantID(), kind: "welcome", payload: #"{"to":"a@b.test"}"#)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(files == ["000000000007-welcome.json"])
+        #expect(try String(contentsOf: directory.appending(path: files[0]), encoding: .utf8) == #"{"to":"a@b.test"}"#)
+    }
+}

@@ -45,16 +45,14 @@ public struct OutboxDispatcher: Service {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    while try await dispatchBatch() > 0 {}
-                } catch {
-                    logger.warning("outbox dispatch failed; will retry", metadata: ["error": "\(DatabaseURL.describe(error))"])
-                }
-                try? await Task.sleep(for: interval)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                while try await dispatchBatch() > 0 {}
+            } catch {
+                logger.warning("outbox dispatch failed; will retry", metadata: ["error": "\(DatabaseURL.describe(error))"])
             }
-        } onGracefulShutdown: {}
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
     }
 
     /// Tries up to `batch` pending messages; returns how many were delivered.

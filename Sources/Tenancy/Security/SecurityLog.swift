@@ -88,6 +88,11 @@ public final class SecurityLog: Service, Sendable {
         self.logger = logger
     }
 
+    /// Attempts recorded and not yet written (a gauge for operators, and for tests).
+    public var pendingAttempts: Int {
+        pending.withLock { $0.values.reduce(0) { $0 + $1.count } }
+    }
+
     /// Adds an attempt; never waits for the database.
     public func record(_ attempt: Attempt) {
         let key = Key(
@@ -107,12 +112,12 @@ public final class SecurityLog: Service, Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                await flush()
-            }
-        } onGracefulShutdown: {}
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            // Shutdown cuts the wait short; the flush below then writes what is left.
+            let interval = self.interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            await flush()
+        }
         await flush()
     }
 
