@@ -60,7 +60,11 @@ let package = Package(
         ),
         .target(
             name: "Projectors",
-            dependencies: ["Database", "EventLog", "Domain"],
+            dependencies: [
+                "Database", "EventLog", "Domain",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
@@ -85,7 +89,7 @@ let package = Package(
         ),
         .target(
             name: "PetstoreTesting",
-            dependencies: ["Database", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["Database", "Projectors", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -97,6 +101,11 @@ let package = Package(
         .testTarget(
             name: "EventLogTests",
             dependencies: ["EventLog", "Database", "PetstoreTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProjectorTests",
+            dependencies: ["Projectors", "EventLog", "Database", "Domain", "PetstoreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import Projectors
 import ServiceLifecycle
 import Tenancy
 
@@ -15,6 +16,7 @@ public struct AppDependencies: Sendable {
     public let authenticator: Authenticator
     public let securityLog: SecurityLog
     public let provisioner: Provisioner
+    public let runtime: ProjectionRuntime
     public let migrator: Migrator
     public let resolver: TenantResolver
     /// Filled in as the router is built.
@@ -34,6 +36,7 @@ public struct AppDependencies: Sendable {
         self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
         self.securityLog = SecurityLog(client: client, store: store, interval: securityFlushInterval, logger: logger)
         self.provisioner = Provisioner(catalog: catalog, logger: logger)
+        self.runtime = ProjectionRuntime(client: client, store: store, logger: logger)
         self.migrator = migrator
         self.resolver = resolver
         self.logger = logger
@@ -43,6 +46,7 @@ public struct AppDependencies: Sendable {
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
         [
             NotificationRelay(client: client, signal: store.signal, logger: logger),
+            runtime,
             securityLog,
             OutboxDispatcher(client: client, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
         ]
@@ -71,6 +75,10 @@ public enum ApplicationBuilder {
                                                     securityLog: dependencies.securityLog))
             .group(context: TenantRequestContext.self)
         TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: dependencies.routes).register(on: tenant)
+        PetRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)
+            .register(on: tenant)
+        ConfigRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)
+            .register(on: tenant)
         return router
     }
 

@@ -114,6 +114,19 @@ public struct EventStore: Sendable {
         }
     }
 
+    /// Up to `limit` events after `seq`, inside a transaction the caller holds (already entered
+    /// into the tenant), so that what is read and what is written with it commit together.
+    public func read(tenant: TenantID, after seq: Int64, limit: Int, on connection: PostgresConnection) async throws(EventLogError) -> [RecordedEvent] {
+        do {
+            var events: [RecordedEvent] = []
+            let rows = try await connection.execute(ReadTenantLog(tenant: tenant.rawValue, after: seq, limit: Int64(max(0, limit))), logger: logger)
+            for try await row in rows { events.append(try RecordedEvent(tenant: tenant, row: row)) }
+            return events
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
     /// A tenant's log after `seq` as it is now, fetched a page at a time so that memory stays
     /// flat however long the log is. Each page is its own short transaction.
     public func events(tenant: TenantID, after seq: Int64 = 0, pageSize: Int = 1000) -> EventSequence {

@@ -1,4 +1,5 @@
 import Database
+import Projectors
 import Foundation
 import Logging
 import PostgresNIO
@@ -98,6 +99,7 @@ public actor TestCluster {
             try await connection.run(trusted: "CREATE DATABASE \(templateName)", logger: logger)
         }
         try await Migrator().migrate(server.ownerURL.with(database: templateName), logger: logger)
+        try await ProjectionInstaller().install(server.ownerURL.with(database: templateName), logger: logger)
         return server
     }
 

@@ -1,5 +1,6 @@
 import API
 import Database
+import Projectors
 import Foundation
 import Logging
 import PostgresNIO
@@ -12,6 +13,7 @@ extension CommonOptions {
         defer { target.stopClusterIfOurs() }
         let migrator = try Migrator()
         try await migrator.migrate(target.ownerURL, logger: logger)
+        try await ProjectionInstaller().install(target.ownerURL, logger: logger)
         let client = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }

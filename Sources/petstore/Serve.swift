@@ -1,6 +1,7 @@
 import API
 import ArgumentParser
 import Database
+import Projectors
 import Foundation
 import Hummingbird
 import Logging
@@ -80,6 +81,7 @@ struct Serve: AsyncParsableCommand {
 
         let migrator = try Migrator()
         try await migrator.migrate(target.ownerURL, logger: logger)
+        try await ProjectionInstaller().install(target.ownerURL, logger: logger)
 
         let client = PostgresClient(
             configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize),

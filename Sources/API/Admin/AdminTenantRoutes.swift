@@ -40,11 +40,6 @@ struct AdminTenantRoutes {
         let adminApiKey: String?
     }
 
-    struct Page: Encodable {
-        let items: [TenantBody]
-        let nextCursor: String?
-    }
-
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.post, "/tenants", in: table) { request, context in try await create(request, context) }
         group.route(.get, "/tenants", in: table) { request, _ in try await list(request) }
@@ -87,7 +82,7 @@ struct AdminTenantRoutes {
         let records = try await mapping { try await catalog.tenants(after: cursor, limit: limit + 1) }
         let page = Array(records.prefix(limit))
         let next = records.count > limit ? page.last.map { Pagination.encode($0.slug) } : nil
-        return try JSONResponse.make(Page(items: page.map(TenantBody.init), nextCursor: next))
+        return try JSONResponse.make(ListPage(items: page.map(TenantBody.init), nextCursor: next))
     }
 
     func tenant(_ context: PlatformRequestContext) async throws -> TenantRecord {

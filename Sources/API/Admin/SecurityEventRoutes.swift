@@ -26,11 +26,6 @@ struct SecurityEventRoutes {
         let requestId: String?
     }
 
-    struct Page: Encodable {
-        let items: [Item]
-        let nextCursor: String?
-    }
-
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.get, "/security-events", in: table) { request, context in
             let limit = try Pagination.limit(request, default: 50, maximum: 500)
@@ -51,7 +46,7 @@ struct SecurityEventRoutes {
                                   clientAddress: row.12, requestId: row.13))
             }
             let page = Array(items.prefix(limit))
-            return try JSONResponse.make(Page(items: page, nextCursor: items.count > limit ? page.last.map { Pagination.encode(String($0.id)) } : nil))
+            return try JSONResponse.make(ListPage(items: page, nextCursor: items.count > limit ? page.last.map { Pagination.encode(String($0.id)) } : nil))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Domain
 import EventLog
 import Foundation
 import Hummingbird
@@ -84,5 +85,19 @@ enum JSONResponse {
         var headers = headers
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
+    }
+}
+
+extension JSONBody {
+    /// A member that may be absent (unchanged), null (cleared) or a string (set).
+    mutating func nullableString(_ key: String) -> FieldChange<String> {
+        switch object[key] {
+        case nil: return .unchanged
+        case .null?: return .clear
+        case .string(let value)?: return .set(value)
+        default:
+            errors.append(.init(field: key, message: "must be a string or null"))
+            return .unchanged
+        }
     }
 }

@@ -34,3 +34,18 @@ enum Pagination {
         return String(text.dropFirst(3))
     }
 }
+
+/// A page of a list: `{"items": [...], "next_cursor": "..." | null}`.
+struct ListPage<Item: Encodable>: Encodable {
+    let items: [Item]
+    let nextCursor: String?
+
+    enum CodingKeys: String, CodingKey { case items, nextCursor }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        // Present even when null: clients test for it rather than for its absence.
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+}

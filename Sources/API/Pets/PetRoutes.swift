@@ -1,0 +1,305 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PostgresNIO
+import Projectors
+import Tenancy
+
+/// `/api/pets`: commands become events through the Pet decider; reads come from the `pets`
+/// read model, which a command brings up to date before it answers (read-your-writes).
+struct PetRoutes {
+    let catalog: Catalog
+    let runtime: ProjectionRuntime
+    let table: RouteTable
+    let logger: Logger
+
+    static let writers: Set<Principal.Role> = [.admin, .member]
+    static let readers: Set<Principal.Role> = [.admin, .member, .auditor]
+
+    struct PetBody: Encodable {
+        let id: String
+        let name: String
+        let species: String
+        let breed: String?
+        let microchipId: String?
+        let deleted: Bool
+        let createdAt: Date
+        let updatedAt: Date
+        let version: Int
+
+        enum CodingKeys: String, CodingKey { case id, name, species, breed, microchipId, deleted, createdAt, updatedAt, version }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(name, forKey: .name)
+            try container.encode(species, forKey: .species)
+            try container.encode(breed, forKey: .breed)
+            try container.encode(microchipId, forKey: .microchipId)
+            try container.encode(deleted, forKey: .deleted)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encode(updatedAt, forKey: .updatedAt)
+            try container.encode(version, forKey: .version)
+        }
+
+        init(_ state: PetState) {
+            id = state.id.uuidString.lowercased()
+            name = state.name
+            species = state.species
+            breed = state.breed
+            microchipId = state.microchipID
+            deleted = state.removed
+            createdAt = state.createdAt
+            updatedAt = state.updatedAt
+            version = state.version
+        }
+    }
+
+    func register(on group: RouterGroup<TenantRequestContext>) {
+        group.route(.post, "/pets", roles: Self.writers, in: table) { request, context in try await create(request, context) }
+        group.route(.get, "/pets", roles: Self.readers, in: table) { request, context in try await list(request, context) }
+        group.route(.get, "/pets/{id}", roles: Self.readers, in: table) { request, context in try await show(request, context) }
+        group.route(.patch, "/pets/{id}", roles: Self.writers, in: table) { request, context in try await update(request, context) }
+        group.route(.delete, "/pets/{id}", roles: Self.writers, in: table) { request, context in try await remove(request, context) }
+        group.route(.get, "/pets/{id}/history", roles: Self.readers, in: table) { request, context in try await history(request, context) }
+    }
+
+    // MARK: - Commands
+
+    func create(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        var body = try await JSONBody.read(request, context: context, allowed: ["id", "name", "species", "breed", "microchip_id"])
+        let idText = body.string("id")
+        let name = body.string("name", required: true)
+        let species = body.string("species", required: true)
+        let breed = body.string("breed")
+        let microchip = body.string("microchip_id")
+        try body.finish()
+        let id: UUID
+        if let idText {
+            guard let parsed = UUID(uuidString: idText) else {
+                throw Problem.badRequest("id must be a UUID.", errors: [.init(field: "id", message: "must be a UUID")])
+            }
+            id = parsed
+        } else {
+            id = UUID()
+        }
+        let handle = catalog.handle(for: context.tenant)
+        let now = Date()
+        let (state, version) = try await execute(handle, id: id, context: context) { _ in
+            .register(id: id, name: name ?? "", species: species ?? "", breed: breed, microchipID: microchip, at: now)
+        }
+        guard let state else { throw Problem.internalError() }
+        return try JSONResponse.make(PetBody(state), status: .created,
+                                     headers: [.location: "/api/pets/\(id.uuidString.lowercased())", .eTag: "\"\(version)\""])
+    }
+
+    func update(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        let id = try petID(context)
+        let expected = try ifMatch(request)
+        var body = try await JSONBody.read(request, context: context, allowed: ["name", "species", "breed", "microchip_id"])
+        let name = body.string("name")
+        let species = body.string("species")
+        let breed = body.nullableString("breed")
+        let microchip = body.nullableString("microchip_id")
+        try body.finish()
+        let handle = catalog.handle(for: context.tenant)
+        let now = Date()
+        let (state, version) = try await execute(handle, id: id, context: context, expected: expected) { _ in
+            .update(name: name, species: species, breed: breed, microchipID: microchip, at: now)
+        }
+        guard let state else { throw Problem.notFound() }
+        if state.removed, !(try await includeDeleted(handle, context)) { throw Problem.notFound() }
+        return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(version)\""])
+    }
+
+    func remove(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        let id = try petID(context)
+        let expected = try ifMatch(request)
+        let handle = catalog.handle(for: context.tenant)
+        let now = Date()
+        _ = try await execute(handle, id: id, context: context, expected: expected) { _ in .remove(at: now) }
+        return Response(status: .noContent)
+    }
+
+    /// Runs a pet command and waits until the read model shows its effect.
+    func execute(
+        _ handle: TenantHandle, id: UUID, context: TenantRequestContext, expected: Int? = nil,
+        _ command: @escaping @Sendable (PetState?) -> PetCommand
+    ) async throws -> (PetState?, Int) {
+        let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
+        let outcome: CommandRunner<Pet>.Outcome
+        do {
+            outcome = try await PetCommands.runner(logger: logger).run(handle, id: id, metadata: metadata, expected: expected, command)
+        } catch let error as DomainError {
+            throw Problem(error)
+        } catch let error as EventLogError where error.code == .wrongExpectedVersion {
+            // Only reachable with If-Match: the client's version is stale.
+            if error.actualVersion == 0 { throw Problem.notFound() }
+            throw Problem(type: Problem.typeBase + "precondition-failed", title: "Precondition Failed", status: .preconditionFailed,
+                          detail: "The pet changed since that version: it is at version \(error.actualVersion ?? 0).")
+        }
+        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id) }
+        return (outcome.state, outcome.version)
+    }
+
+    // MARK: - Queries
+
+    func show(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        let id = try petID(context)
+        let handle = catalog.handle(for: context.tenant)
+        if let asOf = try Self.asOf(request) {
+            let (state, _) = try await PetCommands.runner(logger: logger).load(handle, id: id, until: asOf)
+            guard let state else { throw Problem.notFound() }
+            if state.removed, !(try await includeDeleted(handle, context)) { throw Problem.notFound() }
+            return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(state.version)\""])
+        }
+        let include = try await includeDeleted(handle, context)
+        let pets = try await handle.withTransaction(logger: context.logger) { connection in
+            try await PetRows.fetch(connection, logger: context.logger, """
+                SELECT \(unescaped: PetRows.columns) FROM pets WHERE tenant_id = \(handle.tenant.id.rawValue) AND id = \(id)
+                """)
+        }
+        guard let pet = pets.first, !pet.removed || include else { throw Problem.notFound() }
+        return try JSONResponse.make(PetBody(pet), headers: [.eTag: "\"\(pet.version)\""])
+    }
+
+    func list(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        let limit = try Pagination.limit(request, default: 20, maximum: 100)
+        let after = try Pagination.cursor(request).map { raw -> Int64 in
+            guard let seq = Int64(raw), seq >= 0 else { throw Problem.badRequest("The cursor is not one this server issued.") }
+            return seq
+        } ?? 0
+        let species = request.uri.queryParameters["species"].map(String.init)
+        if let species, species.isEmpty || species.count > 50 {
+            throw Problem.badRequest("species must be 1 to 50 characters.", errors: [.init(field: "species", message: "must be 1 to 50 characters")])
+        }
+        let unknown = Set(request.uri.queryParameters.map { String($0.key) }).subtracting(["limit", "cursor", "species"])
+        if !unknown.isEmpty {
+            throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).")
+        }
+        let handle = catalog.handle(for: context.tenant)
+        let include = try await includeDeleted(handle, context)
+        let tenant = handle.tenant.id.rawValue
+        let rows = try await handle.withTransaction(logger: context.logger) { connection in
+            try await PetRows.fetchWithSeq(connection, logger: context.logger, """
+                SELECT \(unescaped: PetRows.columns), registered_seq FROM pets
+                 WHERE tenant_id = \(tenant) AND registered_seq > \(after)
+                   AND (\(species)::text IS NULL OR species = \(species))
+                   AND (\(include) OR NOT deleted)
+                 ORDER BY registered_seq LIMIT \(limit + 1)
+                """)
+        }
+        let page = Array(rows.prefix(limit))
+        let next = rows.count > limit ? page.last.map { Pagination.encode(String($0.seq)) } : nil
+        return try JSONResponse.make(ListPage(items: page.map { PetBody($0.pet) }, nextCursor: next))
+    }
+
+    struct HistoryItem: Encodable {
+        let seq: Int64
+        let version: Int
+        let type: String
+        let data: JSONValue
+        let metadata: JSONValue
+        let recordedAt: String
+
+        enum CodingKeys: String, CodingKey { case seq, version, type, data, metadata, recordedAt }
+    }
+
+    func history(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        let id = try petID(context)
+        let handle = catalog.handle(for: context.tenant)
+        let until = try Self.asOf(request)
+        let events = try await handle.store.read(tenant: handle.tenant.id, stream: try StreamName(type: PetEventCoding.streamType, id: id), until: until)
+        guard !events.isEmpty else { throw Problem.notFound() }
+        let items = events.map {
+            HistoryItem(seq: $0.seq, version: $0.streamVersion, type: $0.type, data: $0.data, metadata: $0.metadataJSON, recordedAt: $0.recordedAtText)
+        }
+        return try JSONResponse.make(["items": items])
+    }
+
+    // MARK: - Helpers
+
+    /// Whether this tenant lists removed pets, from its configuration.
+    func includeDeleted(_ handle: TenantHandle, _ context: TenantRequestContext) async throws -> Bool {
+        try await handle.withTransaction(logger: context.logger) { connection in
+            let rows = try await connection.query("""
+                SELECT value = 'true'::jsonb FROM tenant_config WHERE tenant_id = \(handle.tenant.id.rawValue) AND key = 'include_deleted_pets'
+                """, logger: context.logger)
+            return try await rows.decode(Bool.self).first(where: { _ in true }) ?? false
+        }
+    }
+
+    /// A pet id; anything not a UUID cannot name a pet, so it is the same 404 as a missing one.
+    func petID(_ context: TenantRequestContext) throws -> UUID {
+        guard let raw = context.parameters.get("id"), let id = UUID(uuidString: raw) else { throw Problem.notFound() }
+        return id
+    }
+
+    /// `If-Match: "3"` → 3; `*` or absent → nil; anything else is a 400.
+    func ifMatch(_ request: Request) throws -> Int? {
+        guard let raw = request.headers[.ifMatch]?.trimmingCharacters(in: .whitespaces) else { return nil }
+        if raw == "*" { return nil }
+        let unquoted = raw.hasPrefix("W/") ? String(raw.dropFirst(2)) : raw
+        guard unquoted.count >= 3, unquoted.first == "\"", unquoted.last == "\"", let version = Int(unquoted.dropFirst().dropLast()), version >= 0 else {
+            throw Problem.badRequest("If-Match must be an ETag this server sent, such as \"3\".")
+        }
+        return version
+    }
+
+    /// `as_of`: an RFC 3339 time, not in the future.
+    static func asOf(_ request: Request) throws -> Date? {
+        guard let raw = request.uri.queryParameters["as_of"].map(String.init) else { return nil }
+        guard let date = Timestamps.parse(raw) else {
+            throw Problem.badRequest("as_of must be an RFC 3339 time such as 2026-01-31T12:00:00Z.",
+                                     errors: [.init(field: "as_of", message: "is not an RFC 3339 time")])
+        }
+        guard date <= Date() else {
+            throw Problem.badRequest("as_of is in the future.", errors: [.init(field: "as_of", message: "is in the future")])
+        }
+        return date
+    }
+}
+
+/// Reads pets rows into `PetState`.
+enum PetRows {
+    static let columns = "id, name, species, breed, microchip_id, deleted, created_at, updated_at, version"
+    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int)
+
+    static func state(_ row: Row) -> PetState {
+        PetState(id: row.0, name: row.1, species: row.2, breed: row.3, microchipID: row.4, removed: row.5,
+                 createdAt: row.6, updatedAt: row.7, version: row.8)
+    }
+
+    static func fetch(_ connection: PostgresConnection, logger: Logger, _ query: PostgresQuery) async throws -> [PetState] {
+        var pets: [PetState] = []
+        for try await row in try await connection.query(query, logger: logger).decode(Row.self) { pets.append(state(row)) }
+        return pets
+    }
+
+    static func fetchWithSeq(_ connection: PostgresConnection, logger: Logger, _ query: PostgresQuery) async throws -> [(pet: PetState, seq: Int64)] {
+        var pets: [(PetState, Int64)] = []
+        let rows = try await connection.query(query, logger: logger)
+        for try await row in rows.decode((UUID, String, String, String?, String?, Bool, Date, Date, Int, Int64).self) {
+            pets.append((state((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8)), row.9))
+        }
+        return pets
+    }
+}
+
+extension Problem {
+    /// A decider's refusal in HTTP terms.
+    init(_ error: DomainError) {
+        let errors = error.fieldErrors.map { FieldError(field: $0.field, message: $0.message) }
+        switch error.code {
+        case .validation: self = .validation(error.message, errors: errors)
+        case .notFound: self = .notFound()
+        case .alreadyExists: self = .conflict(error.message)
+        case .removed: self = .notFound()
+        case .conflict: self = .conflict(error.message)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+
+/// `pets`: one row per pet, from the pet stream's events.
+public struct PetsProjector: Projector {
+    public let name = "pets"
+
+    public init() {}
+
+    public func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+        for event in events where event.stream.type == PetEventCoding.streamType {
+            let id = event.stream.id
+            let version = event.streamVersion
+            switch try PetEventCoding.decode(event) {
+            case .registered(let registered):
+                try await connection.execute("""
+                    INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
+                    VALUES (\(tenant.rawValue), \(id), \(event.seq), \(registered.name), \(registered.species), \(registered.breed),
+                            \(registered.microchipID), false, \(registered.at), \(registered.at), \(version))
+                    """, logger: logger)
+            case .renamed(let renamed):
+                try await connection.execute("""
+                    UPDATE pets SET name = \(renamed.name), updated_at = \(renamed.at), version = \(version)
+                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
+                    """, logger: logger)
+            case .detailsChanged(let changed):
+                try await connection.execute("""
+                    UPDATE pets SET species = \(changed.species), breed = \(changed.breed), microchip_id = \(changed.microchipID),
+                                    updated_at = \(changed.at), version = \(version)
+                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
+                    """, logger: logger)
+            case .removed(let removed):
+                try await connection.execute("""
+                    UPDATE pets SET deleted = true, updated_at = \(removed.at), version = \(version)
+                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
+                    """, logger: logger)
+            case .restored(let restored):
+                try await connection.execute("""
+                    UPDATE pets SET deleted = false, updated_at = \(restored.at), version = \(version)
+                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
+                    """, logger: logger)
+            }
+        }
+    }
+}
+
+/// `tenant_config`: the value of each key a tenant set.
+public struct TenantConfigProjector: Projector {
+    public let name = "tenant_config"
+
+    public init() {}
+
+    /// No key strategy: a tenant's own keys inside a value are data, kept as written.
+    public static let valueEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    public func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+        for event in events where event.stream.type == ConfigEventCoding.streamType {
+            switch try ConfigEventCoding.decode(event) {
+            case .set(let set):
+                let value = String(decoding: try Self.valueEncoder.encode(set.value), as: UTF8.self)
+                try await connection.execute("""
+                    INSERT INTO tenant_config (tenant_id, key, value, updated_at) VALUES (\(tenant.rawValue), \(set.key), \(value)::jsonb, \(set.at))
+                    ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+                    """, logger: logger)
+            case .unset(let unset):
+                try await connection.execute(
+                    "DELETE FROM tenant_config WHERE tenant_id = \(tenant.rawValue) AND key = \(unset.key)", logger: logger)
+            }
+        }
+    }
+}

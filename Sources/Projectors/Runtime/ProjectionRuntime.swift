@@ -1,0 +1,164 @@
+import Database
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps every installed projection version up to date with every tenant's log.
+///
+/// For a (projection version, tenant) pair, one batch is one transaction: take the pair's
+/// advisory lock, lock its checkpoint row, read the events after it, apply them, move the
+/// checkpoint, commit. A crash anywhere before the commit loses the whole batch and nothing
+/// else; the next run starts again from the checkpoint, so each event takes effect once.
+/// The log's seqs are assigned in commit order under the tenant's head lock, so "the events
+/// after my checkpoint" never skips one that commits late.
+///
+/// Work is found by polling positions (every `pollInterval`) and by wake-ups from appends
+/// (`AppendSignal`: in process, or relayed from other processes). A version in state
+/// `building` is brought up to date beside the active one and then activated.
+public final class ProjectionRuntime: Service, Sendable {
+    public struct Version: Sendable, Hashable {
+        public let name: String
+        public let version: String
+        public let schema: String
+        public let state: String
+    }
+
+    let client: PostgresClient
+    let store: EventStore
+    let projectors: [String: any Projector]
+    let batchSize: Int
+    let pollInterval: Duration
+    let logger: Logger
+    /// For tests: runs after a batch is applied and before it commits.
+    let beforeCommit: @Sendable (TenantID, Int) throws -> Void
+
+    public init(
+        client: PostgresClient, store: EventStore, projectors: [any Projector] = [PetsProjector(), TenantConfigProjector()],
+        batchSize: Int = 500, pollInterval: Duration = .seconds(1), logger: Logger,
+        beforeCommit: @escaping @Sendable (TenantID, Int) throws -> Void = { _, _ in }
+    ) {
+        self.client = client
+        self.store = store
+        self.projectors = Dictionary(uniqueKeysWithValues: projectors.map { ($0.name, $0) })
+        self.batchSize = batchSize
+        self.pollInterval = pollInterval
+        self.logger = logger
+        self.beforeCommit = beforeCommit
+    }
+
+    public func run() async throws {
+        let wakeUps = store.signal.subscribe()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Forward wake-ups into a flag the loop below checks, so bursts collapse into one pass.
+                for await _ in wakeUps.cancelOnGracefulShutdown() { self.woken.withLock { $0 = true } }
+            }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    try await catchUpAll()
+                } catch {
+                    logger.warning("projection pass failed; will retry", metadata: ["error": "\(DatabaseURL.describe(error))"])
+                }
+                await waitForWork()
+            }
+            group.cancelAll()
+        }
+    }
+
+    private let woken = Mutex(false)
+
+    private func waitForWork() async {
+        let deadline = ContinuousClock.now + pollInterval
+        while ContinuousClock.now < deadline && !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if woken.withLock({ flag in defer { flag = false }; return flag }) { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// The installed versions that are served or being built.
+    public func versions() async throws -> [Version] {
+        var versions: [Version] = []
+        let rows = try await client.query(
+            "SELECT name, version, schema_name, state FROM projections WHERE state IN ('active', 'building') ORDER BY name, state", logger: logger)
+        for try await (name, version, schema, state) in rows.decode((String, String, String, String).self) where projectors[name] != nil {
+            versions.append(Version(name: name, version: version, schema: schema, state: state))
+        }
+        return versions
+    }
+
+    /// One pass: every version, every tenant that is behind; then activates built versions.
+    public func catchUpAll() async throws {
+        for version in try await versions() {
+            var behind = false
+            let positions = try await client.query(
+                "SELECT tenant_id, applied_seq, head FROM projection_positions(\(version.name), \(version.version))", logger: logger)
+            var lagging: [TenantID] = []
+            for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) where position < head {
+                lagging.append(TenantID(tenant))
+            }
+            for tenant in lagging {
+                if try await catchUp(tenant: tenant, version: version) == false { behind = true }
+            }
+            if version.state == "building" && !behind {
+                try await activateIfCaughtUp(version)
+            }
+        }
+    }
+
+    /// Brings every version up to date for one tenant: what a command calls after its append
+    /// so the client reads its own write.
+    public func catchUp(tenant: TenantID) async throws {
+        for version in try await versions() {
+            _ = try await catchUp(tenant: tenant, version: version)
+        }
+    }
+
+    /// Applies batches until the tenant's log is exhausted; false if it stopped early.
+    @discardableResult
+    func catchUp(tenant: TenantID, version: Version) async throws -> Bool {
+        guard let projector = projectors[version.name] else { return true }
+        while true {
+            let applied = try await applyBatch(tenant: tenant, version: version, projector: projector)
+            if applied < batchSize { return true }
+            if Task.isCancelled { return false }
+        }
+    }
+
+    /// One transaction; returns how many events it covered.
+    func applyBatch(tenant: TenantID, version: Version, projector: any Projector) async throws -> Int {
+        let lockKey = "\(version.name)/\(version.version)/\(tenant)"
+        return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+            try await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
+            // The schema name comes from the projections table, which only holds proj_NAME_HASH names.
+            try await connection.execute("SELECT set_config('search_path', \(version.schema + ", public"), true)", logger: logger)
+            try await connection.execute("""
+                INSERT INTO projection_checkpoints (tenant_id, projection, version) VALUES (\(tenant.rawValue), \(version.name), \(version.version))
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+            let position = try await connection.query("""
+                SELECT applied_seq FROM projection_checkpoints
+                 WHERE tenant_id = \(tenant.rawValue) AND projection = \(version.name) AND version = \(version.version) FOR UPDATE
+                """, logger: logger).decode(Int64.self).first(where: { _ in true }) ?? 0
+            let events = try await store.read(tenant: tenant, after: position, limit: batchSize, on: connection)
+            guard let last = events.last else { return 0 }
+            try await projector.apply(events, tenant: tenant, on: connection, logger: logger)
+            try beforeCommit(tenant, events.count)
+            try await connection.execute("""
+                UPDATE projection_checkpoints SET applied_seq = \(last.seq), updated_at = now()
+                 WHERE tenant_id = \(tenant.rawValue) AND projection = \(version.name) AND version = \(version.version)
+                """, logger: logger)
+            return events.count
+        }
+    }
+
+    private func activateIfCaughtUp(_ version: Version) async throws {
+        let rows = try await client.query(
+            "SELECT count(*) FROM projection_positions(\(version.name), \(version.version)) WHERE applied_seq < head", logger: logger)
+        guard try await rows.decode(Int64.self).first(where: { _ in true }) == 0 else { return }
+        try await client.query("SELECT activate_projection(\(version.name), \(version.version))", logger: logger).consume()
+        logger.notice("projection version activated", metadata: ["projection": "\(version.name)", "version": "\(version.version)"])
+    }
+}

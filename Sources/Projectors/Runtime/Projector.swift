@@ -1,0 +1,15 @@
+import EventLog
+import Logging
+import PostgresNIO
+
+/// Turns a tenant's events into the rows of one read model.
+///
+/// `apply` runs inside the transaction that also advances the projection's checkpoint, with the
+/// version's schema first on the search path, so unqualified table names are this version's.
+/// It sees every event of the tenant in order (skipping those it does not care about) and must
+/// be deterministic: a rebuild from the log yields the same rows.
+public protocol Projector: Sendable {
+    /// The name of its SQL file in Projections/, without `.sql`.
+    var name: String { get }
+    func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws
+}
