@@ -35,8 +35,9 @@ public struct AppDependencies: Sendable {
         self.catalog = catalog
         self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
         self.securityLog = SecurityLog(client: client, store: store, interval: securityFlushInterval, logger: logger)
-        self.provisioner = Provisioner(catalog: catalog, logger: logger)
-        self.runtime = ProjectionRuntime(client: client, store: store, logger: logger)
+        let runtime = ProjectionRuntime(client: client, store: store, logger: logger)
+        self.runtime = runtime
+        self.provisioner = Provisioner(catalog: catalog, runtime: runtime, logger: logger)
         self.migrator = migrator
         self.resolver = resolver
         self.logger = logger

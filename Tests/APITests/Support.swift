@@ -34,7 +34,7 @@ func withApp(
                                        securityFlushInterval: securityFlush, logger: logger)
     let application = Application(
         responder: ApplicationBuilder.responder(dependencies, configuration: ServerConfiguration()),
-        services: [client, dependencies.securityLog],
+        services: [client, dependencies.securityLog, dependencies.runtime],
         logger: logger
     )
     try await application.test(testing) { testClient in

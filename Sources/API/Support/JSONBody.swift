@@ -45,7 +45,8 @@ struct JSONBody {
     func has(_ key: String) -> Bool { object[key] != nil }
 
     /// A string member; nil when absent (recording an error when required) or of another type.
-    mutating func string(_ key: String, required: Bool = false) -> String? {
+    /// `nullable: false` refuses an explicit null (a field that can be changed but not cleared).
+    mutating func string(_ key: String, required: Bool = false, nullable: Bool = true) -> String? {
         switch object[key] {
         case .string(let value): return value
         case nil:
@@ -53,6 +54,7 @@ struct JSONBody {
             return nil
         case .null?:
             if required { errors.append(.init(field: key, message: "is required")) }
+            else if !nullable { errors.append(.init(field: key, message: "cannot be null")) }
             return nil
         default:
             errors.append(.init(field: key, message: "must be a string"))

@@ -18,12 +18,17 @@ public struct Provisioner: Sendable {
     }
 
     let catalog: Catalog
+    /// Brings the read models up to date once provisioning is done, so the sample pet and the
+    /// default config are there for the tenant's first request.
+    let runtime: ProjectionRuntime?
     let logger: Logger
     /// For tests: called before each step; throwing stops provisioning there, as a crash would.
     let beforeStep: @Sendable (Step) throws -> Void
 
-    public init(catalog: Catalog, logger: Logger, beforeStep: @escaping @Sendable (Step) throws -> Void = { _ in }) {
+    public init(catalog: Catalog, runtime: ProjectionRuntime? = nil, logger: Logger,
+                beforeStep: @escaping @Sendable (Step) throws -> Void = { _ in }) {
         self.catalog = catalog
+        self.runtime = runtime
         self.logger = logger
         self.beforeStep = beforeStep
     }
@@ -80,6 +85,7 @@ public struct Provisioner: Sendable {
                 }
             }
         }
+        try await runtime?.catchUp(tenant: tenant.id)
         try await catalog.activate(tenant)
         return adminKey
     }

@@ -7,6 +7,11 @@ public struct ProjectionDefinition: Sendable, Equatable {
     public let name: String
     public let sql: String
 
+    public init(name: String, sql: String) {
+        self.name = name
+        self.sql = sql
+    }
+
     /// The first 12 hex digits of SHA-256 of the file: a changed file is a new version.
     public var version: String {
         String(SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined().prefix(12))

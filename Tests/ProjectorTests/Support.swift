@@ -1,0 +1,51 @@
+import Database
+import EventLog
+import Foundation
+import Logging
+import PetstoreTesting
+import PostgresNIO
+import Projectors
+
+/// Counts events per tenant: a doubled or lost event shows as a wrong total, and the per-seq
+/// table shows which.
+struct CounterProjector: Projector {
+    let name = "event_counter"
+
+    static let definition = ProjectionDefinition(name: "event_counter", sql: """
+        CREATE TABLE event_totals (tenant_id uuid PRIMARY KEY, applied bigint NOT NULL);
+        CREATE TABLE event_seen (tenant_id uuid NOT NULL, seq bigint NOT NULL, times integer NOT NULL, PRIMARY KEY (tenant_id, seq));
+        SELECT enable_tenant_rls('event_totals');
+        SELECT enable_tenant_rls('event_seen');
+        """)
+
+    func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.execute("""
+            INSERT INTO event_totals (tenant_id, applied) VALUES (\(tenant.rawValue), \(events.count))
+            ON CONFLICT (tenant_id) DO UPDATE SET applied = event_totals.applied + EXCLUDED.applied
+            """, logger: logger)
+        for event in events {
+            try await connection.execute("""
+                INSERT INTO event_seen (tenant_id, seq, times) VALUES (\(tenant.rawValue), \(event.seq), 1)
+                ON CONFLICT (tenant_id, seq) DO UPDATE SET times = event_seen.times + 1
+                """, logger: logger)
+        }
+    }
+}
+
+func rows<each Column: PostgresDecodable & Sendable>(
+    _ url: DatabaseURL, _ query: PostgresQuery, as type: (repeat each Column).Type
+) async throws -> [(repeat each Column)] {
+    try await url.withConnection(logger: TestCluster.logger) { connection in
+        let sequence = try await connection.query(query, logger: TestCluster.logger)
+        var result: [(repeat each Column)] = []
+        for try await row in sequence { result.append(try row.decode((repeat each Column).self)) }
+        return result
+    }
+}
+
+func tick(_ store: EventStore, _ tenant: TenantID, count: Int) async throws {
+    for index in 0..<count {
+        try await store.append(tenant: tenant, stream: try StreamName(type: "tick", id: UUID()), expected: .any,
+                               events: [NewEvent(type: "Tick", data: .object(["n": .number(Double(index))]))])
+    }
+}
