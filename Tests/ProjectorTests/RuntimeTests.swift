@@ -115,6 +115,24 @@ import Testing
         }
     }
 
+    @Test func `a rebuild replaces a tenant's rows from the log in one go, for one tenant or all`() async throws {
+        try await withCounter(batchSize: 4) { store, runtime, database in
+            let first = TenantID(), second = TenantID()
+            try await tick(store, first, count: 9)
+            try await tick(store, second, count: 5)
+            try await runtime.catchUpAll()
+            let calls = Mutex<[Int]>([])
+            try await runtime.rebuild("event_counter") { done, total in calls.withLock { $0.append(done * 100 + total) } }
+            #expect(calls.withLock { $0 } == [102, 202], "progress per tenant")
+            try await runtime.rebuild("event_counter", tenant: first)
+            let totals = try await rows(database.superuserURL, "SELECT applied FROM public.event_totals ORDER BY applied", as: Int64.self)
+            #expect(totals == [5, 9], "rebuilt, not added to")
+            let doubled = try await rows(database.superuserURL, "SELECT count(*) FROM public.event_seen WHERE times <> 1", as: Int64.self)
+            #expect(doubled == [0])
+            await #expect(throws: DatabaseError.self) { try await runtime.rebuild("no_such_projection") }
+        }
+    }
+
     func viewTarget(_ database: TestDatabase) async throws -> String? {
         try await rows(database.superuserURL, """
             SELECT DISTINCT n.nspname::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
