@@ -64,6 +64,7 @@ public enum ApplicationBuilder {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ProblemMiddleware())
         HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout).register(on: router)
+        OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: dependencies.routes).register(on: router)
 
         let admin = router.group("/api/admin")
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))

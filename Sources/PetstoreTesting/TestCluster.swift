@@ -49,8 +49,13 @@ public actor TestCluster {
         databaseCounter += 1
         // Our own name, built from a counter and the process id: safe to write into the DDL.
         let name = "test_\(getpid())_\(databaseCounter)"
-        try await server.ownerURL.with(database: "postgres").withConnection(logger: Self.logger) { connection in
-            try await connection.run(trusted: "CREATE DATABASE \(name) TEMPLATE \(Self.templateName)", logger: Self.logger)
+        do {
+            try await server.ownerURL.with(database: "postgres").withConnection(logger: Self.logger) { connection in
+                try await connection.run(trusted: "CREATE DATABASE \(name) TEMPLATE \(Self.templateName)", logger: Self.logger)
+            }
+        } catch {
+            // Test failures print errors with their description only; say what the server said.
+            throw DatabaseError(.unreachable, "could not create test database \(name): \(DatabaseURL.describe(error))")
         }
         return TestDatabase(
             name: name,
@@ -100,6 +105,16 @@ public actor TestCluster {
         }
         try await Migrator().migrate(server.ownerURL.with(database: templateName), logger: logger)
         try await ProjectionInstaller().install(server.ownerURL.with(database: templateName), logger: logger)
+        // A closed connection's server process can linger a moment, and CREATE DATABASE … TEMPLATE
+        // refuses (after waiting five seconds) while anyone is connected to the template.
+        try await server.ownerURL.with(database: "postgres").withConnection(logger: logger) { connection in
+            for _ in 0..<200 {
+                let rows = try await connection.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = \(templateName)", logger: logger)
+                if try await rows.decode(Int.self).first(where: { _ in true }) == 0 { return }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+        }
         return server
     }
 

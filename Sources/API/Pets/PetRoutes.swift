@@ -157,13 +157,11 @@ struct PetRoutes {
             if state.removed, !(try await includeDeleted(handle, context)) { throw Problem.notFound() }
             return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(state.version)\""])
         }
-        let include = try await includeDeleted(handle, context)
-        let pets = try await handle.withTransaction(logger: context.logger) { connection in
-            try await PetRows.fetch(connection, logger: context.logger, """
-                SELECT \(unescaped: PetRows.columns) FROM pets WHERE tenant_id = \(handle.tenant.id.rawValue) AND id = \(id)
-                """)
-        }
-        guard let pet = pets.first, !pet.removed || include else { throw Problem.notFound() }
+        // One statement: read_pet enters the tenant and reads the pet and the setting together.
+        let rows = try await handle.client.execute(ReadPet(tenant: handle.tenant.id.rawValue, pet: id), logger: context.logger)
+        guard let row = try await rows.first(where: { _ in true }) else { throw Problem.notFound() }
+        let pet = PetRows.state((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8))
+        guard !pet.removed || row.9 else { throw Problem.notFound() }
         return try JSONResponse.make(PetBody(pet), headers: [.eTag: "\"\(pet.version)\""])
     }
 
@@ -182,20 +180,15 @@ struct PetRoutes {
             throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).")
         }
         let handle = catalog.handle(for: context.tenant)
-        let include = try await includeDeleted(handle, context)
-        let tenant = handle.tenant.id.rawValue
-        let rows = try await handle.withTransaction(logger: context.logger) { connection in
-            try await PetRows.fetchWithSeq(connection, logger: context.logger, """
-                SELECT \(unescaped: PetRows.columns), registered_seq FROM pets
-                 WHERE tenant_id = \(tenant) AND registered_seq > \(after)
-                   AND (\(species)::text IS NULL OR species = \(species))
-                   AND (\(include) OR NOT deleted)
-                 ORDER BY registered_seq LIMIT \(limit + 1)
-                """)
+        var rows: [(pet: PetState, seq: Int64)] = []
+        let page = try await handle.client.execute(
+            ReadPets(tenant: handle.tenant.id.rawValue, after: after, species: species, limit: Int32(limit + 1)), logger: context.logger)
+        for try await row in page {
+            rows.append((PetRows.state((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8)), row.9))
         }
-        let page = Array(rows.prefix(limit))
-        let next = rows.count > limit ? page.last.map { Pagination.encode(String($0.seq)) } : nil
-        return try JSONResponse.make(ListPage(items: page.map { PetBody($0.pet) }, nextCursor: next))
+        let items = Array(rows.prefix(limit))
+        let next = rows.count > limit ? items.last.map { Pagination.encode(String($0.seq)) } : nil
+        return try JSONResponse.make(ListPage(items: items.map { PetBody($0.pet) }, nextCursor: next))
     }
 
     struct HistoryItem: Encodable {
@@ -262,6 +255,48 @@ struct PetRoutes {
         }
         return date
     }
+}
+
+/// `read_pet(tenant, id)`: a pet and the tenant's include_deleted_pets, in one statement.
+struct ReadPet: PostgresPreparedStatement {
+    static let sql = "SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, include_deleted FROM read_pet($1, $2)"
+    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int, Bool)
+
+    let tenant: UUID
+    let pet: UUID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant)
+        bindings.append(pet)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// `read_pets(tenant, after, species, limit)`: a page of the list, in one statement.
+struct ReadPets: PostgresPreparedStatement {
+    static let sql = """
+        SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, registered_seq FROM read_pets($1, $2, $3, $4)
+        """
+    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int, Int64)
+
+    let tenant: UUID
+    let after: Int64
+    let species: String?
+    let limit: Int32
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant)
+        bindings.append(after)
+        bindings.append(species)
+        bindings.append(limit)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
 /// Reads pets rows into `PetState`.

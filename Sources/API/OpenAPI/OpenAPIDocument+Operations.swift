@@ -1,0 +1,181 @@
+import EventLog
+import Tenancy
+
+extension OpenAPIDocument {
+    /// Every route the server answers, in one list: the document's paths come from here only, and
+    /// `OpenAPITests` holds it against the route table and against the running server.
+    static let operations: [OpenAPIOperation] = operationsHealth + operationsPlatform + operationsTenant + operationsPets + operationsConfig
+
+    // MARK: - Shared pieces
+
+    private static let tooLarge = OpenAPIOperation.Failure(413, "The request body is larger than 64 KiB.")
+    private static let notJSON = OpenAPIOperation.Failure(415, "The body is sent as something other than `application/json`.")
+    private static let badBody = OpenAPIOperation.Failure(
+        400, "The body is not one JSON object, has unknown members, lacks a required member or has a member of the wrong type (`errors` names them)."
+    )
+
+    private static let limitHelp = "Page size."
+    private static let cursorHelp = "The `next_cursor` of the previous page; a cursor this server did not issue is a 400."
+    private static let asOf = OpenAPIOperation.Parameter.query(
+        "as_of", JSONSchema.string(format: "date-time"),
+        "An RFC 3339 time, not in the future: answer as the pet was then, from its event history."
+    )
+    private static let petID = OpenAPIOperation.Parameter.path(
+        "id", JSONSchema.string(format: "uuid"), "The pet's id; anything not a UUID is the same 404 as a missing pet."
+    )
+    private static let ifMatch = OpenAPIOperation.Parameter.header(
+        "If-Match", JSONSchema.string(),
+        "An ETag this server sent (`\"3\"`, the pet's version) or `*`: the change is made only if the pet is still at that version."
+    )
+    private static let etag = (name: "ETag", description: "The pet's version, quoted (`\"3\"`): send it back in `If-Match`.")
+    private static let slug = OpenAPIOperation.Parameter.path("slug", JSONSchema.string(), "The tenant's slug.")
+    private static let configKey = OpenAPIOperation.Parameter.path("key", JSONSchema.string(), "The configuration key, such as `include_deleted_pets`.")
+
+    // MARK: - Operations
+
+    private static let operationsHealth: [OpenAPIOperation] = [
+        .init(.get, "/health/live", id: "live", tag: "operations", access: .open,
+              summary: "Whether the process answers.",
+              success: .init(status: 200, description: "The process is up.", schema: JSONSchema.ref("Health"))),
+        .init(.get, "/health/ready", id: "ready", tag: "operations", access: .open,
+              summary: "Whether the database is reachable and carries every migration this build knows.",
+              success: .init(status: 200, description: "Ready for traffic.", schema: JSONSchema.ref("Health")),
+              failures: [.init(503, "The database is unreachable, too slow to answer, or missing migrations.")]),
+        .init(.get, "/openapi.json", id: "openAPIDocument", tag: "operations", access: .open,
+              summary: "This document.",
+              success: .init(status: 200, description: "The OpenAPI 3.1 document of every route.",
+                             schema: JSONSchema.object([:], description: "An OpenAPI 3.1.0 document."))),
+    ]
+
+    private static let operationsPlatform: [OpenAPIOperation] = [
+        .init(.post, "/api/admin/tenants", id: "createTenant", tag: "admin", access: .platform,
+              summary: "Onboards a tenant.",
+              details: "Onboards a tenant: placement, migrations, an admin user and key, a sample pet, default configuration and "
+                  + "a welcome message. Provisioning is idempotent and resumes after a crash.",
+              body: "TenantCreate",
+              success: .init(status: 201, description: "The tenant and its admin key, shown this once.", schema: JSONSchema.ref("TenantCreated"),
+                             headers: [(name: "Location", description: "`/api/admin/tenants/{slug}`.")]),
+              failures: [badBody, .init(409, "The slug is taken."), tooLarge, notJSON,
+                         .init(422, "The slug is invalid or reserved, or the plan or placement is unknown (`errors` names them).")]),
+        .init(.get, "/api/admin/tenants", id: "listTenants", tag: "admin", access: .platform,
+              summary: "Lists tenants by slug.",
+              parameters: [
+                  .query("limit", JSONSchema.integer(minimum: 1, maximum: 200, defaultValue: 50), limitHelp),
+                  .query("cursor", JSONSchema.string(), cursorHelp),
+              ],
+              success: .init(status: 200, description: "A page of tenants.", schema: JSONSchema.ref("TenantPage")),
+              failures: [.init(400, "`limit` or `cursor` is invalid.")]),
+        .init(.get, "/api/admin/tenants/{slug}", id: "getTenant", tag: "admin", access: .platform,
+              summary: "Shows a tenant.",
+              parameters: [slug],
+              success: .init(status: 200, description: "The tenant.", schema: JSONSchema.ref("Tenant")),
+              failures: [.init(404, "No tenant has that slug.")]),
+        .init(.patch, "/api/admin/tenants/{slug}", id: "updateTenant", tag: "admin", access: .platform,
+              summary: "Changes a tenant's plan or status.",
+              details: "Changes a tenant's plan, or suspends or reactivates it; takes effect at once.",
+              parameters: [slug], body: "TenantPatch",
+              success: .init(status: 200, description: "The tenant as changed.", schema: JSONSchema.ref("Tenant")),
+              failures: [badBody, .init(404, "No tenant has that slug."), .init(409, "The tenant is offboarding, or changed at the same time."),
+                         tooLarge, notJSON, .init(422, "The plan or status is unknown, or the body tries to change the name.")]),
+        .init(.delete, "/api/admin/tenants/{slug}", id: "offboardTenant", tag: "admin", access: .platform,
+              summary: "Starts offboarding a tenant.",
+              details: "Suspends the tenant at once and schedules its removal; nothing is exported or deleted yet.",
+              parameters: [slug],
+              success: .init(status: 202, description: "Offboarding started; the tenant as it now is.", schema: JSONSchema.ref("Tenant")),
+              failures: [.init(404, "No tenant has that slug."), .init(409, "The tenant changed at the same time; retry.")]),
+        .init(.get, "/api/admin/security-events", id: "listSecurityEvents", tag: "admin", access: .platform,
+              summary: "Lists the platform security log, newest first.",
+              details: "Lists the platform security log, newest first: attempts on unknown tenants and cross-tenant attempts, "
+                  + "aggregated per window.",
+              parameters: [
+                  .query("limit", JSONSchema.integer(minimum: 1, maximum: 500, defaultValue: 50), limitHelp),
+                  .query("cursor", JSONSchema.string(), cursorHelp),
+              ],
+              success: .init(status: 200, description: "A page of security events.", schema: JSONSchema.ref("SecurityEventPage")),
+              failures: [.init(400, "`limit` or `cursor` is invalid.")]),
+    ]
+
+    private static let operationsTenant: [OpenAPIOperation] = [
+        .init(.get, "/api/tenant", id: "getOwnTenant", tag: "tenant", access: .tenant([.admin, .member, .auditor]),
+              summary: "Shows the caller's own tenant.",
+              success: .init(status: 200, description: "The tenant.", schema: JSONSchema.ref("Tenant"))),
+        .init(.get, "/api/users", id: "listUsers", tag: "tenant", access: .tenant([.admin]),
+              summary: "Lists the tenant's users by email.",
+              success: .init(status: 200, description: "Every user.", schema: JSONSchema.ref("UserList"))),
+        .init(.get, "/api/keys", id: "listKeys", tag: "tenant", access: .tenant([.admin]),
+              summary: "Lists the tenant's API keys by prefix, revoked ones included.",
+              success: .init(status: 200, description: "Every key (never its secret).", schema: JSONSchema.ref("KeyList"))),
+        .init(.post, "/api/keys", id: "issueKey", tag: "tenant", access: .tenant([.admin]),
+              summary: "Issues an API key to a user, adding the user if new.",
+              body: "KeyIssue",
+              success: .init(status: 201, description: "The key, shown this once.", schema: JSONSchema.ref("IssuedKey")),
+              failures: [badBody, .init(409, "A user with that email exists, or the tenant changed at the same time."), tooLarge, notJSON,
+                         .init(422, "The role is unknown, or the user already exists with another role.")]),
+        .init(.delete, "/api/keys/{id}", id: "revokeKey", tag: "tenant", access: .tenant([.admin]),
+              summary: "Revokes an API key.",
+              parameters: [.path("id", JSONSchema.string(format: "uuid"), "The key's id.")],
+              success: .init(status: 204, description: "Revoked; the key stops working within seconds.", schema: nil),
+              failures: [.init(404, "No key of this tenant has that id."), .init(409, "The tenant changed at the same time; retry.")]),
+    ]
+
+    private static let operationsPets: [OpenAPIOperation] = [
+        .init(.post, "/api/pets", id: "createPet", tag: "pets", access: .tenant(PetRoutes.writers),
+              summary: "Registers a pet.",
+              body: "PetCreate",
+              success: .init(status: 201, description: "The pet.", schema: JSONSchema.ref("Pet"),
+                             headers: [(name: "Location", description: "`/api/pets/{id}`."), etag]),
+              failures: [badBody, .init(409, "A pet with that id exists."), tooLarge, notJSON,
+                         .init(422, "A field is invalid, such as an empty name (`errors` names them).")]),
+        .init(.get, "/api/pets", id: "listPets", tag: "pets", access: .tenant(PetRoutes.readers),
+              summary: "Lists pets in registration order.",
+              details: "Lists pets in registration order. Removed pets are listed only when the tenant's `include_deleted_pets` is true.",
+              parameters: [
+                  .query("limit", JSONSchema.integer(minimum: 1, maximum: 100, defaultValue: 20), limitHelp),
+                  .query("cursor", JSONSchema.string(), cursorHelp),
+                  .query("species", JSONSchema.string(maxLength: 50), "Only pets of this species (1 to 50 characters)."),
+              ],
+              success: .init(status: 200, description: "A page of pets.", schema: JSONSchema.ref("PetPage")),
+              failures: [.init(400, "`limit`, `cursor` or `species` is invalid, or another query parameter is sent.")]),
+        .init(.get, "/api/pets/{id}", id: "getPet", tag: "pets", access: .tenant(PetRoutes.readers),
+              summary: "Shows a pet, now or as it was at `as_of`.",
+              parameters: [petID, asOf],
+              success: .init(status: 200, description: "The pet.", schema: JSONSchema.ref("Pet"), headers: [etag]),
+              failures: [.init(400, "`as_of` is not an RFC 3339 time or is in the future."),
+                         .init(404, "No such pet, or it is removed and the tenant does not list removed pets.")]),
+        .init(.patch, "/api/pets/{id}", id: "updatePet", tag: "pets", access: .tenant(PetRoutes.writers),
+              summary: "Changes a pet.",
+              details: "Changes the members sent; `null` clears `breed` or `microchip_id`.",
+              parameters: [petID, ifMatch], body: "PetPatch",
+              success: .init(status: 200, description: "The pet as changed.", schema: JSONSchema.ref("Pet"), headers: [etag]),
+              failures: [badBody, .init(400, "`If-Match` is not an ETag this server sent."), .init(404, "No such pet, or it is removed."),
+                         .init(412, "`If-Match` names a version the pet is no longer at."), tooLarge, notJSON,
+                         .init(422, "A field is invalid (`errors` names them).")]),
+        .init(.delete, "/api/pets/{id}", id: "deletePet", tag: "pets", access: .tenant(PetRoutes.writers),
+              summary: "Removes a pet (a soft delete: its history stays); removing a removed pet changes nothing.",
+              parameters: [petID, ifMatch],
+              success: .init(status: 204, description: "Removed.", schema: nil),
+              failures: [.init(400, "`If-Match` is not an ETag this server sent."), .init(404, "No such pet."),
+                         .init(412, "`If-Match` names a version the pet is no longer at.")]),
+        .init(.get, "/api/pets/{id}/history", id: "getPetHistory", tag: "pets", access: .tenant(PetRoutes.readers),
+              summary: "Lists a pet's events in order, up to `as_of` if given.",
+              parameters: [petID, asOf],
+              success: .init(status: 200, description: "The pet's events.", schema: JSONSchema.ref("PetHistory")),
+              failures: [.init(400, "`as_of` is not an RFC 3339 time or is in the future."), .init(404, "No such pet (at that time).")]),
+    ]
+
+    private static let operationsConfig: [OpenAPIOperation] = [
+        .init(.get, "/api/config", id: "getConfig", tag: "config", access: .tenant([.admin, .member, .auditor]),
+              summary: "Shows every effective setting: the defaults, overridden by what the tenant set.",
+              success: .init(status: 200, description: "The settings.", schema: JSONSchema.ref("Config"))),
+        .init(.put, "/api/config/{key}", id: "setConfigValue", tag: "config", access: .tenant([.admin]),
+              summary: "Sets a setting.",
+              parameters: [configKey], body: "ConfigValue",
+              success: .init(status: 200, description: "The setting as stored.", schema: JSONSchema.ref("ConfigEntry")),
+              failures: [.init(400, "The body is not `{\"value\": <json>}`."), tooLarge, notJSON, .init(422, "The key is unknown or malformed, or the value is not valid for it.")]),
+        .init(.delete, "/api/config/{key}", id: "deleteConfigValue", tag: "config", access: .tenant([.admin]),
+              summary: "Returns a setting to its default.",
+              parameters: [configKey],
+              success: .init(status: 204, description: "The default applies again.", schema: nil),
+              failures: [.init(422, "The key is unknown or malformed.")]),
+    ]
+}

@@ -1,0 +1,140 @@
+import Domain
+import EventLog
+
+extension OpenAPIDocument {
+    /// `components.schemas`: the bodies the routes take and give, snake_case as they are sent.
+    static var schemas: JSONValue {
+        let uuid = JSONSchema.string(format: "uuid")
+        let time = JSONSchema.string(format: "date-time", description: "RFC 3339, UTC.")
+        let plans = Plan.allCases.map(\.rawValue)
+        let placements = Placement.allCases.map(\.rawValue)
+        let tenantRoles = ["admin", "member", "auditor"]
+        let slug = JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", description: "Lowercase; reserved words are refused.")
+        let nullableText = JSONSchema.string(nullable: true)
+        return .object([
+            "Problem": JSONSchema.object([
+                "type": JSONSchema.string(format: "uri", description: "Stable per kind of problem; branch on it, not on title or detail."),
+                "title": JSONSchema.string(),
+                "status": JSONSchema.integer(minimum: 400, maximum: 599),
+                "detail": JSONSchema.string(),
+                "errors": JSONSchema.array(JSONSchema.ref("FieldError")),
+            ], required: ["type", "title", "status"], description: "An RFC 9457 problem detail, sent as application/problem+json."),
+            "FieldError": JSONSchema.object([
+                "field": JSONSchema.string(), "message": JSONSchema.string(),
+            ], required: ["field", "message"]),
+            "Health": JSONSchema.object([
+                "status": JSONSchema.string(values: ["ok", "ready"]),
+                "migrations": JSONSchema.integer(minimum: 0, description: "How many migrations are applied (readiness only)."),
+            ], required: ["status"]),
+
+            "Pet": JSONSchema.object([
+                "id": uuid,
+                "name": JSONSchema.string(),
+                "species": JSONSchema.string(),
+                "breed": nullableText,
+                "microchip_id": nullableText,
+                "deleted": JSONSchema.boolean,
+                "created_at": time,
+                "updated_at": time,
+                "version": JSONSchema.integer(minimum: 1, description: "Grows by one with every change; the ETag."),
+            ], required: ["id", "name", "species", "breed", "microchip_id", "deleted", "created_at", "updated_at", "version"]),
+            "PetPage": JSONSchema.page(of: "Pet"),
+            "PetCreate": JSONSchema.object([
+                "id": JSONSchema.string(format: "uuid", description: "Chosen by the client, or generated when absent."),
+                "name": JSONSchema.string(),
+                "species": JSONSchema.string(),
+                "breed": JSONSchema.string(),
+                "microchip_id": JSONSchema.string(),
+            ], required: ["name", "species"], closed: true),
+            "PetPatch": JSONSchema.object([
+                "name": JSONSchema.string(),
+                "species": JSONSchema.string(),
+                "breed": JSONSchema.string(nullable: true, description: "null clears it."),
+                "microchip_id": JSONSchema.string(nullable: true, description: "null clears it."),
+            ], closed: true, description: "Only the members sent change."),
+            "PetHistory": JSONSchema.list(of: "PetEvent"),
+            "PetEvent": JSONSchema.object([
+                "seq": JSONSchema.integer(minimum: 1, description: "Position in the tenant's log."),
+                "version": JSONSchema.integer(minimum: 1, description: "The pet's version after this event."),
+                "type": JSONSchema.string(),
+                "data": JSONSchema.object([:]),
+                "metadata": JSONSchema.object([:], description: "Actor, request id, correlation and causation ids."),
+                "recorded_at": time,
+            ], required: ["seq", "version", "type", "data", "metadata", "recorded_at"]),
+
+            "Config": JSONSchema.object([
+                "values": .object([
+                    "type": .string("object"),
+                    "additionalProperties": JSONSchema.anyValue,
+                    "description": .string("Every key with its effective value."),
+                ]),
+            ], required: ["values"]),
+            "ConfigValue": JSONSchema.object(["value": JSONSchema.anyValue], required: ["value"], closed: true),
+            "ConfigEntry": JSONSchema.object(["key": JSONSchema.string(), "value": JSONSchema.anyValue], required: ["key", "value"]),
+
+            "Tenant": JSONSchema.object([
+                "id": uuid,
+                "slug": slug,
+                "name": JSONSchema.string(),
+                "plan": JSONSchema.string(values: plans),
+                "status": JSONSchema.string(values: ["provisioning", "active", "suspended", "offboarding"]),
+                "placement": JSONSchema.string(values: placements),
+                "created_at": time,
+                "updated_at": time,
+                "removal_scheduled_at": JSONSchema.string(format: "date-time", description: "Present once offboarding is requested."),
+            ], required: ["id", "slug", "name", "plan", "status", "placement", "created_at", "updated_at"]),
+            "TenantCreate": JSONSchema.object([
+                "slug": slug,
+                "name": JSONSchema.string(),
+                "plan": JSONSchema.string(values: plans),
+                "placement": JSONSchema.string(values: placements, description: "Defaults by plan."),
+                "admin_email": JSONSchema.string(format: "email", description: "The first admin; admin@{slug}.petstore.invalid when absent."),
+            ], required: ["slug", "name", "plan"], closed: true),
+            "TenantCreated": JSONSchema.object([
+                "tenant": JSONSchema.ref("Tenant"),
+                "admin_api_key": JSONSchema.string(description: "The admin's key, shown only in this answer."),
+            ], required: ["tenant"]),
+            "TenantPatch": JSONSchema.object([
+                "plan": JSONSchema.string(values: plans),
+                "status": JSONSchema.string(values: ["active", "suspended"]),
+            ], closed: true, description: "Only the members sent change; `name` cannot be changed (422)."),
+            "TenantPage": JSONSchema.page(of: "Tenant"),
+            "SecurityEvent": JSONSchema.object([
+                "id": JSONSchema.integer(minimum: 1),
+                "kind": JSONSchema.string(description: "Such as unknown_tenant or cross_tenant."),
+                "window_start": time,
+                "first_seen": time,
+                "last_seen": time,
+                "attempts": JSONSchema.integer(minimum: 1),
+                "actor_tenant": uuid,
+                "actor_key": uuid,
+                "target_tenant": uuid,
+                "target_slug": JSONSchema.string(),
+                "method": JSONSchema.string(),
+                "route": JSONSchema.string(),
+                "client_address": JSONSchema.string(),
+                "request_id": JSONSchema.string(),
+            ], required: ["id", "kind", "window_start", "first_seen", "last_seen", "attempts", "method", "route"]),
+            "SecurityEventPage": JSONSchema.page(of: "SecurityEvent"),
+
+            "User": JSONSchema.object([
+                "id": uuid, "email": JSONSchema.string(format: "email"), "role": JSONSchema.string(values: tenantRoles),
+            ], required: ["id", "email", "role"]),
+            "UserList": JSONSchema.list(of: "User"),
+            "Key": JSONSchema.object([
+                "id": uuid,
+                "prefix": JSONSchema.string(description: "The key's public prefix; the secret is never shown again."),
+                "user_id": uuid,
+                "role": JSONSchema.string(values: tenantRoles),
+                "revoked": JSONSchema.boolean,
+            ], required: ["id", "prefix", "user_id", "role", "revoked"]),
+            "KeyList": JSONSchema.list(of: "Key"),
+            "KeyIssue": JSONSchema.object([
+                "email": JSONSchema.string(format: "email"), "role": JSONSchema.string(values: tenantRoles),
+            ], required: ["email", "role"], closed: true),
+            "IssuedKey": JSONSchema.object([
+                "id": uuid, "prefix": JSONSchema.string(), "api_key": JSONSchema.string(description: "Shown only in this answer."),
+            ], required: ["id", "prefix", "api_key"]),
+        ])
+    }
+}
