@@ -72,3 +72,21 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION activate_projection(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION activate_projection(text, text) TO petstore_app;
+
+-- The start of every projection batch, in one round trip: enter the tenant, serialize with any
+-- other worker on this (projection, version, tenant), put the version's schema first on the
+-- search path, and lock and return the checkpoint (created at 0 on first use).
+CREATE FUNCTION begin_projection_batch(tenant uuid, p_name text, p_version text, p_schema text)
+  RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  result bigint;
+BEGIN
+  PERFORM set_config('app.tenant_id', tenant::text, true), set_config('role', 'petstore_app', true);
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_name || '/' || p_version || '/' || tenant::text, 0));
+  PERFORM set_config('search_path', quote_ident(p_schema) || ', public', true);
+  INSERT INTO projection_checkpoints (tenant_id, projection, version) VALUES (tenant, p_name, p_version) ON CONFLICT DO NOTHING;
+  SELECT c.applied_seq INTO result FROM projection_checkpoints c
+   WHERE c.tenant_id = tenant AND c.projection = p_name AND c.version = p_version FOR UPDATE;
+  RETURN result;
+END $$;
+GRANT EXECUTE ON FUNCTION begin_projection_batch(uuid, text, text, text) TO petstore_app;

@@ -34,8 +34,11 @@ struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Event: Sen
     /// Decides and appends. `expected`, when given, is the version the client saw (If-Match);
     /// then a mismatch is a conflict for the client rather than a retry.
     /// `alongside` runs in the same transaction as the append.
+    /// `assumeNew`: decide first against the initial state without reading the stream (a new
+    /// id, as on create); the append's `.noStream` check catches an existing stream, and the
+    /// command is then decided again on what is really there.
     func run(
-        _ handle: TenantHandle, id: UUID, metadata: EventMetadata, expected clientVersion: Int? = nil,
+        _ handle: TenantHandle, id: UUID, metadata: EventMetadata, expected clientVersion: Int? = nil, assumeNew: Bool = false,
         alongside: (@Sendable (PostgresConnection) async throws -> Void)? = nil,
         _ command: @Sendable (D.State) -> D.Command
     ) async throws -> Outcome {
@@ -43,7 +46,7 @@ struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Event: Sen
         var attempt = 0
         while true {
             attempt += 1
-            let (state, version) = try await load(handle, id: id)
+            let (state, version) = assumeNew && attempt == 1 ? (D.initialState, 0) : try await load(handle, id: id)
             if let clientVersion, clientVersion != version {
                 throw EventLogError(.wrongExpectedVersion, "the resource is at version \(version), not \(clientVersion)", actualVersion: version)
             }

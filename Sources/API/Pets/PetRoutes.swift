@@ -89,7 +89,7 @@ struct PetRoutes {
         }
         let handle = catalog.handle(for: context.tenant)
         let now = Date()
-        let (state, version) = try await execute(handle, id: id, context: context) { _ in
+        let (state, version) = try await execute(handle, id: id, context: context, assumeNew: true) { _ in
             .register(id: id, name: name ?? "", species: species ?? "", breed: breed, microchipID: microchip, at: now)
         }
         guard let state else { throw Problem.internalError() }
@@ -127,13 +127,14 @@ struct PetRoutes {
 
     /// Runs a pet command and waits until the read model shows its effect.
     func execute(
-        _ handle: TenantHandle, id: UUID, context: TenantRequestContext, expected: Int? = nil,
+        _ handle: TenantHandle, id: UUID, context: TenantRequestContext, expected: Int? = nil, assumeNew: Bool = false,
         _ command: @escaping @Sendable (PetState?) -> PetCommand
     ) async throws -> (PetState?, Int) {
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
         let outcome: CommandRunner<Pet>.Outcome
         do {
-            outcome = try await PetCommands.runner(logger: logger).run(handle, id: id, metadata: metadata, expected: expected, command)
+            outcome = try await PetCommands.runner(logger: logger).run(handle, id: id, metadata: metadata, expected: expected,
+                                                                       assumeNew: assumeNew, command)
         } catch let error as DomainError {
             throw Problem(error)
         } catch let error as EventLogError where error.code == .wrongExpectedVersion {
@@ -142,7 +143,7 @@ struct PetRoutes {
             throw Problem(type: Problem.typeBase + "precondition-failed", title: "Precondition Failed", status: .preconditionFailed,
                           detail: "The pet changed since that version: it is at version \(error.actualVersion ?? 0).")
         }
-        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id) }
+        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["pets"]) }
         return (outcome.state, outcome.version)
     }
 

@@ -69,6 +69,7 @@ public final class ProjectionRuntime: Service, Sendable {
     }
 
     private let woken = Mutex(false)
+    private let versionCache = Mutex<(versions: [Version], at: ContinuousClock.Instant)?>(nil)
 
     private func waitForWork() async {
         let deadline = ContinuousClock.now + pollInterval
@@ -108,12 +109,21 @@ public final class ProjectionRuntime: Service, Sendable {
         }
     }
 
-    /// Brings every version up to date for one tenant: what a command calls after its append
-    /// so the client reads its own write.
-    public func catchUp(tenant: TenantID) async throws {
-        for version in try await versions() {
+    /// Brings the versions of the named projections (all when nil) up to date for one tenant:
+    /// what a command calls after its append so the client reads its own write.
+    public func catchUp(tenant: TenantID, projections names: Set<String>? = nil) async throws {
+        for version in try await cachedVersions() where names?.contains(version.name) ?? true {
             _ = try await catchUp(tenant: tenant, version: version)
         }
+    }
+
+    /// `versions()`, reused for up to a second: the command path should not ask every time.
+    func cachedVersions() async throws -> [Version] {
+        let now = ContinuousClock.now
+        if let cached = versionCache.withLock({ $0 }), now - cached.at < .seconds(1) { return cached.versions }
+        let fresh = try await versions()
+        versionCache.withLock { $0 = (fresh, now) }
+        return fresh
     }
 
     /// Applies batches until the tenant's log is exhausted; false if it stopped early.
@@ -129,19 +139,12 @@ public final class ProjectionRuntime: Service, Sendable {
 
     /// One transaction; returns how many events it covered.
     func applyBatch(tenant: TenantID, version: Version, projector: any Projector) async throws -> Int {
-        let lockKey = "\(version.name)/\(version.version)/\(tenant)"
-        return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-            try await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
-            // The schema name comes from the projections table, which only holds proj_NAME_HASH names.
-            try await connection.execute("SELECT set_config('search_path', \(version.schema + ", public"), true)", logger: logger)
-            try await connection.execute("""
-                INSERT INTO projection_checkpoints (tenant_id, projection, version) VALUES (\(tenant.rawValue), \(version.name), \(version.version))
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
-            let position = try await connection.query("""
-                SELECT applied_seq FROM projection_checkpoints
-                 WHERE tenant_id = \(tenant.rawValue) AND projection = \(version.name) AND version = \(version.version) FOR UPDATE
-                """, logger: logger).decode(Int64.self).first(where: { _ in true }) ?? 0
+        try await client.withTransaction(logger: logger) { connection in
+            // Enters the tenant, takes the pair's lock, sets the search path, locks the checkpoint.
+            let position = try await connection.execute(
+                BeginProjectionBatch(tenant: tenant.rawValue, name: version.name, version: version.version, schema: version.schema),
+                logger: logger
+            ).first(where: { _ in true }) ?? 0
             let events = try await store.read(tenant: tenant, after: position, limit: batchSize, on: connection)
             guard let last = events.last else { return 0 }
             try await projector.apply(events, tenant: tenant, on: connection, logger: logger)
@@ -161,4 +164,26 @@ public final class ProjectionRuntime: Service, Sendable {
         try await client.query("SELECT activate_projection(\(version.name), \(version.version))", logger: logger).consume()
         logger.notice("projection version activated", metadata: ["projection": "\(version.name)", "version": "\(version.version)"])
     }
+}
+
+/// `begin_projection_batch(…)`; see Schema/0004_projections.sql.
+struct BeginProjectionBatch: PostgresPreparedStatement {
+    static let sql = "SELECT begin_projection_batch($1, $2, $3, $4)"
+    typealias Row = Int64
+
+    let tenant: UUID
+    let name: String
+    let version: String
+    let schema: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant)
+        bindings.append(name)
+        bindings.append(version)
+        bindings.append(schema)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
