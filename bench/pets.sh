@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The pets API through HTTP (wrk) beside pgbench -M prepared running the SQL the same request
+# sends, at the same concurrency, against the same server, in one run:
+#   GET /api/pets/{id}        vs  SELECT … FROM read_pet(tenant, id)
+#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets(tenant, 0, NULL, 21)
+#   POST /api/pets            vs  append_events(…) then the pets projection batch
+#                                 (BEGIN; begin_projection_batch; read events; insert; checkpoint; COMMIT)
+# (pgbench reads ':name' as a variable, so the script spells the time format's colons chr(58).)
+#
+#   bash bench/pets.sh        # SECONDS_PER_RUN=8, CLIENTS=16 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
+CLIENTS=${CLIENTS:-16}
+PORT=${PORT:-18081}
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
+PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -1)
+DATA_DIR=$(mktemp -d /tmp/petstore-bench.XXXXXX)
+chmod 755 "$DATA_DIR"
+WORK=$(mktemp -d)
+swift build -c release --product petstore >/dev/null 2>&1
+BIN=.build/release/petstore
+PLATFORM_KEY=$($BIN key create --platform --data-dir "$DATA_DIR" --log-level error)
+eval "$($BIN db start --data-dir "$DATA_DIR" --log-level error)"
+$BIN serve --data-dir "$DATA_DIR" --port "$PORT" --host 127.0.0.1 --log-level error --pool-size "$CLIENTS" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; $BIN db stop --data-dir "$DATA_DIR" --log-level error; rm -rf "$DATA_DIR" "$WORK"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
+
+# A tenant with 200 pets.
+read -r KEY TENANT PET < <(python3 - "$PORT" "$PLATFORM_KEY" <<'PY'
+import http.client, json, sys
+port, platform = int(sys.argv[1]), sys.argv[2]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+conn.request("POST", "/api/admin/tenants", json.dumps({"slug": "bench", "name": "Bench", "plan": "enterprise"}),
+             {"Authorization": "Bearer " + platform, "Content-Type": "application/json"})
+created = json.loads(conn.getresponse().read())
+key, tenant = created["admin_api_key"], created["tenant"]["id"]
+pet = None
+for i in range(200):
+    conn.request("POST", "/api/pets", json.dumps({"name": "Pet %d" % i, "species": ["dog", "cat"][i % 2]}),
+                 {"Authorization": "Bearer " + key, "X-Tenant-ID": "bench", "Content-Type": "application/json"})
+    pet = json.loads(conn.getresponse().read())["id"]
+print(key, tenant, pet)
+PY
+)
+PETS_VERSION=$(psql -Atq "$DATABASE_URL" -c "SELECT version || ' ' || schema_name FROM projections WHERE name = 'pets' AND state = 'active'")
+read -r VERSION SCHEMA <<<"$PETS_VERSION"
+
+cat > "$WORK/get.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $KEY"
+wrk.headers["X-Tenant-ID"] = "bench"
+LUA
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $KEY"
+wrk.headers["X-Tenant-ID"] = "bench"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"name":"Rex","species":"dog"}'
+LUA
+echo "SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, include_deleted FROM read_pet('$TENANT', '$PET');" > "$WORK/get.sql"
+echo "SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, registered_seq FROM read_pets('$TENANT', 0, NULL, 21);" > "$WORK/list.sql"
+cat > "$WORK/post.sql" <<SQL
+\\set r random(1, 999999999999)
+SELECT last_seq AS last FROM append_events('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
+BEGIN;
+SELECT begin_projection_batch('$TENANT', 'pets', '$VERSION', '$SCHEMA') AS pos \\gset
+SELECT seq, stream_type, stream_id, stream_version, event_type, schema_version, data::text, metadata::text, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'), prev_hash, hash FROM events WHERE tenant_id = '$TENANT' AND seq > :pos ORDER BY seq LIMIT 500;
+INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version) VALUES ('$TENANT', ('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid, :last, 'Rex', 'dog', NULL, NULL, false, now(), now(), 1) ON CONFLICT DO NOTHING;
+UPDATE projection_checkpoints SET applied_seq = greatest(applied_seq, :last), updated_at = now() WHERE tenant_id = '$TENANT' AND projection = 'pets' AND version = '$VERSION';
+COMMIT;
+SQL
+
+wrk_rps() { # lua url
+  wrk -t2 -c"$CLIENTS" -d"${SECONDS_PER_RUN}s" -s "$1" "$2" | awk '/^Requests\/sec:/ {print $2}'
+}
+pgbench_tps() { # script
+  "$PGBENCH" -n -M prepared -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" -f "$1" "$APP_DATABASE_URL" 2>/dev/null | awk '/^tps = / {print $3; exit}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+echo "Pets API over HTTP (wrk) vs pgbench -M prepared with the same SQL: $CLIENTS clients, ${SECONDS_PER_RUN}s each, $(nproc) cores"
+printf '%-26s %12s %12s %7s %7s\n' request http_rps pgbench_tps ratio target
+BASE="http://127.0.0.1:$PORT"
+get_http=$(wrk_rps "$WORK/get.lua" "$BASE/api/pets/$PET"); get_sql=$(pgbench_tps "$WORK/get.sql")
+printf '%-26s %12.0f %12.0f %7s %7s\n' "GET /api/pets/{id}" "$get_http" "$get_sql" "$(ratio "$get_http" "$get_sql")" 0.5
+list_http=$(wrk_rps "$WORK/get.lua" "$BASE/api/pets?limit=20"); list_sql=$(pgbench_tps "$WORK/list.sql")
+printf '%-26s %12.0f %12.0f %7s %7s\n' "GET /api/pets?limit=20" "$list_http" "$list_sql" "$(ratio "$list_http" "$list_sql")" 0.5
+post_http=$(wrk_rps "$WORK/post.lua" "$BASE/api/pets"); post_sql=$(pgbench_tps "$WORK/post.sql")
+printf '%-26s %12.0f %12.0f %7s %7s\n' "POST /api/pets" "$post_http" "$post_sql" "$(ratio "$post_http" "$post_sql")" 0.4
+# The HTTP ceiling on this machine: a route that touches no database and no tenant.
+live_http=$(wrk_rps "$WORK/get.lua" "$BASE/health/live")
+tenant_http=$(wrk_rps "$WORK/get.lua" "$BASE/api/tenant")
+printf '%-26s %12.0f %12s %7s %7s\n' "GET /health/live" "$live_http" "-" "-" "-"
+printf '%-26s %12.0f %12s %7s %7s\n' "GET /api/tenant" "$tenant_http" "-" "-" "-"
