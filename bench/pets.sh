@@ -88,6 +88,15 @@ list_http=$(wrk_rps "$WORK/get.lua" "$BASE/api/pets?limit=20"); list_sql=$(pgben
 printf '%-26s %12.0f %12.0f %7s %7s\n' "GET /api/pets?limit=20" "$list_http" "$list_sql" "$(ratio "$list_http" "$list_sql")" 0.5
 post_http=$(wrk_rps "$WORK/post.lua" "$BASE/api/pets"); post_sql=$(pgbench_tps "$WORK/post.sql")
 printf '%-26s %12.0f %12.0f %7s %7s\n' "POST /api/pets" "$post_http" "$post_sql" "$(ratio "$post_http" "$post_sql")" 0.4
+# Projection lag under that POST load, as the server saw it: recorded_at to projected.
+python3 - "$PORT" "$PLATFORM_KEY" <<'PY'
+import http.client, json, sys
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+conn.request("GET", "/api/admin/projections", headers={"Authorization": "Bearer " + sys.argv[2]})
+for item in json.loads(conn.getresponse().read())["items"]:
+    if item["state"] == "active" and item["lag_ms_p50"] is not None:
+        print("projection lag %-14s p50 %7.2f ms   p99 %7.2f ms   (%d events)" % (item["name"], item["lag_ms_p50"], item["lag_ms_p99"], item["lag_samples"]))
+PY
 # The HTTP ceiling on this machine: a route that touches no database and no tenant.
 live_http=$(wrk_rps "$WORK/get.lua" "$BASE/health/live")
 tenant_http=$(wrk_rps "$WORK/get.lua" "$BASE/api/tenant")

@@ -71,6 +71,7 @@ public enum ApplicationBuilder {
             .group(context: PlatformRequestContext.self)
         AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
         SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
+        ProjectionRoutes(runtime: dependencies.runtime, table: dependencies.routes).register(on: admin)
 
         let tenant = router.group("/api")
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,

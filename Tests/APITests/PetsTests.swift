@@ -228,3 +228,21 @@ extension TestApp {
         }
     }
 }
+
+@Suite struct ProjectionAdminTests {
+    @Test func `the platform sees each projection's progress and lag`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "lagging")
+            for index in 0..<5 { _ = try await tenant.register("Pet \(index)") }
+            let response = try await send(client, "/api/admin/projections", .get, headers(app.platformKey))
+            #expect(response.status == .ok)
+            let items = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: [[String: Any]]])["items"] ?? []
+            let pets = try #require(items.first { $0["name"] as? String == "pets" })
+            #expect(pets["state"] as? String == "active" && pets["lag_events"] as? Int == 0)
+            #expect((pets["lag_samples"] as? Int ?? 0) >= 5)
+            let p50 = try #require(pets["lag_ms_p50"] as? Double), p99 = try #require(pets["lag_ms_p99"] as? Double)
+            #expect(p50 >= 0 && p99 >= p50 && p99 < 60_000)
+            #expect(try await send(client, "/api/admin/projections", .get, headers(tenant.key)).status == .forbidden)
+        }
+    }
+}

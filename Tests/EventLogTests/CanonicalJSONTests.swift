@@ -75,3 +75,15 @@ import Testing
         #expect(date.map(Timestamps.format) == "2026-11-29T02:55:43.123456Z")
     }
 }
+
+@Suite struct StoredTimeTests {
+    @Test(arguments: [0, 1, 951_782_400_000_000, 1_795_920_943_123_456, 4_102_444_799_999_999, -1] as [Int64])
+    func `the fast parser of stored times agrees with the formatter`(micros: Int64) {
+        #expect(Timestamps.microseconds(ofStored: Timestamps.format(microseconds: micros)) == micros)
+    }
+
+    @Test func `anything but the stored form is refused`() {
+        #expect(Timestamps.microseconds(ofStored: "2026-11-29T02:55:43Z") == nil)
+        #expect(Timestamps.microseconds(ofStored: "2026-11-29T02:55:43.12345xZ") == nil)
+    }
+}

@@ -30,6 +30,10 @@ enum JSONSchema {
         ])
     }
 
+    static func number(nullable: Bool = false) -> JSONValue {
+        .object(["type": nullable ? .array([.string("number"), .string("null")]) : .string("number")])
+    }
+
     static let boolean: JSONValue = .object(["type": .string("boolean")])
 
     /// Any JSON value at all.

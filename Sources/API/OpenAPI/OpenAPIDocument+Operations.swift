@@ -93,6 +93,14 @@ extension OpenAPIDocument {
               ],
               success: .init(status: 200, description: "A page of security events.", schema: JSONSchema.ref("SecurityEventPage")),
               failures: [.init(400, "`limit` or `cursor` is invalid.")]),
+        .init(.get, "/api/admin/projections", id: "listProjections", tag: "admin", access: .platform,
+              summary: "Shows each projection version's progress and lag.",
+              details: "Shows each installed projection version: its state (building, active, retired), how many tenants it "
+                  + "covers and how many are behind, events applied and still to apply, and the p50/p99 time in milliseconds "
+                  + "between an event being recorded and this process projecting it.",
+              parameters: [],
+              success: .init(status: 200, description: "Every projection version.", schema: JSONSchema.list(of: "Projection")),
+              failures: []),
     ]
 
     private static let operationsTenant: [OpenAPIOperation] = [

@@ -116,6 +116,18 @@ extension OpenAPIDocument {
                 "request_id": JSONSchema.string(),
             ], required: ["id", "kind", "window_start", "first_seen", "last_seen", "attempts", "method", "route"]),
             "SecurityEventPage": JSONSchema.page(of: "SecurityEvent"),
+            "Projection": JSONSchema.object([
+                "name": JSONSchema.string(),
+                "version": JSONSchema.string(description: "The first 12 hex digits of the SQL file's SHA-256."),
+                "state": JSONSchema.string(values: ["building", "active", "retired"]),
+                "tenants": JSONSchema.integer(minimum: 0),
+                "tenants_behind": JSONSchema.integer(minimum: 0),
+                "applied_events": JSONSchema.integer(minimum: 0),
+                "lag_events": JSONSchema.integer(minimum: 0),
+                "lag_ms_p50": JSONSchema.number(nullable: true),
+                "lag_ms_p99": JSONSchema.number(nullable: true),
+                "lag_samples": JSONSchema.integer(minimum: 0),
+            ], required: ["name", "version", "state", "tenants", "tenants_behind", "applied_events", "lag_events", "lag_samples"]),
 
             "User": JSONSchema.object([
                 "id": uuid, "email": JSONSchema.string(format: "email"), "role": JSONSchema.string(values: tenantRoles),

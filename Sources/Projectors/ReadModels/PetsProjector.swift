@@ -12,16 +12,21 @@ public struct PetsProjector: Projector {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+        // Registrations are gathered and written with one INSERT; any other event writes what was
+        // gathered first, so rows change in log order.
+        var registrations = Registrations()
         for event in events where event.stream.type == PetEventCoding.streamType {
             let id = event.stream.id
             let version = event.streamVersion
-            switch try PetEventCoding.decode(event) {
-            case .registered(let registered):
-                try await connection.execute("""
-                    INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
-                    VALUES (\(tenant.rawValue), \(id), \(event.seq), \(registered.name), \(registered.species), \(registered.breed),
-                            \(registered.microchipID), false, \(registered.at), \(registered.at), \(version))
-                    """, logger: logger)
+            let decoded = try PetEventCoding.decode(event)
+            if case .registered(let registered) = decoded {
+                registrations.add(id: id, seq: event.seq, registered: registered, version: version)
+                continue
+            }
+            try await registrations.flush(tenant: tenant, on: connection, logger: logger)
+            switch decoded {
+            case .registered:
+                break
             case .renamed(let renamed):
                 try await connection.execute("""
                     UPDATE pets SET name = \(renamed.name), updated_at = \(renamed.at), version = \(version)
@@ -44,6 +49,43 @@ public struct PetsProjector: Projector {
                      WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
                     """, logger: logger)
             }
+        }
+        try await registrations.flush(tenant: tenant, on: connection, logger: logger)
+    }
+
+    /// New pets waiting to be inserted together.
+    struct Registrations {
+        var ids: [UUID] = []
+        var seqs: [Int64] = []
+        var names: [String] = []
+        var species: [String] = []
+        var breeds: [String] = []
+        var microchips: [String] = []
+        var times: [Date] = []
+        var versions: [Int32] = []
+
+        mutating func add(id: UUID, seq: Int64, registered: PetRegistered, version: Int) {
+            ids.append(id)
+            seqs.append(seq)
+            names.append(registered.name)
+            species.append(registered.species)
+            // Arrays cannot hold NULL through PostgresNIO's array encoding: "" stands for none.
+            breeds.append(registered.breed ?? "")
+            microchips.append(registered.microchipID ?? "")
+            times.append(registered.at)
+            versions.append(Int32(version))
+        }
+
+        mutating func flush(tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+            guard !ids.isEmpty else { return }
+            try await connection.execute("""
+                INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
+                SELECT \(tenant.rawValue), r.id, r.seq, r.name, r.species, NULLIF(r.breed, ''), NULLIF(r.microchip, ''), false, r.at, r.at, r.version
+                  FROM unnest(\(ids)::uuid[], \(seqs)::bigint[], \(names)::text[], \(species)::text[], \(breeds)::text[],
+                              \(microchips)::text[], \(times)::timestamptz[], \(versions)::int[])
+                    AS r(id, seq, name, species, breed, microchip, at, version)
+                """, logger: logger)
+            self = Registrations()
         }
     }
 }

@@ -70,6 +70,7 @@ public final class ProjectionRuntime: Service, Sendable {
 
     private let woken = Mutex(false)
     private let versionCache = Mutex<(versions: [Version], at: ContinuousClock.Instant)?>(nil)
+    private let lagSamples = Mutex<[String: LagReservoir]>([:])
 
     private func waitForWork() async {
         let deadline = ContinuousClock.now + pollInterval
@@ -139,22 +140,38 @@ public final class ProjectionRuntime: Service, Sendable {
 
     /// One transaction; returns how many events it covered.
     func applyBatch(tenant: TenantID, version: Version, projector: any Projector) async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
+        let applied: [RecordedEvent] = try await client.withTransaction(logger: logger) { connection in
             // Enters the tenant, takes the pair's lock, sets the search path, locks the checkpoint.
             let position = try await connection.execute(
                 BeginProjectionBatch(tenant: tenant.rawValue, name: version.name, version: version.version, schema: version.schema),
                 logger: logger
             ).first(where: { _ in true }) ?? 0
             let events = try await store.read(tenant: tenant, after: position, limit: batchSize, on: connection)
-            guard let last = events.last else { return 0 }
+            guard let last = events.last else { return [] }
             try await projector.apply(events, tenant: tenant, on: connection, logger: logger)
             try beforeCommit(tenant, events.count)
             try await connection.execute("""
                 UPDATE projection_checkpoints SET applied_seq = \(last.seq), updated_at = now()
                  WHERE tenant_id = \(tenant.rawValue) AND projection = \(version.name) AND version = \(version.version)
                 """, logger: logger)
-            return events.count
+            return events
         }
+        recordLag(of: applied, in: version.name)
+        return applied.count
+    }
+
+    /// How long after being recorded each event reached the read model (this process's view).
+    private func recordLag(of events: [RecordedEvent], in name: String) {
+        guard !events.isEmpty else { return }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let lags = events.compactMap { event in Timestamps.microseconds(ofStored: event.recordedAtText).map { Double(now - $0) / 1000 } }
+        lagSamples.withLock { samples in samples[name, default: LagReservoir()].add(lags) }
+    }
+
+    /// The median and 99th percentile of recent projection lags in milliseconds, and how many
+    /// samples they come from; nil before any event was projected by this process.
+    public func lag(of name: String) -> (p50: Double, p99: Double, samples: Int)? {
+        lagSamples.withLock { $0[name]?.percentiles() }
     }
 
     private func activateIfCaughtUp(_ version: Version) async throws {
@@ -186,4 +203,29 @@ struct BeginProjectionBatch: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// The most recent lags of one projection, bounded.
+struct LagReservoir: Sendable {
+    static let capacity = 20_000
+    private var values: [Double] = []
+    private var next = 0
+
+    mutating func add(_ lags: [Double]) {
+        for lag in lags {
+            if values.count < Self.capacity {
+                values.append(lag)
+            } else {
+                values[next] = lag
+                next = (next + 1) % Self.capacity
+            }
+        }
+    }
+
+    func percentiles() -> (p50: Double, p99: Double, samples: Int)? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        func at(_ fraction: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * fraction))] }
+        return (at(0.5), at(0.99), sorted.count)
+    }
 }
