@@ -10,7 +10,11 @@ import Tenancy
 
 /// Everything the HTTP layer needs, built once per process.
 public struct AppDependencies: Sendable {
+    /// The request pool: handlers and the command path.
     public let client: PostgresClient
+    /// A small pool of its own for background work (projectors, relay, security log, outbox),
+    /// so that a burst of requests cannot starve it, nor it the requests.
+    public let backgroundClient: PostgresClient
     public let store: EventStore
     public let catalog: Catalog
     public let authenticator: Authenticator
@@ -24,18 +28,22 @@ public struct AppDependencies: Sendable {
     public let logger: Logger
 
     public init(
-        client: PostgresClient, migrator: Migrator, resolver: TenantResolver = TenantResolver(),
+        client: PostgresClient, backgroundClient: PostgresClient? = nil, migrator: Migrator, resolver: TenantResolver = TenantResolver(),
         catalogCacheTTL: Duration = .seconds(2), keyCacheTTL: Duration = .seconds(5), securityFlushInterval: Duration = .milliseconds(50),
         logger: Logger
     ) {
+        let background = backgroundClient ?? client
         let store = EventStore(client: client, logger: logger)
         let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
         self.client = client
+        self.backgroundClient = background
         self.store = store
         self.catalog = catalog
         self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
-        self.securityLog = SecurityLog(client: client, store: store, interval: securityFlushInterval, logger: logger)
-        let runtime = ProjectionRuntime(client: client, store: store, logger: logger)
+        self.securityLog = SecurityLog(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
+                                       interval: securityFlushInterval, logger: logger)
+        let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
+                                        logger: logger)
         self.runtime = runtime
         self.provisioner = Provisioner(catalog: catalog, runtime: runtime, logger: logger)
         self.migrator = migrator
@@ -46,10 +54,10 @@ public struct AppDependencies: Sendable {
     /// The background services besides the HTTP server and the database client, in start order.
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
         [
-            NotificationRelay(client: client, signal: store.signal, logger: logger),
+            NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
             runtime,
             securityLog,
-            OutboxDispatcher(client: client, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
+            OutboxDispatcher(client: backgroundClient, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
         ]
     }
 }

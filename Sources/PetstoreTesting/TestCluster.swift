@@ -49,14 +49,31 @@ public actor TestCluster {
         databaseCounter += 1
         // Our own name, built from a counter and the process id: safe to write into the DDL.
         let name = "test_\(getpid())_\(databaseCounter)"
-        do {
-            try await server.ownerURL.with(database: "postgres").withConnection(logger: Self.logger) { connection in
-                try await connection.run(trusted: "CREATE DATABASE \(name) TEMPLATE \(Self.templateName)", logger: Self.logger)
+        // One clone at a time (the actor would otherwise interleave them at each await), and a
+        // retry while the template is briefly busy (SQLSTATE 55006), which CREATE DATABASE
+        // reports after waiting five seconds itself.
+        let previous = cloning
+        let clone = Task { [previous] in
+            _ = await previous?.result
+            var attempt = 0
+            while true {
+                attempt += 1
+                do {
+                    try await server.ownerURL.with(database: "postgres").withConnection(logger: Self.logger) { connection in
+                        try await connection.run(trusted: "CREATE DATABASE \(name) TEMPLATE \(Self.templateName)", logger: Self.logger)
+                    }
+                    return
+                } catch {
+                    let described = DatabaseURL.describe(error)
+                    guard described.contains("55006"), attempt < 6 else {
+                        throw DatabaseError(.unreachable, "could not create test database \(name): \(described)")
+                    }
+                    try await Task.sleep(for: .milliseconds(200 * attempt))
+                }
             }
-        } catch {
-            // Test failures print errors with their description only; say what the server said.
-            throw DatabaseError(.unreachable, "could not create test database \(name): \(DatabaseURL.describe(error))")
         }
+        cloning = clone
+        try await clone.value
         return TestDatabase(
             name: name,
             ownerURL: server.ownerURL.with(database: name),
@@ -64,6 +81,8 @@ public actor TestCluster {
             superuserURL: server.superuserURL.with(database: name)
         )
     }
+
+    private var cloning: Task<Void, any Error>?
 
     /// A new database with nothing in it (not even the migrations table), for migration tests.
     public func emptyDatabase() async throws -> TestDatabase {
@@ -105,9 +124,11 @@ public actor TestCluster {
         }
         try await Migrator().migrate(server.ownerURL.with(database: templateName), logger: logger)
         try await ProjectionInstaller().install(server.ownerURL.with(database: templateName), logger: logger)
-        // A closed connection's server process can linger a moment, and CREATE DATABASE … TEMPLATE
-        // refuses (after waiting five seconds) while anyone is connected to the template.
+        // A closed connection's server process can linger a moment, autovacuum may visit, and
+        // CREATE DATABASE … TEMPLATE refuses (after waiting five seconds) while anyone is connected
+        // to the template: close it to connections, then wait for the last one to leave.
         try await server.ownerURL.with(database: "postgres").withConnection(logger: logger) { connection in
+            try await connection.run(trusted: "ALTER DATABASE \(templateName) WITH ALLOW_CONNECTIONS false", logger: logger)
             for _ in 0..<200 {
                 let rows = try await connection.query(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = \(templateName)", logger: logger)

@@ -3,6 +3,9 @@ import ArgumentParser
 import Database
 import Projectors
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import Logging
 import NIOCore
@@ -76,6 +79,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let logger = options.bootstrapLogging()
         let configuration = ServerConfiguration(host: host ?? CommonOptions.environment["HOST"] ?? "0.0.0.0", port: try resolvedPort)
+        // Find a taken port before anything starts, so the answer is one line and nothing runs.
+        try Self.checkPortIsFree(host: configuration.host, port: configuration.port)
         let target = try await options.database(logger: logger)
         defer { target.stopClusterIfOurs() }
 
@@ -87,7 +92,9 @@ struct Serve: AsyncParsableCommand {
             configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize),
             backgroundLogger: logger
         )
-        let dependencies = AppDependencies(client: client, migrator: migrator, resolver: try resolver(), logger: logger)
+        let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 6), backgroundLogger: logger)
+        let dependencies = AppDependencies(client: client, backgroundClient: backgroundClient, migrator: migrator, resolver: try resolver(),
+                                           logger: logger)
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {
             try await dependencies.provisioner.resumeAll()
@@ -95,7 +102,7 @@ struct Serve: AsyncParsableCommand {
         let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: client)] + background.map { .init(service: $0) } + [.init(service: application)],
+                services: [.init(service: client), .init(service: backgroundClient)] + background.map { .init(service: $0) } + [.init(service: application)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -108,6 +115,27 @@ struct Serve: AsyncParsableCommand {
             throw ServeError("cannot listen on \(configuration.host):\(configuration.port): \(error.description)")
         }
         logger.info("server stopped")
+    }
+}
+
+extension Serve {
+    static func checkPortIsFree(host: String, port: Int) throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        var reuse: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        guard address.sin_addr.s_addr != INADDR_NONE || host == "255.255.255.255" else { return }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if !bound && errno == EADDRINUSE {
+            throw ServeError("cannot listen on \(host):\(port): the address is already in use")
+        }
     }
 }
 

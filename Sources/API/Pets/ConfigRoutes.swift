@@ -56,7 +56,7 @@ struct ConfigRoutes {
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
         do {
             let outcome = try await ConfigCommands.runner(logger: logger).run(handle, id: handle.tenant.id.rawValue, metadata: metadata) { _ in command() }
-            if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["tenant_config"]) }
+            if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["tenant_config"], using: handle.client) }
             return outcome
         } catch let error as DomainError {
             throw Problem(error)

@@ -143,7 +143,7 @@ struct PetRoutes {
             throw Problem(type: Problem.typeBase + "precondition-failed", title: "Precondition Failed", status: .preconditionFailed,
                           detail: "The pet changed since that version: it is at version \(error.actualVersion ?? 0).")
         }
-        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["pets"]) }
+        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["pets"], using: handle.client) }
         return (outcome.state, outcome.version)
     }
 

@@ -85,7 +85,7 @@ public struct Provisioner: Sendable {
                 }
             }
         }
-        try await runtime?.catchUp(tenant: tenant.id)
+        try await runtime?.catchUp(tenant: tenant.id, using: catalog.client)
         try await catalog.activate(tenant)
         return adminKey
     }

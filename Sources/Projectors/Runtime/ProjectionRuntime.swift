@@ -51,31 +51,39 @@ public final class ProjectionRuntime: Service, Sendable {
 
     public func run() async throws {
         let wakeUps = store.signal.subscribe()
+        let names = Array(projectors.keys)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                // Forward wake-ups into a flag the loop below checks, so bursts collapse into one pass.
-                for await _ in wakeUps.cancelOnGracefulShutdown() { self.woken.withLock { $0 = true } }
+                // Forward wake-ups into flags the loops below check, so bursts collapse into one pass.
+                for await _ in wakeUps.cancelOnGracefulShutdown() { self.woken.withLock { $0.formUnion(names) } }
             }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    try await catchUpAll()
-                } catch {
-                    logger.warning("projection pass failed; will retry", metadata: ["error": "\(DatabaseURL.describe(error))"])
+            // One loop per projection: a busy one (pets under a burst of creates) never holds up another.
+            for name in names {
+                group.addTask {
+                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                        do {
+                            try await self.catchUpAll(only: name)
+                        } catch {
+                            self.logger.warning("projection pass failed; will retry",
+                                                metadata: ["projection": "\(name)", "error": "\(DatabaseURL.describe(error))"])
+                        }
+                        await self.waitForWork(name)
+                    }
                 }
-                await waitForWork()
             }
+            await group.next()
             group.cancelAll()
         }
     }
 
-    private let woken = Mutex(false)
+    private let woken = Mutex<Set<String>>([])
     private let versionCache = Mutex<(versions: [Version], at: ContinuousClock.Instant)?>(nil)
     private let lagSamples = Mutex<[String: LagReservoir]>([:])
 
-    private func waitForWork() async {
+    private func waitForWork(_ name: String) async {
         let deadline = ContinuousClock.now + pollInterval
         while ContinuousClock.now < deadline && !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if woken.withLock({ flag in defer { flag = false }; return flag }) { return }
+            if woken.withLock({ $0.remove(name) != nil }) { return }
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -92,29 +100,41 @@ public final class ProjectionRuntime: Service, Sendable {
     }
 
     /// One pass: every version, every tenant that is behind; then activates built versions.
-    public func catchUpAll() async throws {
-        for version in try await versions() {
-            var behind = false
-            let positions = try await client.query(
-                "SELECT tenant_id, applied_seq, head FROM projection_positions(\(version.name), \(version.version))", logger: logger)
-            var lagging: [TenantID] = []
-            for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) where position < head {
-                lagging.append(TenantID(tenant))
+    /// Versions run side by side, so one that is busy (say, pets under a burst of creates)
+    /// does not hold up the others.
+    public func catchUpAll(only name: String? = nil) async throws {
+        let versions = try await versions().filter { name == nil || $0.name == name }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for version in versions {
+                group.addTask { try await self.catchUpAll(version) }
             }
-            for tenant in lagging {
-                if try await catchUp(tenant: tenant, version: version) == false { behind = true }
-            }
-            if version.state == "building" && !behind {
-                try await activateIfCaughtUp(version)
-            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func catchUpAll(_ version: Version) async throws {
+        var behind = false
+        let positions = try await client.query(
+            "SELECT tenant_id, applied_seq, head FROM projection_positions(\(version.name), \(version.version))", logger: logger)
+        var lagging: [TenantID] = []
+        for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) where position < head {
+            lagging.append(TenantID(tenant))
+        }
+        for tenant in lagging {
+            if try await catchUp(tenant: tenant, version: version) == false { behind = true }
+        }
+        if version.state == "building" && !behind {
+            try await activateIfCaughtUp(version)
         }
     }
 
     /// Brings the versions of the named projections (all when nil) up to date for one tenant:
-    /// what a command calls after its append so the client reads its own write.
-    public func catchUp(tenant: TenantID, projections names: Set<String>? = nil) async throws {
+    /// what a command calls after its append so the client reads its own write. `pool` is the
+    /// caller's (the request pool), so request-driven catch-ups never wait for the background
+    /// loop's connections, nor it for theirs.
+    public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: PostgresClient? = nil) async throws {
         for version in try await cachedVersions() where names?.contains(version.name) ?? true {
-            _ = try await catchUp(tenant: tenant, version: version)
+            _ = try await catchUp(tenant: tenant, version: version, using: pool ?? client)
         }
     }
 
@@ -129,18 +149,18 @@ public final class ProjectionRuntime: Service, Sendable {
 
     /// Applies batches until the tenant's log is exhausted; false if it stopped early.
     @discardableResult
-    func catchUp(tenant: TenantID, version: Version) async throws -> Bool {
+    func catchUp(tenant: TenantID, version: Version, using pool: PostgresClient? = nil) async throws -> Bool {
         guard let projector = projectors[version.name] else { return true }
         while true {
-            let applied = try await applyBatch(tenant: tenant, version: version, projector: projector)
+            let applied = try await applyBatch(tenant: tenant, version: version, projector: projector, using: pool ?? client)
             if applied < batchSize { return true }
             if Task.isCancelled { return false }
         }
     }
 
     /// One transaction; returns how many events it covered.
-    func applyBatch(tenant: TenantID, version: Version, projector: any Projector) async throws -> Int {
-        let applied: [RecordedEvent] = try await client.withTransaction(logger: logger) { connection in
+    func applyBatch(tenant: TenantID, version: Version, projector: any Projector, using pool: PostgresClient) async throws -> Int {
+        let applied: [RecordedEvent] = try await pool.withTransaction(logger: logger) { connection in
             // Enters the tenant, takes the pair's lock, sets the search path, locks the checkpoint.
             let position = try await connection.execute(
                 BeginProjectionBatch(tenant: tenant.rawValue, name: version.name, version: version.version, schema: version.schema),
