@@ -144,11 +144,6 @@ import Testing
     }
 }
 
-func scalar<T: PostgresDecodable & Sendable>(_ url: DatabaseURL, _ query: PostgresQuery, as type: T.Type) async throws -> T? {
-    try await url.withConnection(logger: TestCluster.logger) { connection in
-        try await connection.query(query, logger: TestCluster.logger).decode(T.self).first(where: { _ in true })
-    }
-}
 
 @Suite struct FileOutboxSinkTests {
     @Test func `the default sink writes one file per message`() async throws {

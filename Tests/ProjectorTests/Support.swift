@@ -32,16 +32,6 @@ struct CounterProjector: Projector {
     }
 }
 
-func rows<each Column: PostgresDecodable & Sendable>(
-    _ url: DatabaseURL, _ query: PostgresQuery, as type: (repeat each Column).Type
-) async throws -> [(repeat each Column)] {
-    try await url.withConnection(logger: TestCluster.logger) { connection in
-        let sequence = try await connection.query(query, logger: TestCluster.logger)
-        var result: [(repeat each Column)] = []
-        for try await row in sequence { result.append(try row.decode((repeat each Column).self)) }
-        return result
-    }
-}
 
 func tick(_ store: EventStore, _ tenant: TenantID, count: Int) async throws {
     for index in 0..<count {
