@@ -23,6 +23,14 @@ public struct AppDependencies: Sendable {
     public let runtime: ProjectionRuntime
     public let migrator: Migrator
     public let resolver: TenantResolver
+    /// Nil when rate limiting is switched off.
+    public let rateLimiter: RateLimiter?
+    /// Nil when metrics are switched off.
+    public let metrics: AppMetrics?
+    /// How long a keyed command's response is replayed.
+    public let idempotencyRetention: Duration
+    /// The pools `/metrics` reports on: name, client, size.
+    public var pools: [(name: String, client: PostgresClient, maximum: Int)] = []
     /// Filled in as the router is built.
     public let routes = RouteTable()
     public let logger: Logger
@@ -30,24 +38,37 @@ public struct AppDependencies: Sendable {
     public init(
         client: PostgresClient, backgroundClient: PostgresClient? = nil, migrator: Migrator, resolver: TenantResolver = TenantResolver(),
         catalogCacheTTL: Duration = .seconds(2), keyCacheTTL: Duration = .seconds(5), securityFlushInterval: Duration = .milliseconds(50),
+        rateLimits: RateLimits? = .defaults, rateLimitFailureMode: RateLimiter.FailureMode = .open,
+        metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
         logger: Logger
     ) {
         let background = backgroundClient ?? client
-        let store = EventStore(client: client, logger: logger)
+        let metrics = metricsEnabled ? AppMetrics(tenantLabelCap: tenantLabelCap, logger: logger) : nil
+        var observer: EventStore.AppendObserver?
+        var lagObserver: (@Sendable (String, [Double]) -> Void)?
+        if let metrics {
+            observer = { tenant, types in metrics.appended(tenant: tenant, types: types) }
+            lagObserver = { name, lags in metrics.projected(name, lags: lags) }
+        }
+        let store = EventStore(client: client, observer: observer, logger: logger)
         let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
         self.client = client
         self.backgroundClient = background
         self.store = store
         self.catalog = catalog
         self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
-        self.securityLog = SecurityLog(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
-                                       interval: securityFlushInterval, logger: logger)
+        self.securityLog = SecurityLog(
+            client: background, store: EventStore(client: background, signal: store.signal, observer: observer, logger: logger),
+            interval: securityFlushInterval, logger: logger)
         let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
-                                        logger: logger)
+                                        lagObserver: lagObserver, logger: logger)
         self.runtime = runtime
         self.provisioner = Provisioner(catalog: catalog, runtime: runtime, logger: logger)
         self.migrator = migrator
         self.resolver = resolver
+        self.rateLimiter = rateLimits.map { RateLimiter(client: client, limits: $0, failureMode: rateLimitFailureMode, logger: logger) }
+        self.metrics = metrics
+        self.idempotencyRetention = idempotencyRetention
         self.logger = logger
     }
 
@@ -58,6 +79,7 @@ public struct AppDependencies: Sendable {
             runtime,
             securityLog,
             OutboxDispatcher(client: backgroundClient, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
+            IdempotencyJanitor(client: backgroundClient, interval: .seconds(600), logger: logger),
         ]
     }
 }
@@ -70,9 +92,17 @@ public enum ApplicationBuilder {
     public static func router(_ dependencies: AppDependencies, configuration: ServerConfiguration) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: AccessLogMiddleware(metrics: dependencies.metrics))
         router.add(middleware: ProblemMiddleware())
         HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout).register(on: router)
         OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: dependencies.routes).register(on: router)
+        if let metrics = dependencies.metrics {
+            let scrape = router.group("/metrics")
+                .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
+                .group(context: PlatformRequestContext.self)
+            MetricsRoutes(metrics: metrics, runtime: dependencies.runtime, pools: dependencies.pools, table: dependencies.routes)
+                .register(on: scrape)
+        }
 
         let admin = router.group("/api/admin")
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
@@ -81,9 +111,15 @@ public enum ApplicationBuilder {
         SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
         ProjectionRoutes(runtime: dependencies.runtime, table: dependencies.routes).register(on: admin)
 
-        let tenant = router.group("/api")
+        var tenantMiddleware = router.group("/api")
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
                                                     securityLog: dependencies.securityLog))
+        if let limiter = dependencies.rateLimiter {
+            tenantMiddleware = tenantMiddleware.add(middleware: RateLimitMiddleware(limiter: limiter, metrics: dependencies.metrics))
+        }
+        let tenant = tenantMiddleware
+            .add(middleware: IdempotencyMiddleware(catalog: dependencies.catalog, signal: dependencies.store.signal,
+                                                   retention: dependencies.idempotencyRetention, logger: dependencies.logger))
             .group(context: TenantRequestContext.self)
         TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: dependencies.routes).register(on: tenant)
         PetRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)

@@ -96,7 +96,9 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         return components.string ?? description
     }
 
-    public func clientConfiguration(maximumConnections: Int = 20) -> PostgresClient.Configuration {
+    /// `pool` names the pool to the server (`application_name`), so that its connections can be
+    /// counted in `pg_stat_activity`.
+    public func clientConfiguration(maximumConnections: Int = 20, pool: String? = nil) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch self.tls {
         case .disable: tls = .disable
@@ -108,6 +110,14 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
+        if let pool { configuration.options.additionalStartupParameters = [("application_name", PoolName.applicationName(pool))] }
         return configuration
+    }
+}
+
+/// The `application_name` of a pool of this process.
+public enum PoolName {
+    public static func applicationName(_ pool: String) -> String {
+        "petstore:\(ProcessInfo.processInfo.processIdentifier):\(pool)"
     }
 }

@@ -35,8 +35,12 @@ public struct EventStore: Sendable {
     public let client: PostgresClient
     public let signal: AppendSignal
     let logger: Logger
+    /// Told what was appended once it is committed: tenant and event counts by type.
+    public typealias AppendObserver = @Sendable (TenantID, [String: Int]) -> Void
+    let observer: AppendObserver?
 
-    public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), logger: Logger) {
+    public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil, logger: Logger) {
+        self.observer = observer
         self.client = client
         self.signal = signal
         self.logger = logger
@@ -63,6 +67,7 @@ public struct EventStore: Sendable {
             throw Self.map(error)
         }
         signal.appended(tenant)
+        observe(tenant, appends)
         return result
     }
 
@@ -73,11 +78,27 @@ public struct EventStore: Sendable {
         tenant: TenantID, _ appends: [StreamAppend], metadata: EventMetadata, on connection: PostgresConnection
     ) async throws(EventLogError) -> AppendResult {
         let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
+        let result: AppendResult
         do {
-            return try await prepared.run(on: connection, logger: logger)
+            result = try await prepared.run(on: connection, logger: logger)
         } catch {
             throw Self.map(error)
         }
+        // Counted when the request's transaction commits if there is one; otherwise now, as the
+        // caller's transaction rarely fails after a successful append.
+        if let ambient = CommandTransaction.current {
+            ambient.afterCommit { [self] in observe(tenant, appends) }
+        } else {
+            observe(tenant, appends)
+        }
+        return result
+    }
+
+    private func observe(_ tenant: TenantID, _ appends: [StreamAppend]) {
+        guard let observer else { return }
+        var types: [String: Int] = [:]
+        for append in appends { for event in append.events { types[event.type, default: 0] += 1 } }
+        observer(tenant, types)
     }
 
     static func map(_ error: any Error) -> EventLogError {

@@ -70,10 +70,76 @@ struct Serve: AsyncParsableCommand {
         return TenantResolver(strategies: strategies, baseDomain: domain)
     }
 
+    @Option(name: .customLong("rate-limits"), help: """
+        Per-plan quotas over the defaults (free=100/h+10,basic=1000/h+20,premium=10000/h+50,enterprise=100000/h+200),         as plan=limit/period[+burst], comma-separated; period s, m, h, d or seconds; or 'off'. (env: RATE_LIMITS)
+        """)
+    var rateLimits: String?
+
+    @Option(name: .customLong("rate-limit-failure"), help: "When the limiter's store cannot be reached: open (admit) or closed (503). (env: RATE_LIMIT_FAILURE, default: open)")
+    var rateLimitFailure: String?
+
+    @Option(name: .customLong("metrics"), help: "on or off: GET /metrics and the series behind it. (env: METRICS, default: on)")
+    var metrics: String?
+
+    @Option(name: .customLong("metrics-tenant-cap"), help: "Tenants with series of their own; the rest are counted as 'other'. (env: METRICS_TENANT_CAP, default: 500)")
+    var metricsTenantCap: Int?
+
+    @Option(name: .customLong("idempotency-retention"), help: "How long a keyed command's response is replayed, in seconds or with s, m, h, d. (env: IDEMPOTENCY_RETENTION, default: 24h)")
+    var idempotencyRetention: String?
+
+    /// Nil: rate limiting is off.
+    var resolvedRateLimits: RateLimits? {
+        get throws {
+            let text = rateLimits ?? CommonOptions.environment["RATE_LIMITS"] ?? ""
+            if text == "off" { return nil }
+            do {
+                return try RateLimits.defaults.overridden(by: text)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+    }
+
+    var resolvedFailureMode: RateLimiter.FailureMode {
+        get throws {
+            let text = rateLimitFailure ?? CommonOptions.environment["RATE_LIMIT_FAILURE"] ?? "open"
+            guard let mode = RateLimiter.FailureMode(rawValue: text) else { throw ValidationError("rate limit failure mode must be open or closed") }
+            return mode
+        }
+    }
+
+    var resolvedMetrics: (enabled: Bool, cap: Int) {
+        get throws {
+            let text = metrics ?? CommonOptions.environment["METRICS"] ?? "on"
+            guard ["on", "off"].contains(text) else { throw ValidationError("metrics must be on or off") }
+            let cap = metricsTenantCap ?? CommonOptions.environment["METRICS_TENANT_CAP"].map({ Int($0) ?? -1 }) ?? 500
+            guard cap >= 0 else {
+                throw ValidationError("the metrics tenant cap must be a number, 0 or more")
+            }
+            return (text == "on", cap)
+        }
+    }
+
+    var resolvedRetention: Duration {
+        get throws {
+            let text = idempotencyRetention ?? CommonOptions.environment["IDEMPOTENCY_RETENTION"] ?? "24h"
+            let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+            let (number, unit) = text.last.flatMap { units[$0] }.map { (text.dropLast(), $0) } ?? (Substring(text), 1)
+            guard let value = Int(number), value > 0 else {
+                throw ValidationError("idempotency retention must be a positive number of seconds, or with s, m, h or d")
+            }
+            return .seconds(value * unit)
+        }
+    }
+
     func validate() throws {
         _ = try resolvedPort
         _ = try resolvedPoolSize
         _ = try resolver()
+        _ = try resolvedRateLimits
+        _ = try resolvedFailureMode
+        _ = try resolvedMetrics
+        _ = try resolvedRetention
     }
 
     func run() async throws {
@@ -89,12 +155,18 @@ struct Serve: AsyncParsableCommand {
         try await ProjectionInstaller().install(target.ownerURL, logger: logger)
 
         let client = PostgresClient(
-            configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize),
+            configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests"),
             backgroundLogger: logger
         )
-        let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 6), backgroundLogger: logger)
-        let dependencies = AppDependencies(client: client, backgroundClient: backgroundClient, migrator: migrator, resolver: try resolver(),
-                                           logger: logger)
+        let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 6, pool: "background"),
+                                              backgroundLogger: logger)
+        let metrics = try resolvedMetrics
+        var configured = AppDependencies(
+            client: client, backgroundClient: backgroundClient, migrator: migrator, resolver: try resolver(),
+            rateLimits: try resolvedRateLimits, rateLimitFailureMode: try resolvedFailureMode,
+            metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention, logger: logger)
+        configured.pools = [("requests", client, try resolvedPoolSize), ("background", backgroundClient, 6)]
+        let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {
             try await dependencies.provisioner.resumeAll()

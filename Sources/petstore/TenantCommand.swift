@@ -145,7 +145,7 @@ struct KeyCommand: AsyncParsableCommand {
                 }
                 let state = try await dependencies.catalog.state(of: record.id).state
                 if let user = state?.user(withEmail: email.lowercased()) {
-                    return try await dependencies.catalog.issueKey(tenant: record.id, userID: user.id, role: role, metadata: TenantCommand.cliMetadata)
+                    return try await dependencies.catalog.issueKey(tenant: record.id, userID: user.id, role: role, metadata: TenantCommand.cliMetadata).key
                 }
                 return try await dependencies.catalog.addUserWithKey(tenant: record.id, email: email, role: role, metadata: TenantCommand.cliMetadata).key
             }

@@ -25,22 +25,33 @@ struct TestApp: Sendable {
 /// Runs `body` against the real HTTP stack (`.live`: a server on a free port) unless told otherwise.
 func withApp(
     _ testing: TestingSetup = .live, poolSize: Int = 8, securityFlush: Duration = .milliseconds(20),
+    rateLimits: RateLimits? = .generous, rateLimitFailure: RateLimiter.FailureMode = .open,
+    idempotencyRetention: Duration = .seconds(86_400), tenantLabelCap: Int = 500, logger: Logger = TestCluster.logger,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     let database = try await TestCluster.shared.database()
-    let logger = TestCluster.logger
-    let client = PostgresClient(configuration: database.appURL.clientConfiguration(maximumConnections: poolSize), backgroundLogger: logger)
-    let dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
-                                       securityFlushInterval: securityFlush, logger: logger)
+    let pool = "requests-\(database.name)"
+    let client = PostgresClient(configuration: database.appURL.clientConfiguration(maximumConnections: poolSize, pool: pool),
+                                backgroundLogger: logger)
+    var dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
+                                       securityFlushInterval: securityFlush, rateLimits: rateLimits, rateLimitFailureMode: rateLimitFailure,
+                                       tenantLabelCap: tenantLabelCap, idempotencyRetention: idempotencyRetention, logger: logger)
+    dependencies.pools = [(pool, client, poolSize)]
+    let app = dependencies
     let application = Application(
-        responder: ApplicationBuilder.responder(dependencies, configuration: ServerConfiguration()),
-        services: [client, dependencies.securityLog, dependencies.runtime],
+        responder: ApplicationBuilder.responder(app, configuration: ServerConfiguration()),
+        services: [client, app.securityLog, app.runtime],
         logger: logger
     )
     try await application.test(testing) { testClient in
-        let key = try await dependencies.catalog.createPlatformKey(name: "tests")
-        try await body(TestApp(database: database, dependencies: dependencies, platformKey: key.value), testClient)
+        let key = try await app.catalog.createPlatformKey(name: "tests")
+        try await body(TestApp(database: database, dependencies: app, platformKey: key.value), testClient)
     }
+}
+
+extension RateLimits {
+    /// High enough that tests about other things never meet a limit, low enough to be exact.
+    static let generous = try! RateLimits.defaults.overridden(by: "free=1000000/h+100000,basic=1000000/h+100000,premium=1000000/h+100000,enterprise=1000000/h+100000")
 }
 
 extension TestApp {

@@ -56,7 +56,7 @@ struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Event: Sen
             }
             let newEvents = try events.map { event throws(EventLogError) in try encode(event) }
             do {
-                let result = try await handle.client.withTransaction(logger: logger) { connection in
+                let result = try await handle.client.withCommandTransaction(tenant: handle.tenant.id.rawValue, logger: logger) { connection in
                     let result = try await handle.store.append(
                         tenant: handle.tenant.id,
                         [StreamAppend(stream: stream, expected: version == 0 ? .noStream : .exact(version), events: newEvents)],

@@ -14,6 +14,8 @@ public struct AppRequestContext: RequestContext {
     public var tenantSlug: String?
     public var tenant: TenantRecord?
     public var principal: Principal?
+    /// Shared with the middleware outside, which logs and counts the request.
+    public let record = RequestRecord()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -81,6 +81,12 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
         Problem(type: typeBase + "service-unavailable", title: "Service Unavailable", status: .serviceUnavailable, detail: detail)
     }
 
+    public static func quotaExceeded(plan: String, quota: RateLimits.Quota, retryAfter: Int) -> Problem {
+        Problem(type: typeBase + "quota-exceeded", title: "Too Many Requests", status: .tooManyRequests,
+                detail: "The \(plan) plan allows \(quota.limit) requests per \(quota.period) s with bursts of \(quota.burst); try again in \(retryAfter) s.",
+                headers: [.retryAfter: "\(retryAfter)"])
+    }
+
     public static func internalError() -> Problem {
         Problem(type: typeBase + "internal-error", title: "Internal Server Error", status: .internalServerError,
                 detail: "The server could not complete the request. It has been logged.")

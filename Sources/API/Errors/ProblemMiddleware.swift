@@ -10,11 +10,20 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let problem as Problem {
-            return try problem.response(from: request, context: context)
-        } catch let error as HTTPError {
-            return try Self.problem(for: error).response(from: request, context: context)
         } catch {
+            return try Self.response(for: error, request: request, context: context)
+        }
+    }
+
+    /// The problem+json response for an error; for middleware that adds headers to every
+    /// response, errors included.
+    static func response(for error: any Error, request: Request, context: Context) throws -> Response {
+        switch error {
+        case let problem as Problem:
+            return try problem.response(from: request, context: context)
+        case let error as HTTPError:
+            return try problem(for: error).response(from: request, context: context)
+        default:
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try Problem.internalError().response(from: request, context: context)
         }

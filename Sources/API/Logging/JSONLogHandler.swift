@@ -8,10 +8,14 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
+    private let output: @Sendable (Data) -> Void
 
-    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
+    /// `output` receives each line, newline included; standard error unless told otherwise.
+    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil,
+                output: @escaping @Sendable (Data) -> Void = { FileHandle.standardError.write($0) }) {
         self.label = label
         self.metadataProvider = metadataProvider
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -32,6 +36,6 @@ public struct JSONLogHandler: LogHandler {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard var line = try? encoder.encode(fields) else { return }
         line.append(0x0A)
-        FileHandle.standardError.write(line)
+        output(line)
     }
 }

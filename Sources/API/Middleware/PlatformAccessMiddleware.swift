@@ -15,6 +15,7 @@ public struct PlatformAccessMiddleware: RouterMiddleware {
         guard let principal = try await authenticator.authenticate(authorization: request.headers[.authorization]) else {
             throw Problem.unauthorized()
         }
+        context.record.principal = principal.actor
         guard principal.role == .platformAdmin else { throw Problem.forbidden(role: principal.role) }
         var context = context
         context.principal = principal

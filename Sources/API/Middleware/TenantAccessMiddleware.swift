@@ -30,6 +30,7 @@ public struct TenantAccessMiddleware: RouterMiddleware {
         guard let principal = try await authenticator.authenticate(authorization: request.headers[.authorization]) else {
             throw Problem.unauthorized()
         }
+        context.record.principal = principal.actor
         let route = context.endpointPath ?? request.uri.path
         guard let tenant = try await catalog.tenant(slug: slug) else {
             securityLog.record(.init(kind: .unknownTenant, actor: principal, targetTenant: nil, targetSlug: slug,
@@ -44,6 +45,7 @@ public struct TenantAccessMiddleware: RouterMiddleware {
             context.logger.notice("cross-tenant attempt", metadata: ["target_tenant": "\(tenant.id)", "key": "\(principal.keyID)"])
             throw Problem.notFound()
         }
+        context.record.tenant = (tenant.id, tenant.slug)
         guard tenant.isServing else { throw Problem.tenantSuspended() }
 
         var context = context

@@ -83,6 +83,10 @@ enum JSONResponse {
         return encoder
     }()
 
+    static func body(_ value: some Encodable) throws -> ByteBuffer {
+        ByteBuffer(data: try encoder.encode(value))
+    }
+
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
         var headers = headers
         headers[.contentType] = "application/json"

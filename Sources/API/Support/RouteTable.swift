@@ -46,10 +46,10 @@ extension RouterGroup where Context == TenantRequestContext {
 extension RouterGroup where Context == PlatformRequestContext {
     @discardableResult
     func route(
-        _ method: HTTPRequest.Method, _ path: String, in table: RouteTable,
+        _ method: HTTPRequest.Method, _ path: String, in table: RouteTable, prefix: String = "/api/admin",
         _ handler: @escaping @Sendable (Request, PlatformRequestContext) async throws -> Response
     ) -> Self {
-        table.add(.init(method: method, path: "/api/admin" + path, roles: [.platformAdmin], tenantScoped: false))
+        table.add(.init(method: method, path: prefix + path, roles: [.platformAdmin], tenantScoped: false))
         on(RouterPath(path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")), method: method, use: handler)
         return self
     }

@@ -56,7 +56,7 @@ public struct Provisioner: Sendable {
                 // admin exists and only the record is missing.
                 let state = try await catalog.state(of: tenant.id).state
                 if state?.users.values.contains(where: { $0.role == .admin }) != true {
-                    let (_, key) = try await catalog.addUserWithKey(tenant: tenant.id, email: adminEmail, role: .admin, metadata: metadata)
+                    let (_, _, key) = try await catalog.addUserWithKey(tenant: tenant.id, email: adminEmail, role: .admin, metadata: metadata)
                     adminKey = key
                 }
                 try await record(step, for: tenant)

@@ -1,3 +1,4 @@
+import Database
 import Domain
 import EventLog
 import Foundation
@@ -27,7 +28,7 @@ struct TenantRoutes {
     struct IssuedKey: Encodable {
         let id: String
         let prefix: String
-        let apiKey: String
+        let apiKey: String?
     }
 
     func register(on group: RouterGroup<TenantRequestContext>) {
@@ -68,23 +69,30 @@ struct TenantRoutes {
             throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "must be admin, member or auditor")])
         }
         let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
-        let key: APIKey
+        let issued: (keyID: UUID, key: APIKey)
         if let user = state?.user(withEmail: email.lowercased()) {
             guard user.role == role else {
                 throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "the user has role \(user.role.rawValue)")])
             }
-            key = try await mapping { try await catalog.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context)) }
+            issued = try await mapping { try await catalog.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context)) }
         } else {
-            key = try await mapping { try await catalog.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context)).key }
+            let added = try await mapping {
+                try await catalog.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context))
+            }
+            issued = (added.keyID, added.key)
         }
-        let issued = try await mapping { try await catalog.keyOwner(prefix: key.prefix) }
-        return try JSONResponse.make(IssuedKey(id: issued?.keyID.uuidString.lowercased() ?? "", prefix: key.prefix, apiKey: key.value), status: .created)
+        // A replay of this response must not hand out the secret again: it is stored without it.
+        Idempotency.storeInstead(try JSONResponse.body(IssuedKey(id: issued.keyID.uuidString.lowercased(), prefix: issued.key.prefix, apiKey: nil)))
+        return try JSONResponse.make(IssuedKey(id: issued.keyID.uuidString.lowercased(), prefix: issued.key.prefix, apiKey: issued.key.value),
+                                     status: .created)
     }
 
     func revoke(_ context: TenantRequestContext) async throws -> Response {
         guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
         try await mapping { try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) }
         authenticator.invalidate()
+        // Inside a keyed request the revocation commits later; forget the key again then.
+        CommandTransaction.current?.afterCommit { [authenticator] in authenticator.invalidate() }
         return Response(status: .noContent)
     }
 }

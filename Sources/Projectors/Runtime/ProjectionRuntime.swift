@@ -34,12 +34,15 @@ public final class ProjectionRuntime: Service, Sendable {
     let logger: Logger
     /// For tests: runs after a batch is applied and before it commits.
     let beforeCommit: @Sendable (TenantID, Int) throws -> Void
+    /// Told each batch's lags in seconds, for the metrics.
+    let lagObserver: (@Sendable (String, [Double]) -> Void)?
 
     public init(
         client: PostgresClient, store: EventStore, projectors: [any Projector] = [PetsProjector(), TenantConfigProjector()],
-        batchSize: Int = 500, pollInterval: Duration = .seconds(1), logger: Logger,
-        beforeCommit: @escaping @Sendable (TenantID, Int) throws -> Void = { _, _ in }
+        batchSize: Int = 500, pollInterval: Duration = .seconds(1), lagObserver: (@Sendable (String, [Double]) -> Void)? = nil,
+        logger: Logger, beforeCommit: @escaping @Sendable (TenantID, Int) throws -> Void = { _, _ in }
     ) {
+        self.lagObserver = lagObserver
         self.client = client
         self.store = store
         self.projectors = Dictionary(uniqueKeysWithValues: projectors.map { ($0.name, $0) })
@@ -132,7 +135,21 @@ public final class ProjectionRuntime: Service, Sendable {
     /// what a command calls after its append so the client reads its own write. `pool` is the
     /// caller's (the request pool), so request-driven catch-ups never wait for the background
     /// loop's connections, nor it for theirs.
+    ///
+    /// Inside a request's `CommandTransaction` the events are not visible yet (and waiting for
+    /// them would wait on ourselves), so the catch-up runs once that transaction commits.
     public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: PostgresClient? = nil) async throws {
+        if let ambient = CommandTransaction.current {
+            ambient.afterCommit { [self] in
+                do {
+                    try await CommandTransaction.$current.withValue(nil) { try await self.catchUp(tenant: tenant, projections: names, using: pool) }
+                } catch {
+                    // The background loop applies the events anyway; the client may read a moment stale.
+                    self.logger.warning("catch-up after commit failed", metadata: ["error": "\(DatabaseURL.describe(error))"])
+                }
+            }
+            return
+        }
         for version in try await cachedVersions() where names?.contains(version.name) ?? true {
             _ = try await catchUp(tenant: tenant, version: version, using: pool ?? client)
         }
@@ -186,6 +203,7 @@ public final class ProjectionRuntime: Service, Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let lags = events.compactMap { event in Timestamps.microseconds(ofStored: event.recordedAtText).map { Double(now - $0) / 1000 } }
         lagSamples.withLock { samples in samples[name, default: LagReservoir()].add(lags) }
+        lagObserver?(name, lags.map { $0 / 1000 })
     }
 
     /// The median and 99th percentile of recent projection lags in milliseconds, and how many

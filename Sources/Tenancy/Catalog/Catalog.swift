@@ -114,7 +114,7 @@ public final class Catalog: Sendable {
     /// Adds a user and issues their first key in one step (what onboarding and the CLI need).
     public func addUserWithKey(
         tenant: TenantID, email: String, role: Role, metadata: EventMetadata, at: Date = Date()
-    ) async throws(TenancyError) -> (userID: UUID, key: APIKey) {
+    ) async throws(TenancyError) -> (userID: UUID, keyID: UUID, key: APIKey) {
         let (state, version) = try await state(of: tenant)
         let userID = UUID(), keyID = UUID()
         let key = APIKey.generate(.tenant)
@@ -122,17 +122,19 @@ public final class Catalog: Sendable {
         events += try decide(.issueApiKey(id: keyID, prefix: key.prefix, userID: userID, role: role, at: at), state: Tenant.fold(events, from: state))
         try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata,
                          keyHashes: [keyID: key.hash])
-        return (userID, key)
+        return (userID, keyID, key)
     }
 
     /// Issues another key for an existing user.
-    public func issueKey(tenant: TenantID, userID: UUID, role: Role, metadata: EventMetadata, at: Date = Date()) async throws(TenancyError) -> APIKey {
+    public func issueKey(
+        tenant: TenantID, userID: UUID, role: Role, metadata: EventMetadata, at: Date = Date()
+    ) async throws(TenancyError) -> (keyID: UUID, key: APIKey) {
         let (state, version) = try await state(of: tenant)
         let keyID = UUID()
         let key = APIKey.generate(.tenant)
         let events = try decide(.issueApiKey(id: keyID, prefix: key.prefix, userID: userID, role: role, at: at), state: state)
         try await commit(tenant: tenant, events: events, expected: .exact(version), metadata: metadata, keyHashes: [keyID: key.hash])
-        return key
+        return (keyID, key)
     }
 
     /// The tenant owning a key prefix, for revocation by prefix from the CLI.
@@ -197,7 +199,7 @@ public final class Catalog: Sendable {
         do {
             let stream = try StreamName(type: Self.tenantStreamType, id: tenant.rawValue)
             let newEvents = try events.map { event throws(EventLogError) in try TenantEventCoding.encode(event) }
-            try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+            try await client.withCommandTransaction(tenant: tenant.rawValue, logger: logger) { connection in
                 for event in events {
                     try await apply(event, tenant: tenant, keyHashes: keyHashes, on: connection)
                 }

@@ -1,0 +1,68 @@
+import HTTPTypes
+import Hummingbird
+import Tenancy
+
+/// Spends a request of the tenant's quota and reports the quota on every tenant response,
+/// errors included. It sits behind `TenantAccessMiddleware`, so a request that fails
+/// authentication or names another tenant never reaches it and cannot spend that tenant's quota.
+struct RateLimitMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+
+    let limiter: RateLimiter
+    let metrics: AppMetrics?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let tenant = context.tenant else { return try await next(request, context) }
+        var fields = HTTPFields()
+        switch await limiter.take(tenant) {
+        case .allowed(let state):
+            fields = Self.fields(state)
+        case .limited(let state, let retryAfter):
+            metrics?.rateLimited(tenant: tenant.id, slug: tenant.slug)
+            context.record.rateLimited = true
+            var response = try Problem.quotaExceeded(plan: state.plan, quota: state.quota, retryAfter: retryAfter)
+                .response(from: request, context: context)
+            response.headers.append(contentsOf: Self.fields(state))
+            return response
+        case .unavailable(let admitted, let quota, let plan):
+            fields = Self.policyFields(plan: plan, quota: quota)
+            guard admitted else {
+                var response = try Problem.serviceUnavailable("The rate limiter cannot be reached; try again shortly.")
+                    .response(from: request, context: context)
+                response.headers[.retryAfter] = "1"
+                response.headers.append(contentsOf: fields)
+                return response
+            }
+        }
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = try ProblemMiddleware.response(for: error, request: request, context: context)
+        }
+        response.headers.append(contentsOf: fields)
+        return response
+    }
+
+    /// The de facto `X-RateLimit-*` trio (Reset as a Unix time, as GitHub sends it) and the
+    /// IETF fields of draft-ietf-httpapi-ratelimit-headers (`t` in seconds from now).
+    static func fields(_ state: RateLimiter.State) -> HTTPFields {
+        var fields = policyFields(plan: state.plan, quota: state.quota)
+        fields[.xRateLimitRemaining] = "\(state.remaining)"
+        fields[.xRateLimitReset] = "\(state.resetAt)"
+        fields[.rateLimit] = "\"\(state.plan)\";r=\(state.remaining);t=\(state.reset)"
+        return fields
+    }
+
+    static func policyFields(plan: String, quota: RateLimits.Quota) -> HTTPFields {
+        [.xRateLimitLimit: "\(quota.limit)", .rateLimitPolicy: "\"\(plan)\";q=\(quota.limit);w=\(quota.period)"]
+    }
+}
+
+extension HTTPField.Name {
+    static let xRateLimitLimit = HTTPField.Name("X-RateLimit-Limit")!
+    static let xRateLimitRemaining = HTTPField.Name("X-RateLimit-Remaining")!
+    static let xRateLimitReset = HTTPField.Name("X-RateLimit-Reset")!
+    static let rateLimit = HTTPField.Name("RateLimit")!
+    static let rateLimitPolicy = HTTPField.Name("RateLimit-Policy")!
+}

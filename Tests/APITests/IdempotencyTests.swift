@@ -1,0 +1,199 @@
+@testable import API
+import Database
+import EventLog
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PetstoreTesting
+import PostgresNIO
+import Tenancy
+import Testing
+
+@Suite struct IdempotencyTests {
+    static let key = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
+
+    @Test func `50 concurrent identical keyed POSTs append exactly one event and none gets a 5xx`() async throws {
+        try await withApp(.live, poolSize: 20) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "stampede")
+            let before = try await app.events(of: "PetRegistered", tenant: "stampede").count
+            let port = try #require(client.port)
+            let body = #"{"name":"Once","species":"cat"}"#
+            let results = try await withThrowingTaskGroup(of: SentResponse.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        try await TestClient.withClient(host: "127.0.0.1", port: port) { connection in
+                            let response = try await connection.execute(TestClient.Request(
+                                "/api/pets", method: .post,
+                                headers: [.authorization: "Bearer \(tenant.key)", HTTPField.Name("X-Tenant-ID")!: tenant.slug,
+                                          .contentType: "application/json", Self.key: "stampede-1"],
+                                body: ByteBuffer(string: body)))
+                            return SentResponse(status: response.status, headers: response.headers, body: response.body ?? ByteBuffer())
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.allSatisfy { $0.status.code < 500 }, "\(results.map(\.status.code))")
+            #expect(results.allSatisfy { [201, 409].contains($0.status.code) }, "\(results.map(\.status.code))")
+            let created = results.filter { response in response.status == .created }
+            let original = created.filter { response in response.headers[Self.replayed] == nil }
+            let bodies = Set(created.map { response in String(buffer: response.body) })
+            #expect(original.count == 1, "exactly one request did the work")
+            #expect(bodies.count == 1, "every replay is the first response")
+            for conflict in results where conflict.status == .conflict {
+                #expect(String(buffer: conflict.body).contains("/problems/idempotency-key-in-use\""))
+                #expect(conflict.headers[.retryAfter] == "1")
+            }
+            #expect(try await app.events(of: "PetRegistered", tenant: "stampede").count == before + 1)
+        }
+    }
+
+    @Test func `a retry replays the stored response; the same key with another body is a 422`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "retrier")
+            let first = try await tenant.call(.post, "/api/pets", json: #"{"name":"Rex","species":"dog"}"#, extra: [Self.key: "k-1"])
+            #expect(first.status == .created)
+            #expect(first.headers[Self.replayed] == nil)
+            let again = try await tenant.call(.post, "/api/pets", json: #"{"name":"Rex","species":"dog"}"#, extra: [Self.key: "k-1"])
+            #expect(again.status == .created)
+            #expect(again.headers[Self.replayed] == "true")
+            #expect(String(buffer: again.body) == String(buffer: first.body))
+            #expect(again.headers[.location] == first.headers[.location])
+            #expect(again.headers[.eTag] == first.headers[.eTag])
+            #expect(again.headers[HTTPField.Name("X-RateLimit-Limit")!] != nil, "a replay still reports the quota")
+
+            let other = try await tenant.call(.post, "/api/pets", json: #"{"name":"Max","species":"dog"}"#, extra: [Self.key: "k-1"])
+            #expect(other.status == .unprocessableContent)
+            #expect(String(buffer: other.body).contains("/problems/idempotency-key-reused\""))
+            let elsewhere = try await tenant.call(.patch, "/api/pets/\(UUID())", json: #"{"name":"Rex","species":"dog"}"#, extra: [Self.key: "k-1"])
+            #expect(elsewhere.status == .unprocessableContent, "another path with the same key")
+            #expect(try await app.events(of: "PetRegistered", tenant: "retrier").count == 2, "the sample pet and Rex")
+        }
+    }
+
+    @Test func `the same key from another tenant or another API key is independent`() async throws {
+        try await withApp(.router) { app, client in
+            let one = try await app.tenantClient(client, slug: "tenant-one")
+            let two = try await app.tenantClient(client, slug: "tenant-two")
+            let body = #"{"name":"Twin","species":"dog"}"#
+            let a = try await one.call(.post, "/api/pets", json: body, extra: [Self.key: "shared"])
+            let b = try await two.call(.post, "/api/pets", json: body, extra: [Self.key: "shared"])
+            #expect(a.status == .created && b.status == .created)
+            #expect(b.headers[Self.replayed] == nil)
+            #expect(a.headers[.location] != b.headers[.location])
+
+            let issued = try await one.call(.post, "/api/keys", json: #"{"email":"second@example.com","role":"member"}"#)
+            let secondKey = try #require(try one.object(issued)["api_key"] as? String)
+            let member = TenantClient(client: client, key: secondKey, slug: one.slug)
+            let c = try await member.call(.post, "/api/pets", json: body, extra: [Self.key: "shared"])
+            #expect(c.status == .created)
+            #expect(c.headers[Self.replayed] == nil, "keys are scoped to the API key that sent them")
+            #expect(try await app.events(of: "PetRegistered", tenant: "tenant-one").count == 3)
+        }
+    }
+
+    @Test func `a request still running makes a retry a 409`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "busy-key")
+            let record = try #require(try await app.catalog.tenant(slug: "busy-key"))
+            let principal = try #require(try await app.dependencies.authenticator.authenticate(authorization: "Bearer \(tenant.key)"))
+            // Hold the key's lock as the first request would while it runs.
+            let lock = IdempotencyMiddleware.lockKey(tenant: record.id, apiKey: principal.keyID, key: "slow")
+            try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
+                try await connection.query("SELECT pg_advisory_lock(\(lock))", logger: TestCluster.logger).consume()
+                let retry = try await tenant.call(.post, "/api/pets", json: #"{"name":"Slow","species":"dog"}"#, extra: [Self.key: "slow"])
+                #expect(retry.status == .conflict)
+                #expect(String(buffer: retry.body).contains("/problems/idempotency-key-in-use\""))
+                try await connection.query("SELECT pg_advisory_unlock(\(lock))", logger: TestCluster.logger).consume()
+            }
+            let after = try await tenant.call(.post, "/api/pets", json: #"{"name":"Slow","species":"dog"}"#, extra: [Self.key: "slow"])
+            #expect(after.status == .created, "the 409 left nothing behind")
+        }
+    }
+
+    @Test func `a failed command stores nothing, so the key can be used again`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "fixer")
+            let bad = try await tenant.call(.post, "/api/pets", json: #"{"name":"","species":"dog"}"#, extra: [Self.key: "fix-me"])
+            #expect(bad.status.code >= 400 && bad.status.code < 500)
+            let good = try await tenant.call(.post, "/api/pets", json: #"{"name":"Fixed","species":"dog"}"#, extra: [Self.key: "fix-me"])
+            #expect(good.status == .created)
+            #expect(good.headers[Self.replayed] == nil)
+        }
+    }
+
+    @Test func `PATCH, DELETE and config PUT are idempotent too`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "verbs")
+            let id = try await tenant.register("Rex")
+            let settingsBefore = try await app.events(of: "ConfigValueSet", tenant: "verbs").count
+            for _ in 0..<2 {
+                let patch = try await tenant.call(.patch, "/api/pets/\(id)", json: #"{"name":"Rexy"}"#, extra: [Self.key: "p"])
+                #expect(patch.status == .ok)
+                let put = try await tenant.call(.put, "/api/config/include_deleted_pets", json: #"{"value":true}"#, extra: [Self.key: "c"])
+                #expect(put.status == .ok)
+                let delete = try await tenant.call(.delete, "/api/pets/\(id)", extra: [Self.key: "d"])
+                #expect(delete.status == .noContent)
+            }
+            #expect(try await app.events(of: "PetRenamed", tenant: "verbs").count == 1)
+            #expect(try await app.events(of: "PetRemoved", tenant: "verbs").count == 1)
+            #expect(try await app.events(of: "ConfigValueSet", tenant: "verbs").count == settingsBefore + 1)
+        }
+    }
+
+    @Test func `a replayed key issuance does not hand out the secret again`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "secrets")
+            let body = #"{"email":"new@example.com","role":"member"}"#
+            let first = try await tenant.call(.post, "/api/keys", json: body, extra: [Self.key: "issue"])
+            #expect(first.status == .created)
+            let secret = try #require(try tenant.object(first)["api_key"] as? String)
+            let replay = try await tenant.call(.post, "/api/keys", json: body, extra: [Self.key: "issue"])
+            #expect(replay.status == .created)
+            #expect(replay.headers[Self.replayed] == "true")
+            #expect(!String(buffer: replay.body).contains(secret))
+            #expect(try tenant.object(replay)["id"] as? String == (try tenant.object(first)["id"] as? String))
+            let stored = try await rows(app.database.ownerURL, "SELECT body FROM idempotency_keys", as: ByteBuffer.self)
+            #expect(!stored.contains { String(buffer: $0).contains(secret) }, "the secret is not at rest in the table")
+        }
+    }
+
+    @Test func `keys expire after the retention`() async throws {
+        try await withApp(.router, idempotencyRetention: .seconds(1)) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "forgetful")
+            let first = try await tenant.call(.post, "/api/pets", json: #"{"name":"Old","species":"dog"}"#, extra: [Self.key: "k"])
+            #expect(first.status == .created)
+            try await Task.sleep(for: .milliseconds(1500))
+            let second = try await tenant.call(.post, "/api/pets", json: #"{"name":"New","species":"dog"}"#, extra: [Self.key: "k"])
+            #expect(second.status == .created, "an expired key is a new key")
+            #expect(second.headers[Self.replayed] == nil)
+        }
+    }
+
+    @Test(arguments: ["", String(repeating: "k", count: 256), "naïve", "tab\there"])
+    func `a malformed Idempotency-Key is a 400 and changes nothing`(value: String) async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "bad-keys")
+            let before = try await app.eventCount("bad-keys")
+            var fields = headers(tenant.key, tenant: tenant.slug)
+            fields[.contentType] = "application/json"
+            fields.append(HTTPField(name: Self.key, value: value))
+            let response = try await send(client, "/api/pets", .post, fields, body: ByteBuffer(string: #"{"name":"X","species":"dog"}"#))
+            #expect(response.status == .badRequest, "\(value.prefix(10)): \(response.status)")
+            #expect(String(buffer: response.body).contains("Idempotency-Key"))
+            #expect(try await app.eventCount("bad-keys") == before)
+        }
+    }
+
+    @Test func `a key of 255 characters is accepted`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "long-key")
+            let response = try await tenant.call(.post, "/api/pets", json: #"{"name":"X","species":"dog"}"#,
+                                                 extra: [Self.key: String(repeating: "k", count: 255)])
+            #expect(response.status == .created)
+        }
+    }
+}
