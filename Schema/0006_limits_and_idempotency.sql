@@ -49,6 +49,13 @@ END $$;
 
 GRANT EXECUTE ON FUNCTION rate_limit_take(uuid, integer, bigint, integer, bigint) TO petstore_app;
 
+-- Only the function above touches the table; like every table with a tenant_id it has forced
+-- row-level security, with the owner (running the function) allowed through.
+SELECT enable_tenant_rls('rate_limits');
+DO $$ BEGIN
+  EXECUTE format('CREATE POLICY owner_limits ON rate_limits TO %I USING (true) WITH CHECK (true)', current_user);
+END $$;
+
 -- Idempotency keys: the first successful response to a keyed command, written in the same
 -- transaction as the events it appended, so a retry after any crash either finds it or finds
 -- that nothing happened.

@@ -94,7 +94,8 @@ struct Comparable404: Equatable, CustomStringConvertible {
 
     init(_ response: SentResponse) {
         status = response.status.code
-        headers = response.headers.filter { !["x-request-id", "date"].contains($0.name.canonicalName) }
+        // Per-request values: the id, the date and what remains of the quota at that instant.
+        headers = response.headers.filter { !["x-request-id", "date", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit"].contains($0.name.canonicalName) }
             .map { "\($0.name.canonicalName): \($0.value)" }.sorted()
         body = String(buffer: response.body)
     }

@@ -11,17 +11,20 @@ struct IdempotencyJanitor: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                var deleted = 0
-                repeat {
-                    deleted = try await client.query("SELECT idempotency_expire(1000)", logger: logger)
-                        .decode(Int.self).first(where: { _ in true }) ?? 0
-                } while deleted == 1000 && !Task.isShuttingDownGracefully
-            } catch {
-                logger.warning("expired idempotency keys could not be deleted", metadata: ["error": "\(DatabaseURL.describe(error))"])
+        // Graceful shutdown is not cancellation: without this the sleep would hold up shutdown.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    var deleted = 0
+                    repeat {
+                        deleted = try await client.query("SELECT idempotency_expire(1000)", logger: logger)
+                            .decode(Int.self).first(where: { _ in true }) ?? 0
+                    } while deleted == 1000 && !Task.isCancelled
+                } catch where !Task.isCancelled {
+                    logger.warning("expired idempotency keys could not be deleted", metadata: ["error": "\(DatabaseURL.describe(error))"])
+                }
+                try await Task.sleep(for: interval)
             }
-            try? await Task.sleep(for: interval)
         }
     }
 }

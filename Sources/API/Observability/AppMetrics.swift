@@ -19,6 +19,7 @@ public final class AppMetrics: Sendable {
     let factory: PrometheusMetricsFactory
     let tenants: TenantLabels
     let logger: Logger
+    private let pendingAppends = Mutex<[TenantID: [String: Int]]>([:])
 
     /// `tenantLabelCap`: how many tenants get a label of their own; the rest share `other`.
     public init(tenantLabelCap: Int = 500, logger: Logger) {
@@ -53,12 +54,11 @@ public final class AppMetrics: Sendable {
         Counter(label: "rate_limited_requests_total", dimensions: [("tenant", tenants.label(id, slug: slug))], factory: factory).increment()
     }
 
-    /// Counts committed appends, by event type.
+    /// Counts committed appends, by event type. Kept by tenant id until the next scrape, which
+    /// names the tenants: an append may be the tenant's very first, not yet visible to a lookup.
     public func appended(tenant: TenantID, types: [String: Int]) {
-        let label = tenants.label(tenant)
-        for (type, count) in types {
-            Counter(label: "events_appended_total", dimensions: [("tenant", label), ("type", type)], factory: factory)
-                .increment(by: Int64(count))
+        pendingAppends.withLock { pending in
+            for (type, count) in types { pending[tenant, default: [:]][type, default: 0] += count }
         }
     }
 
@@ -71,7 +71,17 @@ public final class AppMetrics: Sendable {
     }
 
     /// The scrape: gauges read from the database now, then everything rendered.
-    public func render(runtime: ProjectionRuntime, pools: [(name: String, client: PostgresClient, maximum: Int)]) async -> [UInt8] {
+    public func render(
+        runtime: ProjectionRuntime, pools: [(name: String, client: PostgresClient, maximum: Int)],
+        slug: @Sendable (TenantID) async -> String?
+    ) async -> [UInt8] {
+        let appends = pendingAppends.withLock { pending in defer { pending = [:] }; return pending }
+        for (tenant, types) in appends {
+            let label = tenants.label(tenant, slug: tenants.known(tenant) ? nil : await slug(tenant))
+            for (type, count) in types {
+                registry.makeCounter(name: "events_appended_total", labels: [("tenant", label), ("type", type)]).increment(by: Int64(count))
+            }
+        }
         do {
             for status in try await runtime.status() {
                 let labels = [("projection", status.name), ("version", status.version), ("state", status.state)]
@@ -111,6 +121,10 @@ final class TenantLabels: Sendable {
     private let labels = Mutex<[TenantID: String]>([:])
 
     init(cap: Int) { self.cap = cap }
+
+    func known(_ id: TenantID) -> Bool {
+        labels.withLock { $0[id] != nil }
+    }
 
     func label(_ id: TenantID, slug: String? = nil) -> String {
         labels.withLock { labels in

@@ -41,6 +41,12 @@ extension OpenAPIDocument {
               summary: "Whether the database is reachable and carries every migration this build knows.",
               success: .init(status: 200, description: "Ready for traffic.", schema: JSONSchema.ref("Health")),
               failures: [.init(503, "The database is unreachable, too slow to answer, or missing migrations.")]),
+        .init(.get, "/metrics", id: "metrics", tag: "operations", access: .platform,
+              summary: "Prometheus metrics.",
+              details: "The Prometheus text exposition: requests by tenant, route template, method and status; request durations; "
+                  + "events appended by tenant and type; rate-limited requests; projection positions, lag and lag times; database "
+                  + "pool connections. Tenants beyond the configured cap are counted as `other`.",
+              success: .init(status: 200, description: "Prometheus text format 0.0.4.", schema: nil)),
         .init(.get, "/openapi.json", id: "openAPIDocument", tag: "operations", access: .open,
               summary: "This document.",
               success: .init(status: 200, description: "The OpenAPI 3.1 document of every route.",

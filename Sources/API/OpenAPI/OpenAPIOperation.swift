@@ -102,14 +102,28 @@ extension OpenAPIOperation {
         }
     }
 
-    /// The parameters the route's position adds to its own: the optional tenant header.
+    /// Tenant commands take an idempotency key.
+    var isCommand: Bool {
+        guard case .tenant = access else { return false }
+        return [.post, .put, .patch, .delete].contains(method)
+    }
+
+    /// The parameters the route's position adds to its own: the optional tenant header, and the
+    /// idempotency key on commands.
     var allParameters: [Parameter] {
         guard case .tenant = access else { return parameters }
-        return parameters + [.header(
+        var all = parameters + [.header(
             TenantResolver.headerName, JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"),
             "The tenant's slug, when neither the host ({tenant}.<base domain>) nor the path (/{tenant}/api/...) names it. "
                 + "Sources that disagree are a 400."
         )]
+        if isCommand {
+            all.append(.header(
+                "Idempotency-Key", JSONSchema.string(pattern: "^[ -~]{1,255}$"),
+                "Makes a retry safe: the first 2xx response to this key (per tenant and API key) is stored with the command's "
+                    + "events and replayed, with `Idempotent-Replayed: true`, for 24 hours."))
+        }
+        return all
     }
 
     /// What the middleware in front of the route can answer, merged with the route's own problems.
@@ -126,7 +140,13 @@ extension OpenAPIOperation {
             Failure(401, "The API key is missing, malformed, unknown or revoked (with `WWW-Authenticate: Bearer`), whether or not the tenant exists."),
             Failure(403, "The key's role may not call this route, or the tenant is suspended (`tenant-suspended`)."),
             Failure(404, "The tenant is unknown, or the key does not belong to it: the same answer as any missing resource."),
-        ]
+            Failure(429, "The tenant's plan quota is spent (`quota-exceeded`); `Retry-After` says when to try again."),
+            Failure(503, "The rate limiter's store cannot be reached and the server is configured to fail closed."),
+        ] + (isCommand ? [
+            Failure(400, "The Idempotency-Key is empty, longer than 255 characters or not visible ASCII."),
+            Failure(409, "A request with this Idempotency-Key is still running (`idempotency-key-in-use`)."),
+            Failure(422, "The Idempotency-Key was used for a different request (`idempotency-key-reused`)."),
+        ] : [])
         }
         for failure in implied + failures { merged[failure.status, default: []].append(failure.description) }
         return merged.keys.sorted().map { Failure($0, merged[$0, default: []].joined(separator: " ")) }
@@ -151,6 +171,11 @@ extension OpenAPIOperation {
                     "WWW-Authenticate": .object(["description": .string("`Bearer realm=\"petstore\"`"), "schema": JSONSchema.string()]),
                 ])))
             }
+            if failure.status == 429 {
+                members.append(.init("headers", .object([
+                    "Retry-After": .object(["description": .string("Seconds until a request would be admitted."), "schema": JSONSchema.string()]),
+                ])))
+            }
             responses.append(.init(String(failure.status), .object(members)))
         }
         return JSONValue.compact([
@@ -171,8 +196,20 @@ extension OpenAPIOperation {
         ])
     }
 
+    /// Sent on every tenant response.
+    static let rateLimitHeaders: [(name: String, description: String)] = [
+        ("X-RateLimit-Limit", "The plan's quota per window."),
+        ("X-RateLimit-Remaining", "Requests that would be admitted back to back now."),
+        ("X-RateLimit-Reset", "Unix time at which the full burst is available again."),
+        ("RateLimit-Policy", "IETF draft: `\"<plan>\";q=<quota>;w=<window seconds>`."),
+        ("RateLimit", "IETF draft: `\"<plan>\";r=<remaining>;t=<seconds to reset>`."),
+    ]
+
     private var successJSON: JSONValue {
-        let headers = success.headers.map { header in
+        var all = success.headers
+        if case .tenant = access { all += Self.rateLimitHeaders }
+        if isCommand { all.append((name: "Idempotent-Replayed", description: "`true` when this is the stored response to an earlier request with the same Idempotency-Key.")) }
+        let headers = all.map { header in
             JSONValue.Member(header.name, .object(["description": .string(header.description), "schema": JSONSchema.string()]))
         }
         return JSONValue.compact([
