@@ -100,7 +100,7 @@ public enum ApplicationBuilder {
             let scrape = router.group("/metrics")
                 .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
                 .group(context: PlatformRequestContext.self)
-            MetricsRoutes(metrics: metrics, runtime: dependencies.runtime, catalog: dependencies.catalog, pools: dependencies.pools, table: dependencies.routes)
+            MetricsRoutes(metrics: metrics, runtime: dependencies.runtime, catalog: dependencies.catalog, limiter: dependencies.rateLimiter, pools: dependencies.pools, table: dependencies.routes)
                 .register(on: scrape)
         }
 

@@ -231,3 +231,36 @@ struct SplitMix {
         }
     }
 }
+
+@Suite struct RateLimitBatchTests {
+    @Test func `a batch of takes decides each in the order given for its tenant, whatever the tenant order`() async throws {
+        let database = try await TestCluster.shared.database()
+        let first = UUID(uuidString: "ffffffff-0000-4000-8000-000000000000")!
+        let second = UUID(uuidString: "00000000-0000-4000-8000-000000000000")!
+        let tenants = [first, second, first, first, second]
+        let wanted: [Int32] = [1, 2, 1, 1, 1]
+        let emissions = [Int64](repeating: 36_000_000, count: 5)
+        let bursts = [Int32](repeating: 2, count: 5)
+        let result = try await rows(database.appURL, """
+            SELECT ord, granted FROM rate_limit_take_many(\(tenants), \(wanted), \(emissions), \(bursts)) ORDER BY ord
+            """, as: (Int32, Int32).self)
+        #expect(result.map(\.0) == [1, 2, 3, 4, 5], "one row per take, numbered as given")
+        // Burst 2: the first tenant's takes get 1, 1, 0; the second's 2 then 0.
+        #expect(result.map(\.1) == [1, 2, 1, 0, 0])
+    }
+
+    @Test func `requests given back are available again, and only as many as were given back`() async throws {
+        let database = try await TestCluster.shared.database()
+        let tenant = UUID()
+        let at: Int64 = 1_000_000_000_000
+        func take(_ wanted: Int32, returned: Int32) async throws -> Int32 {
+            try await scalar(database.appURL, """
+                SELECT granted FROM rate_limit_take_many(ARRAY[\(tenant)], ARRAY[\(wanted)], ARRAY[36000000::bigint], ARRAY[5], \(at), ARRAY[\(returned)])
+                """, as: Int32.self) ?? -1
+        }
+        #expect(try await take(5, returned: 0) == 5, "the whole burst")
+        #expect(try await take(1, returned: 0) == 0)
+        #expect(try await take(4, returned: 3) == 3, "three were not spent and came back")
+        #expect(try await take(1, returned: 0) == 0, "and no more than those")
+    }
+}

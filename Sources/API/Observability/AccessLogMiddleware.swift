@@ -62,6 +62,7 @@ struct AccessLogMiddleware: RouterMiddleware {
         let tenant = context.record.tenant
         let label = tenant.map { metrics?.label(tenant: $0.id, slug: $0.slug) ?? $0.slug }
         metrics?.request(tenant: label, endpoint: route, method: request.method.rawValue, status: status, duration: duration)
+        guard context.logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [
             "method": "\(request.method.rawValue)",
             "route": "\(route)",

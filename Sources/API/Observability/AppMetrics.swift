@@ -7,6 +7,7 @@ import PostgresNIO
 import Projectors
 import Prometheus
 import Synchronization
+import Tenancy
 
 /// The process's metrics, rendered at `GET /metrics` in the Prometheus text format.
 ///
@@ -41,13 +42,32 @@ public final class AppMetrics: Sendable {
         tenants.label(id, slug: slug)
     }
 
+    struct RequestSeries: Hashable {
+        let tenant: String
+        let endpoint: String
+        let method: String
+        let status: Int
+    }
+
+    /// The handles of each series, made once: making them goes through the registry's lock and
+    /// builds label strings, which is most of what a request's metrics would otherwise cost.
+    private let requestHandles = Mutex<[RequestSeries: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+
     public func request(tenant: String?, endpoint: String, method: String, status: Int, duration: Duration) {
-        let tenant = tenant ?? "none"
-        Counter(label: "api_requests_total",
-                dimensions: [("tenant", tenant), ("endpoint", endpoint), ("method", method), ("status", "\(status)")],
-                factory: factory).increment()
-        Timer(label: "api_request_duration_seconds", dimensions: [("tenant", tenant), ("endpoint", endpoint)], factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
+        let series = RequestSeries(tenant: tenant ?? "none", endpoint: endpoint, method: method, status: status)
+        let handles = requestHandles.withLock { handles in
+            if let known = handles[series] { return known }
+            let made = (
+                CoreMetrics.Counter(label: "api_requests_total",
+                        dimensions: [("tenant", series.tenant), ("endpoint", endpoint), ("method", method), ("status", "\(status)")],
+                        factory: factory),
+                CoreMetrics.Timer(label: "api_request_duration_seconds", dimensions: [("tenant", series.tenant), ("endpoint", endpoint)], factory: factory)
+            )
+            handles[series] = made
+            return made
+        }
+        handles.count.increment()
+        handles.duration.recordNanoseconds(duration.nanoseconds)
     }
 
     public func rateLimited(tenant id: TenantID, slug: String) {
@@ -70,11 +90,21 @@ public final class AppMetrics: Sendable {
         for lag in seconds { histogram.record(lag) }
     }
 
+    private let reportedStoreUsage = Mutex<(statements: Int, takes: Int)>((0, 0))
+
     /// The scrape: gauges read from the database now, then everything rendered.
     public func render(
-        runtime: ProjectionRuntime, pools: [(name: String, client: PostgresClient, maximum: Int)],
+        runtime: ProjectionRuntime, pools: [(name: String, client: PostgresClient, maximum: Int)], limiter: RateLimiter?,
         slug: @Sendable (TenantID) async -> String?
     ) async -> [UInt8] {
+        if let usage = limiter?.storeUsage {
+            let (statements, takes) = reportedStoreUsage.withLock { reported in
+                defer { reported = usage }
+                return (usage.statements - reported.statements, usage.takes - reported.takes)
+            }
+            registry.makeCounter(name: "rate_limit_store_statements_total").increment(by: Int64(statements))
+            registry.makeCounter(name: "rate_limit_store_takes_total").increment(by: Int64(takes))
+        }
         let appends = pendingAppends.withLock { pending in defer { pending = [:] }; return pending }
         for (tenant, types) in appends {
             let label = tenants.label(tenant, slug: tenants.known(tenant) ? nil : await slug(tenant))

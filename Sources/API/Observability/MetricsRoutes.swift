@@ -10,12 +10,13 @@ struct MetricsRoutes {
     let metrics: AppMetrics
     let runtime: ProjectionRuntime
     let catalog: Catalog
+    let limiter: RateLimiter?
     let pools: [(name: String, client: PostgresClient, maximum: Int)]
     let table: RouteTable
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.get, "", in: table, prefix: "/metrics") { _, _ in
-            let text = await metrics.render(runtime: runtime, pools: pools) { [catalog] id in try? await catalog.tenant(id: id)?.slug }
+            let text = await metrics.render(runtime: runtime, pools: pools, limiter: limiter) { [catalog] id in try? await catalog.tenant(id: id)?.slug }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }

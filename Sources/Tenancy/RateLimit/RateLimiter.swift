@@ -8,11 +8,12 @@ import Synchronization
 /// Enforces each tenant's plan quota with GCRA, its state kept in the database so that every
 /// server process on it enforces one limit.
 ///
-/// A process asks the database for one request at a time while the quota is small (every plan's
-/// is: an enterprise tenant's 100 000/h is one request per 36 ms). When a quota is so large that
-/// several requests fall within `leaseWindow`, it takes a few at once and spends them locally;
-/// tokens it leased and did not spend within `leaseLifetime` are dropped, never handed out twice,
-/// so the limit holds either way and only the fairness between processes gets coarser.
+/// A process asks the database for one request at a time while a tenant sends few. When a tenant
+/// sends several a second to this process, it takes up to two seconds' worth at once (at most a
+/// quarter of the burst) and spends them locally; tokens it leased and did not spend within
+/// `leaseLifetime` are dropped, never handed out twice. So the limit holds either way: only the
+/// fairness between processes gets coarser, by at most two seconds of one tenant's traffic.
+/// Takes that go to the database are batched (`RateLimitBatcher`).
 public final class RateLimiter: Sendable {
     public enum FailureMode: String, Sendable, CaseIterable {
         /// Admit requests while the store cannot be reached (the default: the database being
@@ -41,23 +42,30 @@ public final class RateLimiter: Sendable {
     }
 
     struct Lease {
-        let quota: RateLimits.Quota
+        var quota: RateLimits.Quota
         var tokens: Int
-        let tat: Int64
-        let databaseNow: Int64
-        let takenAt: ContinuousClock.Instant
+        var tat: Int64
+        var databaseNow: Int64
+        var takenAt: ContinuousClock.Instant
+        /// This process's recent demand for the tenant: requests since `windowStart`, and the
+        /// rate (per second) of the last window.
+        var windowStart: ContinuousClock.Instant
+        var count: Int
+        var rate: Double
     }
 
     let client: PostgresClient
     let limits: RateLimits
     public let failureMode: FailureMode
     let leaseWindow: Int64 = 50_000
-    let leaseLifetime: Duration = .seconds(1)
+    let leaseLifetime: Duration = .seconds(2)
     let logger: Logger
     private let leases = Mutex<[TenantID: Lease]>([:])
     private let failing = Atomic<Bool>(false)
+    private let batcher: RateLimitBatcher
 
     public init(client: PostgresClient, limits: RateLimits, failureMode: FailureMode = .open, logger: Logger) {
+        self.batcher = RateLimitBatcher(client: client, logger: logger)
         self.client = client
         self.limits = limits
         self.failureMode = failureMode
@@ -66,38 +74,62 @@ public final class RateLimiter: Sendable {
 
     public func quota(for tenant: TenantRecord) -> RateLimits.Quota { limits.quota(for: tenant.plan) }
 
+    /// Statements sent to the store and the tenant takes they carried, since start.
+    public var storeUsage: (statements: Int, takes: Int) {
+        (batcher.statements.load(ordering: .relaxed), batcher.takes.load(ordering: .relaxed))
+    }
+
     /// Spends one request of the tenant's quota, if there is one to spend.
     public func take(_ tenant: TenantRecord) async -> Outcome {
         let quota = limits.quota(for: tenant.plan)
         let gcra = quota.gcra
         let plan = tenant.plan.rawValue
         let now = ContinuousClock.now
-        let local: State? = leases.withLock { leases in
-            guard var lease = leases[tenant.id], lease.quota == quota, lease.tokens > 0, now - lease.takenAt < leaseLifetime else {
-                return nil
+        let (local, rate, unspent): (State?, Double, Int) = leases.withLock { leases in
+            var lease = leases[tenant.id] ?? Lease(quota: quota, tokens: 0, tat: 0, databaseNow: 0, takenAt: now,
+                                                   windowStart: now, count: 0, rate: 0)
+            lease.count += 1
+            // Short windows, so that demand after an idle spell is seen within a quarter second.
+            if now - lease.windowStart >= .milliseconds(250) {
+                lease.rate = Double(lease.count) / Double((now - lease.windowStart).microseconds) * 1_000_000
+                lease.windowStart = now
+                lease.count = 0
+            }
+            defer { leases[tenant.id] = lease }
+            guard lease.quota == quota, lease.tokens > 0, now - lease.takenAt < leaseLifetime else {
+                // An expired lease's tokens go back to the store with the next take, so that a
+                // tenant's quota is not spent by tokens this process took and never used.
+                let unspent = lease.quota == quota ? lease.tokens : 0
+                lease.tokens = 0
+                return (nil, lease.rate, unspent)
             }
             lease.tokens -= 1
-            leases[tenant.id] = lease
-            return state(plan, quota, gcra, tat: lease.tat, now: lease.databaseNow + (now - lease.takenAt).microseconds, spare: lease.tokens)
+            let local = state(plan, quota, gcra, tat: lease.tat, now: lease.databaseNow + (now - lease.takenAt).microseconds, spare: lease.tokens)
+            return (local, lease.rate, 0)
         }
         if let local { return .allowed(local) }
 
-        let wanted = Int(max(1, min(leaseWindow / gcra.emission, Int64(max(1, quota.burst / 4)))))
+        // Two seconds of this process's demand, or what a very large quota refills in `leaseWindow`.
+        let demand = max(Int64(rate * 2), leaseWindow / gcra.emission)
+        let wanted = Int(max(1, min(demand, Int64(max(1, quota.burst / 4)))))
         do {
-            let rows = try await client.query(
-                "SELECT granted, tat_us, now_us FROM rate_limit_take(\(tenant.id.rawValue), \(Int32(wanted)), \(gcra.emission), \(Int32(quota.burst)))",
-                logger: logger)
-            var result: (Int32, Int64, Int64)?
-            for try await row in rows.decode((Int32, Int64, Int64).self) { result = row }
-            guard let (granted, tat, databaseNow) = result else { throw RateLimitStoreError() }
+            let (granted, tat, databaseNow) = try await batcher.take(
+                .init(tenant: tenant.id.rawValue, wanted: Int32(wanted), emission: gcra.emission, burst: Int32(quota.burst),
+                      returned: Int32(clamping: unspent)))
             if failing.exchange(false, ordering: .relaxed) { logger.notice("rate limit store reachable again") }
             if granted == 0 {
                 let retry = Int((gcra.retryAfter(tat: tat, now: databaseNow) + 999_999) / 1_000_000)
                 return .limited(state(plan, quota, gcra, tat: tat, now: databaseNow, spare: 0), retryAfter: max(1, retry))
             }
             let spare = Int(granted) - 1
-            if spare > 0 || wanted > 1 {
-                leases.withLock { $0[tenant.id] = Lease(quota: quota, tokens: spare, tat: tat, databaseNow: databaseNow, takenAt: now) }
+            leases.withLock { leases in
+                guard var lease = leases[tenant.id] else { return }
+                lease.quota = quota
+                lease.tokens = spare
+                lease.tat = tat
+                lease.databaseNow = databaseNow
+                lease.takenAt = now
+                leases[tenant.id] = lease
             }
             return .allowed(state(plan, quota, gcra, tat: tat, now: databaseNow, spare: spare))
         } catch {
