@@ -104,8 +104,11 @@ public enum ApplicationBuilder {
                 .register(on: scrape)
         }
 
+        let idempotency = IdempotencyMiddleware(catalog: dependencies.catalog, client: dependencies.client, signal: dependencies.store.signal,
+                                                retention: dependencies.idempotencyRetention, logger: dependencies.logger)
         let admin = router.group("/api/admin")
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
+            .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
         AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
         SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
@@ -118,8 +121,7 @@ public enum ApplicationBuilder {
             tenantMiddleware = tenantMiddleware.add(middleware: RateLimitMiddleware(limiter: limiter, metrics: dependencies.metrics))
         }
         let tenant = tenantMiddleware
-            .add(middleware: IdempotencyMiddleware(catalog: dependencies.catalog, signal: dependencies.store.signal,
-                                                   retention: dependencies.idempotencyRetention, logger: dependencies.logger))
+            .add(middleware: idempotency)
             .group(context: TenantRequestContext.self)
         TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: dependencies.routes).register(on: tenant)
         PetRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)

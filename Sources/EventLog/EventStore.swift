@@ -86,7 +86,7 @@ public struct EventStore: Sendable {
         }
         // Counted when the request's transaction commits if there is one; otherwise now, as the
         // caller's transaction rarely fails after a successful append.
-        if let ambient = CommandTransaction.current {
+        if let ambient = CommandTransaction.current, ambient.tenant == tenant.rawValue {
             ambient.afterCommit { [self] in observe(tenant, appends) }
         } else {
             observe(tenant, appends)

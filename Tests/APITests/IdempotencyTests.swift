@@ -205,4 +205,23 @@ import Testing
             #expect(response.status == .created)
         }
     }
+
+    @Test func `platform commands take a key too: onboarding replays without the admin key`() async throws {
+        try await withApp(.router) { app, client in
+            let fields: HTTPFields = [.authorization: "Bearer \(app.platformKey)", .contentType: "application/json", Self.key: "onboard-1"]
+            let body = ByteBuffer(string: #"{"slug":"keyed-shop","name":"Keyed","plan":"free"}"#)
+            let first = try await send(client, "/api/admin/tenants", .post, fields, body: body)
+            #expect(first.status == .created)
+            let secret = try #require((try JSONSerialization.jsonObject(with: Data(buffer: first.body)) as? [String: Any])?["admin_api_key"] as? String)
+            let again = try await send(client, "/api/admin/tenants", .post, fields, body: body)
+            #expect(again.status == .created, "not 409 slug-taken: the first answer again")
+            #expect(again.headers[Self.replayed] == "true")
+            #expect(!String(buffer: again.body).contains(secret))
+            #expect(String(buffer: again.body).contains("\"slug\":\"keyed-shop\""))
+            let other = try await send(client, "/api/admin/tenants", .post, fields,
+                                       body: ByteBuffer(string: #"{"slug":"other-shop","name":"Other","plan":"free"}"#))
+            #expect(other.status == .unprocessableContent)
+            #expect(try await app.catalog.tenant(slug: "other-shop") == nil)
+        }
+    }
 }

@@ -72,6 +72,8 @@ struct AdminTenantRoutes {
         let record = try await mapping { try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context)) }
         let key = try await provisioner.provision(record, adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
         let current = try await catalog.tenant(id: record.id) ?? record
+        // A replay of this response must not hand out the key again: it is stored without it.
+        Idempotency.storeInstead(try JSONResponse.body(Created(tenant: TenantBody(current), adminApiKey: nil)))
         return try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: key?.value), status: .created,
                                      headers: [.location: "/api/admin/tenants/\(slug)"])
     }

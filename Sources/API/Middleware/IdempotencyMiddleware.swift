@@ -11,7 +11,7 @@ import Synchronization
 import Tenancy
 
 /// `Idempotency-Key` on command routes (POST, PUT, PATCH, DELETE), scoped to the tenant and the
-/// API key that sent it.
+/// API key that sent it; platform routes are scoped to the platform key (tenant id all zeros).
 ///
 /// The whole keyed command runs in one transaction (a `CommandTransaction`) that first takes a
 /// transaction-scoped advisory lock on the key and then looks for a stored response:
@@ -22,11 +22,14 @@ import Tenancy
 ///   it and commits with the events, anything else rolls back and leaves the key unused.
 ///
 /// So a crash before the commit leaves nothing and a crash after it leaves the response, and a
-/// retry finds one or the other. Projection catch-up waits for the commit.
+/// retry finds one or the other. Projection catch-up waits for the commit. Platform commands
+/// (onboarding, plan changes) write to the tenant they act on in transactions of their own, so
+/// for them only the lock and the replay hold: the response is stored after they commit.
 struct IdempotencyMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
 
     let catalog: Catalog
+    let client: PostgresClient
     let signal: AppendSignal
     /// How long a stored response is replayed.
     let retention: Duration
@@ -38,9 +41,10 @@ struct IdempotencyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let values = request.headers[values: .idempotencyKey]
-        guard !values.isEmpty, Self.methods.contains(request.method), let tenant = context.tenant, let principal = context.principal else {
+        guard !values.isEmpty, Self.methods.contains(request.method), let principal = context.principal else {
             return try await next(request, context)
         }
+        let scope = context.tenant?.id ?? Self.platformScope
         guard values.count == 1, let key = values.first, Self.isAcceptable(key) else {
             throw Problem.badRequest("Idempotency-Key must be one value of 1 to 255 visible ASCII characters.",
                                      errors: [.init(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")])
@@ -48,37 +52,37 @@ struct IdempotencyMiddleware: RouterMiddleware {
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
         let fingerprint = Self.fingerprint(method: request.method, path: request.uri.description, body: body)
-        let lock = Self.lockKey(tenant: tenant.id, apiKey: principal.keyID, key: key)
-        let handle = catalog.handle(for: tenant)
+        let lock = Self.lockKey(tenant: scope, apiKey: principal.keyID, key: key)
+        let client = context.tenant.map { catalog.handle(for: $0).client } ?? self.client
         let requestForHandler = request
 
         let outcome: (response: StoredResponse, replayed: Bool, ambient: CommandTransaction?)
         do {
-            outcome = try await handle.withTransaction(logger: context.logger) { connection in
+            outcome = try await client.withTenantTransaction(scope.rawValue, logger: context.logger) { connection in
                 let locked = try await connection.query("SELECT pg_try_advisory_xact_lock(\(lock))", logger: context.logger)
                     .decode(Bool.self).first(where: { _ in true }) ?? false
                 guard locked else { throw Problem.idempotencyKeyInUse() }
                 let stored = try await connection.query("""
                     SELECT fingerprint, status, headers::text, body FROM idempotency_keys
-                     WHERE tenant_id = \(tenant.id.rawValue) AND api_key_id = \(principal.keyID) AND key = \(key) AND expires_at > now()
+                     WHERE tenant_id = \(scope.rawValue) AND api_key_id = \(principal.keyID) AND key = \(key) AND expires_at > now()
                     """, logger: context.logger)
                 for try await (storedFingerprint, status, headers, body) in stored.decode((ByteBuffer, Int16, String, ByteBuffer).self) {
                     guard Array(buffer: storedFingerprint) == fingerprint else { throw Problem.idempotencyKeyReused() }
                     return (try StoredResponse(status: Int(status), headersJSON: headers, body: body), true, nil)
                 }
 
-                let ambient = CommandTransaction(tenant: tenant.id.rawValue, connection: connection)
-                let scope = Idempotency()
-                let response = try await Idempotency.$current.withValue(scope) {
+                let ambient = CommandTransaction(tenant: scope.rawValue, connection: connection)
+                let hints = Idempotency()
+                let response = try await Idempotency.$current.withValue(hints) {
                     try await CommandTransaction.$current.withValue(ambient) { try await next(requestForHandler, context) }
                 }
                 let captured = try await StoredResponse(response)
                 guard (200..<300).contains(captured.status) else { throw Rollback(response: captured) }
-                let kept = scope.replacementBody.map { StoredResponse(status: captured.status, headers: captured.headers, body: $0) } ?? captured
+                let kept = hints.replacementBody.map { StoredResponse(status: captured.status, headers: captured.headers, body: $0) } ?? captured
                 let seconds = Double(retention.components.seconds)
                 try await connection.query("""
                     INSERT INTO idempotency_keys (tenant_id, api_key_id, key, fingerprint, status, headers, body, expires_at)
-                    VALUES (\(tenant.id.rawValue), \(principal.keyID), \(key), \(ByteBuffer(bytes: fingerprint)), \(Int16(kept.status)),
+                    VALUES (\(scope.rawValue), \(principal.keyID), \(key), \(ByteBuffer(bytes: fingerprint)), \(Int16(kept.status)),
                             \(kept.headersJSON)::jsonb, \(kept.body), now() + make_interval(secs => \(seconds)))
                     ON CONFLICT (tenant_id, api_key_id, key) DO UPDATE
                        SET fingerprint = excluded.fingerprint, status = excluded.status, headers = excluded.headers,
@@ -95,13 +99,16 @@ struct IdempotencyMiddleware: RouterMiddleware {
         }
         if let ambient = outcome.ambient {
             if Self.killAfterCommit { kill(getpid(), SIGKILL) }
-            signal.appended(tenant.id)
+            if scope != Self.platformScope { signal.appended(scope) }
             await ambient.committed()
         }
         var response = outcome.response.response()
         if outcome.replayed { response.headers[.idempotentReplayed] = "true" }
         return response
     }
+
+    /// The scope of platform keys' idempotency keys: no tenant has this id.
+    static let platformScope = TenantID(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
 
     static func isAcceptable(_ key: String) -> Bool {
         (1...255).contains(key.utf8.count) && key.utf8.allSatisfy { (0x20...0x7E).contains($0) }

@@ -102,27 +102,32 @@ extension OpenAPIOperation {
         }
     }
 
-    /// Tenant commands take an idempotency key.
+    /// Commands, tenant or platform, take an idempotency key.
     var isCommand: Bool {
-        guard case .tenant = access else { return false }
-        return [.post, .put, .patch, .delete].contains(method)
+        access != .open && [.post, .put, .patch, .delete].contains(method)
     }
+
+    static let idempotencyKey = Parameter.header(
+        "Idempotency-Key", JSONSchema.string(pattern: "^[ -~]{1,255}$"),
+        "Makes a retry safe: the first 2xx response to this key (per tenant and API key) is stored and replayed, with "
+            + "`Idempotent-Replayed: true`, for 24 hours. On tenant routes it is stored in the transaction of the command's events.")
+
+    static let idempotencyFailures = [
+        Failure(400, "The Idempotency-Key is empty, longer than 255 characters or not visible ASCII."),
+        Failure(409, "A request with this Idempotency-Key is still running (`idempotency-key-in-use`)."),
+        Failure(422, "The Idempotency-Key was used for a different request (`idempotency-key-reused`)."),
+    ]
 
     /// The parameters the route's position adds to its own: the optional tenant header, and the
     /// idempotency key on commands.
     var allParameters: [Parameter] {
-        guard case .tenant = access else { return parameters }
+        guard case .tenant = access else { return parameters + (isCommand ? [Self.idempotencyKey] : []) }
         var all = parameters + [.header(
             TenantResolver.headerName, JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"),
             "The tenant's slug, when neither the host ({tenant}.<base domain>) nor the path (/{tenant}/api/...) names it. "
                 + "Sources that disagree are a 400."
         )]
-        if isCommand {
-            all.append(.header(
-                "Idempotency-Key", JSONSchema.string(pattern: "^[ -~]{1,255}$"),
-                "Makes a retry safe: the first 2xx response to this key (per tenant and API key) is stored with the command's "
-                    + "events and replayed, with `Idempotent-Replayed: true`, for 24 hours."))
-        }
+        if isCommand { all.append(Self.idempotencyKey) }
         return all
     }
 
@@ -134,7 +139,7 @@ extension OpenAPIOperation {
         case .platform: [
             Failure(401, "The API key is missing, malformed, unknown or revoked (with `WWW-Authenticate: Bearer`)."),
             Failure(403, "The key is not a platform admin key."),
-        ]
+        ] + (isCommand ? Self.idempotencyFailures : [])
         case .tenant: [
             Failure(400, "No tenant is named, or its slug is malformed, or the subdomain, path and X-Tenant-ID disagree."),
             Failure(401, "The API key is missing, malformed, unknown or revoked (with `WWW-Authenticate: Bearer`), whether or not the tenant exists."),
@@ -142,11 +147,7 @@ extension OpenAPIOperation {
             Failure(404, "The tenant is unknown, or the key does not belong to it: the same answer as any missing resource."),
             Failure(429, "The tenant's plan quota is spent (`quota-exceeded`); `Retry-After` says when to try again."),
             Failure(503, "The rate limiter's store cannot be reached and the server is configured to fail closed."),
-        ] + (isCommand ? [
-            Failure(400, "The Idempotency-Key is empty, longer than 255 characters or not visible ASCII."),
-            Failure(409, "A request with this Idempotency-Key is still running (`idempotency-key-in-use`)."),
-            Failure(422, "The Idempotency-Key was used for a different request (`idempotency-key-reused`)."),
-        ] : [])
+        ] + (isCommand ? Self.idempotencyFailures : [])
         }
         for failure in implied + failures { merged[failure.status, default: []].append(failure.description) }
         return merged.keys.sorted().map { Failure($0, merged[$0, default: []].joined(separator: " ")) }

@@ -139,7 +139,7 @@ public final class ProjectionRuntime: Service, Sendable {
     /// Inside a request's `CommandTransaction` the events are not visible yet (and waiting for
     /// them would wait on ourselves), so the catch-up runs once that transaction commits.
     public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: PostgresClient? = nil) async throws {
-        if let ambient = CommandTransaction.current {
+        if let ambient = CommandTransaction.current, ambient.tenant == tenant.rawValue {
             ambient.afterCommit { [self] in
                 do {
                     try await CommandTransaction.$current.withValue(nil) { try await self.catchUp(tenant: tenant, projections: names, using: pool) }
