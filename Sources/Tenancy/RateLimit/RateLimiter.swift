@@ -124,8 +124,10 @@ public final class RateLimiter: Sendable {
             let spare = Int(granted) - 1
             leases.withLock { leases in
                 guard var lease = leases[tenant.id] else { return }
+                // Takes for one tenant can overlap: add to what another left, never overwrite it.
+                let live = lease.quota == quota && ContinuousClock.now - lease.takenAt < leaseLifetime
+                lease.tokens = (live ? lease.tokens : 0) + spare
                 lease.quota = quota
-                lease.tokens = spare
                 lease.tat = tat
                 lease.databaseNow = databaseNow
                 lease.takenAt = now
