@@ -128,6 +128,7 @@ public enum ApplicationBuilder {
             .register(on: tenant)
         ConfigRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)
             .register(on: tenant)
+        EventRoutes(catalog: dependencies.catalog, table: dependencies.routes).register(on: tenant)
         return router
     }
 

@@ -4,7 +4,7 @@ import Tenancy
 extension OpenAPIDocument {
     /// Every route the server answers, in one list: the document's paths come from here only, and
     /// `OpenAPITests` holds it against the route table and against the running server.
-    static let operations: [OpenAPIOperation] = operationsHealth + operationsPlatform + operationsTenant + operationsPets + operationsConfig
+    static let operations: [OpenAPIOperation] = operationsHealth + operationsPlatform + operationsTenant + operationsPets + operationsConfig + operationsAudit
 
     // MARK: - Shared pieces
 
@@ -191,5 +191,42 @@ extension OpenAPIDocument {
               parameters: [configKey],
               success: .init(status: 204, description: "The default applies again.", schema: nil),
               failures: [.init(422, "The key is unknown or malformed.")]),
+    ]
+
+    private static let operationsAudit: [OpenAPIOperation] = [
+        .init(.get, "/api/events", id: "listEvents", tag: "audit", access: .tenant(EventRoutes.readers),
+              summary: "The tenant's event log, in order.",
+              details: "The tenant's event log in `seq` order, each event with its stream, type, data, metadata, time and hashes. "
+                  + "As JSON, a page of `limit` events and `next_after` to continue from; with `Accept: application/x-ndjson`, every "
+                  + "selected event, one canonical JSON object per line, streamed as it is read.",
+              parameters: [
+                  .query("after", JSONSchema.integer(minimum: 0, defaultValue: 0), "Only events after this sequence number."),
+                  .query("limit", JSONSchema.integer(minimum: 1, maximum: 1000, defaultValue: 100), limitHelp + " Ignored for NDJSON."),
+                  .query("type", JSONSchema.string(maxLength: 100), "Only events of this type, such as `PetRegistered`."),
+                  .query("stream", JSONSchema.string(maxLength: 200), "Only events of this stream, such as `pet-<uuid>`."),
+                  .query("from", JSONSchema.string(format: "date-time"), "Only events recorded at or after this RFC 3339 time."),
+                  .query("to", JSONSchema.string(format: "date-time"), "Only events recorded before this RFC 3339 time."),
+              ],
+              success: .init(status: 200, description: "A page of events, or the NDJSON stream.",
+                             schema: JSONSchema.object(["items": JSONSchema.array(JSONSchema.object([:])), "next_after": JSONSchema.integer()],
+                                                       description: "`next_after` is null on the last page.")),
+              failures: [.init(400, "A query parameter is invalid or unknown, or the time range is reversed.")]),
+        .init(.get, "/api/events/verify", id: "verifyEvents", tag: "audit", access: .tenant(EventRoutes.readers),
+              summary: "Verifies the tenant's hash chain.",
+              details: "Recomputes every event's hash from its canonical form and the previous hash, and checks the chain against "
+                  + "the stored head: `ok` with the count and head hash, or `ok: false` with the first bad sequence number.",
+              success: .init(status: 200, description: "The verification.",
+                             schema: JSONSchema.object(["ok": JSONSchema.object([:]), "checked": JSONSchema.integer(), "head_seq": JSONSchema.integer(),
+                                                        "head_hash": JSONSchema.string(), "first_bad_seq": JSONSchema.integer(),
+                                                        "reason": JSONSchema.string()]))),
+        .init(.get, "/api/security-events", id: "listTenantSecurityEvents", tag: "audit", access: .tenant(EventRoutes.readers),
+              summary: "Attempts other tenants' keys made against this tenant, newest first.",
+              parameters: [
+                  .query("limit", JSONSchema.integer(minimum: 1, maximum: 500, defaultValue: 50), limitHelp),
+                  .query("cursor", JSONSchema.string(), cursorHelp),
+              ],
+              success: .init(status: 200, description: "A page of security events (without who made them).",
+                             schema: JSONSchema.object(["items": JSONSchema.array(JSONSchema.object([:])), "next_cursor": JSONSchema.string()])),
+              failures: [.init(400, "`limit` or `cursor` is invalid.")]),
     ]
 }
