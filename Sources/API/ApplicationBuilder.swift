@@ -29,6 +29,9 @@ public struct AppDependencies: Sendable {
     public let metrics: AppMetrics?
     /// How long a keyed command's response is replayed.
     public let idempotencyRetention: Duration
+    /// Signs the tenants' checkpoints.
+    public let signer: CheckpointSigner
+    public let checkpointInterval: Duration
     /// The pools `/metrics` reports on: name, client, size.
     public var pools: [(name: String, client: PostgresClient, maximum: Int)] = []
     /// Filled in as the router is built.
@@ -40,6 +43,7 @@ public struct AppDependencies: Sendable {
         catalogCacheTTL: Duration = .seconds(2), keyCacheTTL: Duration = .seconds(5), securityFlushInterval: Duration = .milliseconds(50),
         rateLimits: RateLimits? = .defaults, rateLimitFailureMode: RateLimiter.FailureMode = .open,
         metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
+        signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
         logger: Logger
     ) {
         let background = backgroundClient ?? client
@@ -69,6 +73,8 @@ public struct AppDependencies: Sendable {
         self.rateLimiter = rateLimits.map { RateLimiter(client: client, limits: $0, failureMode: rateLimitFailureMode, logger: logger) }
         self.metrics = metrics
         self.idempotencyRetention = idempotencyRetention
+        self.signer = signer
+        self.checkpointInterval = checkpointInterval
         self.logger = logger
     }
 
@@ -79,7 +85,9 @@ public struct AppDependencies: Sendable {
             runtime,
             securityLog,
             OutboxDispatcher(client: backgroundClient, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
-            IdempotencyJanitor(client: backgroundClient, interval: .seconds(600), logger: logger),
+            IdempotencyJanitor.service(client: backgroundClient, interval: .seconds(600), logger: logger),
+            CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, logger: logger), signer: signer,
+                                       interval: checkpointInterval, logger: logger),
         ]
     }
 }
@@ -96,6 +104,8 @@ public enum ApplicationBuilder {
         router.add(middleware: ProblemMiddleware())
         HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout).register(on: router)
         OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: dependencies.routes).register(on: router)
+        let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: dependencies.routes)
+        checkpoints.registerOpen(on: router)
         if let metrics = dependencies.metrics {
             let scrape = router.group("/metrics")
                 .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
@@ -113,6 +123,7 @@ public enum ApplicationBuilder {
         AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
         SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
         ProjectionRoutes(runtime: dependencies.runtime, table: dependencies.routes).register(on: admin)
+        checkpoints.register(on: admin)
 
         var tenantMiddleware = router.group("/api")
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
@@ -128,7 +139,8 @@ public enum ApplicationBuilder {
             .register(on: tenant)
         ConfigRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)
             .register(on: tenant)
-        EventRoutes(catalog: dependencies.catalog, table: dependencies.routes).register(on: tenant)
+        EventRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: dependencies.routes).register(on: tenant)
+        checkpoints.register(on: tenant)
         return router
     }
 

@@ -1,6 +1,7 @@
 import API
 import ArgumentParser
 import Database
+import EventLog
 import Projectors
 import Foundation
 #if canImport(Glibc)
@@ -87,6 +88,20 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("idempotency-retention"), help: "How long a keyed command's response is replayed, in seconds or with s, m, h, d. (env: IDEMPOTENCY_RETENTION, default: 24h)")
     var idempotencyRetention: String?
 
+    @Option(name: .customLong("signing-key-file"), help: "The Ed25519 key that signs checkpoints, made on first use. (env: SIGNING_KEY_FILE, default: <data-dir>/signing-key)")
+    var signingKeyFile: String?
+
+    @Option(name: .customLong("checkpoint-interval"), help: "Seconds between scheduled checkpoints of tenants whose log grew. (env: CHECKPOINT_INTERVAL, default: 900)")
+    var checkpointInterval: Int?
+
+    var resolvedCheckpointInterval: Duration {
+        get throws {
+            let value = checkpointInterval ?? CommonOptions.environment["CHECKPOINT_INTERVAL"].map({ Int($0) ?? -1 }) ?? 900
+            guard value > 0 else { throw ValidationError("the checkpoint interval must be a positive number of seconds") }
+            return .seconds(value)
+        }
+    }
+
     /// Nil: rate limiting is off.
     var resolvedRateLimits: RateLimits? {
         get throws {
@@ -140,6 +155,7 @@ struct Serve: AsyncParsableCommand {
         _ = try resolvedFailureMode
         _ = try resolvedMetrics
         _ = try resolvedRetention
+        _ = try resolvedCheckpointInterval
     }
 
     func run() async throws {
@@ -164,7 +180,11 @@ struct Serve: AsyncParsableCommand {
         var configured = AppDependencies(
             client: client, backgroundClient: backgroundClient, migrator: migrator, resolver: try resolver(),
             rateLimits: try resolvedRateLimits, rateLimitFailureMode: try resolvedFailureMode,
-            metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention, logger: logger)
+            metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
+            signer: try CheckpointSigner.load(file: signingKeyFile.map { URL(fileURLWithPath: $0) }
+                ?? CommonOptions.environment["SIGNING_KEY_FILE"].map { URL(fileURLWithPath: $0) }
+                ?? options.resolvedDataDirectory.appending(path: "signing-key")),
+            checkpointInterval: try resolvedCheckpointInterval, logger: logger)
         configured.pools = [("requests", client, try resolvedPoolSize), ("background", backgroundClient, 6)]
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)

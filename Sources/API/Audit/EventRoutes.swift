@@ -14,6 +14,7 @@ import Tenancy
 /// call these and nothing that commands.
 struct EventRoutes {
     let catalog: Catalog
+    let signer: CheckpointSigner
     let table: RouteTable
 
     static let readers: Set<Principal.Role> = [.admin, .auditor]
@@ -142,16 +143,7 @@ struct EventRoutes {
         ]))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     func verify(_ context: TenantRequestContext) async throws -> Response {
         let handle = catalog.handle(for: context.tenant)
@@ -160,10 +152,28 @@ struct EventRoutes {
             "ok": .bool(result.valid),
             "checked": .number(Double(result.checked)),
             "head_seq": .number(Double(result.headSeq)),
-            "head_hash": .string(Self.hex(result.headHash)),
+            "head_hash": .string(Hex.encode(result.headHash)),
         ]
         if let bad = result.firstBadSeq { members["first_bad_seq"] = .number(Double(bad)) }
         if let reason = result.reason { members["reason"] = .string(reason) }
+        // The chain checks itself; only a signed checkpoint shows a cut tail or a chain
+        // rewritten end to end.
+        if let latest = try await handle.store.checkpoints(tenant: handle.tenant.id, limit: 1).first {
+            let check = latest.check(hashAtSeq: try await handle.store.hash(tenant: handle.tenant.id, seq: latest.seq))
+            let signed = latest.isSigned(by: signer.publicKey)
+            members["checkpoint"] = .object([
+                JSONValue.Member("seq", .number(Double(latest.seq))),
+                JSONValue.Member("signed_at", .string(latest.signedAt)),
+                JSONValue.Member("signature_valid", .bool(signed)),
+                JSONValue.Member("result", .string(check.rawValue)),
+            ])
+            if check != .consistent || !signed {
+                members["ok"] = .bool(false)
+                if members["first_bad_seq"] == nil, check != .consistent {
+                    members["first_bad_seq"] = .number(Double(check == .truncated ? min(result.headSeq + 1, latest.seq) : latest.seq))
+                }
+            }
+        }
         return Response(status: .ok, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: CanonicalJSON.serialize(.object(members.map { JSONValue.Member($0.key, $0.value) })))))
     }

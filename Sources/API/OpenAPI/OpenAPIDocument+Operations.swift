@@ -47,6 +47,14 @@ extension OpenAPIDocument {
                   + "events appended by tenant and type; rate-limited requests; projection positions, lag and lag times; database "
                   + "pool connections. Tenants beyond the configured cap are counted as `other`.",
               success: .init(status: 200, description: "Prometheus text format 0.0.4.", schema: nil)),
+        .init(.get, "/.well-known/petstore-signing-key", id: "signingKey", tag: "audit", access: .open,
+              summary: "The public key that verifies checkpoints, as a JWK (OKP, Ed25519).",
+              success: .init(status: 200, description: "The JWK, with `kid` as checkpoints name it.", schema: JSONSchema.object([:]))),
+        .init(.post, "/api/admin/tenants/{slug}/checkpoints", id: "signCheckpoint", tag: "admin", access: .platform,
+              summary: "Signs a checkpoint of the tenant's log now.",
+              parameters: [slug],
+              success: .init(status: 201, description: "The checkpoint (the kept one when the log has not grown).", schema: JSONSchema.object([:])),
+              failures: [.init(404, "No tenant has that slug."), .init(409, "The tenant's log is empty.")]),
         .init(.get, "/openapi.json", id: "openAPIDocument", tag: "operations", access: .open,
               summary: "This document.",
               success: .init(status: 200, description: "The OpenAPI 3.1 document of every route.",
@@ -219,6 +227,13 @@ extension OpenAPIDocument {
                              schema: JSONSchema.object(["ok": JSONSchema.object([:]), "checked": JSONSchema.integer(), "head_seq": JSONSchema.integer(),
                                                         "head_hash": JSONSchema.string(), "first_bad_seq": JSONSchema.integer(),
                                                         "reason": JSONSchema.string()]))),
+        .init(.get, "/api/events/checkpoints", id: "listCheckpoints", tag: "audit", access: .tenant(EventRoutes.readers),
+              summary: "The tenant's signed checkpoints, newest first.",
+              details: "Each is the platform's Ed25519 signature (hex) over the canonical JSON of `head_hash`, `seq`, `signed_at` and "
+                  + "`tenant`; the public key is at `/.well-known/petstore-signing-key`.",
+              parameters: [.query("limit", JSONSchema.integer(minimum: 1, maximum: 100, defaultValue: 20), limitHelp)],
+              success: .init(status: 200, description: "The checkpoints.", schema: JSONSchema.object(["items": JSONSchema.array(JSONSchema.object([:]))])),
+              failures: [.init(400, "`limit` is invalid.")]),
         .init(.get, "/api/security-events", id: "listTenantSecurityEvents", tag: "audit", access: .tenant(EventRoutes.readers),
               summary: "Attempts other tenants' keys made against this tenant, newest first.",
               parameters: [
