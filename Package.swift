@@ -84,6 +84,7 @@ let package = Package(
                 "API", "Database", "EventLog", "Tenancy", "Projectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -45,6 +45,12 @@ public struct ChainVerifier: Sendable {
 
     public init() {}
 
+    /// A chain that starts after `seq`, whose event hashed to `previous`: for part of a log.
+    public init(after seq: Int64, previous: [UInt8]) {
+        self.expectedSeq = seq + 1
+        self.previous = previous
+    }
+
     /// Nil while the chain holds; the failure at the first event that breaks it.
     public mutating func check(_ event: RecordedEvent) -> ChainVerification? {
         guard event.seq == expectedSeq else {

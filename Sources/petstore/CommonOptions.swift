@@ -1,6 +1,7 @@
 import API
 import ArgumentParser
 import Database
+import EventLog
 import Foundation
 import Logging
 
@@ -51,6 +52,13 @@ struct CommonOptions: ParsableArguments {
         var logger = Logger(label: "petstore")
         logger.logLevel = level
         return logger
+    }
+
+    /// The checkpoint signing key: the file given, else SIGNING_KEY_FILE, else `signing-key` in
+    /// the data directory; made there on first use.
+    func signer(file: String?) throws -> CheckpointSigner {
+        try CheckpointSigner.load(file: URL(fileURLWithPath: file ?? Self.environment["SIGNING_KEY_FILE"]
+            ?? resolvedDataDirectory.appending(path: "signing-key").path))
     }
 
     /// Where the database is: the given server, or the private cluster (started if needed).

@@ -181,9 +181,7 @@ struct Serve: AsyncParsableCommand {
             client: client, backgroundClient: backgroundClient, migrator: migrator, resolver: try resolver(),
             rateLimits: try resolvedRateLimits, rateLimitFailureMode: try resolvedFailureMode,
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
-            signer: try CheckpointSigner.load(file: signingKeyFile.map { URL(fileURLWithPath: $0) }
-                ?? CommonOptions.environment["SIGNING_KEY_FILE"].map { URL(fileURLWithPath: $0) }
-                ?? options.resolvedDataDirectory.appending(path: "signing-key")),
+            signer: try options.signer(file: signingKeyFile),
             checkpointInterval: try resolvedCheckpointInterval, logger: logger)
         configured.pools = [("requests", client, try resolvedPoolSize), ("background", backgroundClient, 6)]
         let dependencies = configured

@@ -128,20 +128,7 @@ struct EventRoutes {
     }
 
     /// One event as canonical JSON: what an export line holds.
-    static func line(_ event: RecordedEvent) -> [UInt8] {
-        CanonicalJSON.serialize(.object([
-            "seq": .number(Double(event.seq)),
-            "stream": .string(event.stream.description),
-            "stream_version": .number(Double(event.streamVersion)),
-            "type": .string(event.type),
-            "schema_version": .number(Double(event.schemaVersion)),
-            "data": event.data,
-            "metadata": event.metadataJSON,
-            "recorded_at": .string(event.recordedAtText),
-            "prev_hash": .string(hex(event.prevHash)),
-            "hash": .string(hex(event.hash)),
-        ]))
-    }
+    static func line(_ event: RecordedEvent) -> [UInt8] { ExportFormat.line(event) }
 
     static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 

@@ -1,0 +1,195 @@
+import API
+import ArgumentParser
+import Crypto
+import Database
+import EventLog
+import Foundation
+import Tenancy
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Export a tenant's history with its signed checkpoint, and verify exports and live logs.",
+        subcommands: [Export.self, Verify.self]
+    )
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a tenant's events and its latest signed checkpoint to an NDJSON file."
+        )
+        @OptionGroup var options: CommonOptions
+        @Option(help: "The tenant's slug.") var tenant: String
+        @Option(help: "Only events recorded at or after this RFC 3339 time.") var from: String?
+        @Option(help: "Only events recorded before this RFC 3339 time.") var to: String?
+        @Option(help: "The file to write (replaced only once the export is whole).") var out: String
+        @Option(name: .customLong("signing-key-file"), help: "The checkpoint signing key. (env: SIGNING_KEY_FILE, default: <data-dir>/signing-key)")
+        var signingKeyFile: String?
+
+        func validate() throws {
+            let (start, end) = try times()
+            if let start, let end, start > end { throw ValidationError("the time range is reversed: --from is after --to") }
+        }
+
+        func times() throws -> (Date?, Date?) {
+            func parse(_ text: String?, _ name: String) throws -> Date? {
+                guard let text else { return nil }
+                guard let date = Timestamps.parse(text) else { throw ValidationError("--\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z") }
+                return date
+            }
+            return (try parse(from, "from"), try parse(to, "to"))
+        }
+
+        func run() async throws {
+            let (start, end) = try times()
+            let slug = tenant
+            let destination = URL(fileURLWithPath: out)
+            let signer = try options.signer(file: signingKeyFile)
+            let progress = ProgressBar(label: "exporting \(slug)")
+            let summary = try await options.withDependencies { dependencies -> String in
+                guard let record = try await dependencies.catalog.tenant(slug: slug) else { throw ValidationError("no tenant with slug '\(slug)'") }
+                let store = dependencies.catalog.handle(for: record).store
+                // A checkpoint of the head as it is now, so that a full export is covered to its end.
+                _ = try await store.checkpoint(tenant: record.id, signer: signer)
+                let head = try await store.tenantHeads()[record.id] ?? 0
+                let partial = destination.deletingLastPathComponent().appending(path: ".\(destination.lastPathComponent).partial")
+                FileManager.default.createFile(atPath: partial.path, contents: nil)
+                let file = try FileHandle(forWritingTo: partial)
+                var buffer = ExportFormat.header(tenant: record.id, slug: record.slug, exportedAt: Date())
+                buffer.append(0x0A)
+                var written = 0
+                var last: Int64 = 0
+                do {
+                    for try await event in store.events(tenant: record.id, pageSize: 2000) {
+                        if let end, event.recordedAt >= end { break }
+                        if let start, event.recordedAt < start { continue }
+                        buffer.append(contentsOf: ExportFormat.line(event))
+                        buffer.append(0x0A)
+                        written += 1
+                        last = event.seq
+                        if buffer.count >= 1 << 20 {
+                            try file.write(contentsOf: buffer)
+                            buffer.removeAll(keepingCapacity: true)
+                            progress.update(Int(event.seq), of: Int(head))
+                        }
+                    }
+                    guard written > 0 else { throw ValidationError("no events of \(slug) fall in that time range") }
+                    // The newest checkpoint the exported events reach: the one just signed for a
+                    // full export, an earlier one for a range that ends before the head.
+                    guard let checkpoint = try await store.checkpoints(tenant: record.id, limit: 1000).first(where: { $0.seq <= last }) else {
+                        throw ValidationError("no signed checkpoint falls within the exported events; export up to a later time")
+                    }
+                    buffer.append(contentsOf: ExportFormat.trailer(checkpoint, publicKey: signer.publicKey))
+                    buffer.append(0x0A)
+                    try file.write(contentsOf: buffer)
+                    try file.close()
+                    _ = try? FileManager.default.removeItem(at: destination)
+                    try FileManager.default.moveItem(at: partial, to: destination)
+                    return "exported \(written) events of \(slug) to \(destination.path); checkpoint at seq \(checkpoint.seq), key \(checkpoint.keyID)"
+                } catch {
+                    try? file.close()
+                    try? FileManager.default.removeItem(at: partial)
+                    throw error
+                }
+            }
+            progress.finish()
+            print(summary)
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify an export file offline (chain and signature), or a live log; exit 0 only when everything verifies."
+        )
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "An export file; checked with no database.") var file: String?
+        @Option(help: "Verify this tenant's live log instead.") var tenant: String?
+        @Flag(help: "Verify every tenant's live log.") var all = false
+        @Option(name: .customLong("public-key"), help: "The platform's public key (base64 of the 32 raw bytes) the export must be signed with.")
+        var publicKey: String?
+
+        func validate() throws {
+            let chosen = [file != nil, tenant != nil, all].filter { $0 }.count
+            guard chosen == 1 else { throw ValidationError("give one of: an export FILE, --tenant SLUG or --all") }
+        }
+
+        func run() async throws {
+            if let file {
+                try verifyFile(file)
+                return
+            }
+            let (slug, all) = (tenant, all)
+            let failures = try await options.withDependencies { dependencies -> Int in
+                var records: [TenantRecord] = []
+                if let slug {
+                    guard let record = try await dependencies.catalog.tenant(slug: slug) else { throw ValidationError("no tenant with slug '\(slug)'") }
+                    records = [record]
+                } else if all {
+                    var after: String?
+                    while true {
+                        let page = try await dependencies.catalog.tenants(after: after, limit: 500)
+                        records += page
+                        guard page.count == 500, let last = page.last else { break }
+                        after = last.slug
+                    }
+                }
+                var failures = 0
+                for record in records {
+                    let store = dependencies.catalog.handle(for: record).store
+                    let chain = try await store.verify(tenant: record.id)
+                    var verdict = chain.valid ? "ok: \(chain.checked) events, head \(Hex.encode(chain.headHash).prefix(16))" : "FAILED at seq \(chain.firstBadSeq ?? 0): \(chain.reason ?? "")"
+                    var failed = !chain.valid
+                    if chain.valid, let latest = try await store.checkpoints(tenant: record.id, limit: 1).first {
+                        let check = latest.check(hashAtSeq: try await store.hash(tenant: record.id, seq: latest.seq))
+                        if check != .consistent {
+                            failed = true
+                            verdict = "FAILED at seq \(check == .truncated ? min(chain.headSeq + 1, latest.seq) : latest.seq): the log is \(check.rawValue) against the checkpoint at seq \(latest.seq)"
+                        } else {
+                            verdict += ", checkpoint at seq \(latest.seq) consistent"
+                        }
+                    }
+                    print("\(record.slug)\t\(verdict)")
+                    if failed { failures += 1 }
+                }
+                return failures
+            }
+            if failures > 0 { throw ExitCode(1) }
+        }
+
+        func verifyFile(_ path: String) throws {
+            var pinned: Curve25519.Signing.PublicKey?
+            if let publicKey {
+                guard let raw = Data(base64Encoded: publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+                    throw ValidationError("--public-key must be the base64 of a 32-byte Ed25519 public key")
+                }
+                pinned = key
+            }
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+            defer { try? handle.close() }
+            var verifier = ExportVerifier(pinnedKey: pinned)
+            var pending: [UInt8] = []
+            do {
+                while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    pending.append(contentsOf: chunk)
+                    var start = 0
+                    while let newline = pending[start...].firstIndex(of: 0x0A) {
+                        if newline > start { try verifier.feed(pending[start..<newline]) }
+                        start = newline + 1
+                    }
+                    pending.removeFirst(start)
+                }
+                if !pending.isEmpty { try verifier.feed(pending) }
+                let report = try verifier.finish()
+                let range = report.firstSeq.map { "seq \($0)…\(report.lastSeq ?? $0)" } ?? "no events"
+                print("ok: \(report.events) events (\(range)) of tenant \(report.tenant.rawValue.uuidString.lowercased()); "
+                      + "checkpoint at seq \(report.checkpointSeq) signed by key \(report.keyID)")
+            } catch let failure as ExportVerifier.Failure {
+                print("FAILED: \(failure)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Database
+import Foundation
+import PetstoreTesting
+import Testing
+
+/// `petstore audit`: exports, and their verification with no database.
+@Suite(.serialized) struct AuditCommandTests {
+    let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-audit-\(UUID().uuidString.prefix(8))")
+
+    func run(_ arguments: [String], on database: TestDatabase? = nil) throws -> (status: Int32, output: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "DATABASE_URL")
+        if let database {
+            environment["DATABASE_URL"] = database.ownerURL.connectionString
+            environment["APP_DATABASE_URL"] = database.appURL.connectionString
+        }
+        let child = try ChildProcess.spawn([ServeCommandTests.binary] + arguments + ["--data-dir", directory.path, "--log-level", "error"],
+                                           environment: environment)
+        let status = child.wait()
+        return (status, child.output.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// A tenant onboarded with the CLI, exported; returns the export's lines.
+    func exported(_ slug: String, on database: TestDatabase) throws -> [String] {
+        #expect(try run(["tenant", "create", "--slug", slug, "--name", slug], on: database).status == 0)
+        let file = directory.appending(path: "\(slug).ndjson")
+        let export = try run(["audit", "export", "--tenant", slug, "--out", file.path], on: database)
+        #expect(export.status == 0, "\(export.output)")
+        #expect(export.output.contains("exported"))
+        return try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    func verify(_ lines: [String], name: String) throws -> (status: Int32, output: String) {
+        let file = directory.appending(path: name)
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        return try run(["audit", "verify", file.path])
+    }
+
+    @Test func `an export verifies offline, and every kind of damage fails at the right place`() async throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await TestCluster.shared.database()
+        let lines = try exported("exported", on: database)
+        let events = lines.count - 2
+        #expect(events >= 3, "header, the onboarding events, checkpoint")
+
+        let intact = try verify(lines, name: "intact.ndjson")
+        #expect(intact.status == 0, "\(intact.output)")
+        #expect(intact.output.hasPrefix("ok: \(events) events (seq 1…\(events))"), "\(intact.output)")
+
+        // One changed byte in event 2's data.
+        var changed = lines
+        changed[2] = changed[2].replacingOccurrences(of: "\"data\":{", with: "\"data\":{\"x\":1,")
+        let tampered = try verify(changed, name: "tampered.ndjson")
+        #expect(tampered.status != 0)
+        #expect(tampered.output.contains("FAILED: seq 2:"), "\(tampered.output)")
+
+        // The last event gone: the checkpoint covers more than the file holds.
+        var cut = lines
+        cut.remove(at: lines.count - 2)
+        let truncated = try verify(cut, name: "truncated.ndjson")
+        #expect(truncated.status != 0)
+        #expect(truncated.output.contains("FAILED: seq \(events):"), "\(truncated.output)")
+
+        // The checkpoint line gone: the file was cut.
+        let headless = try verify(Array(lines.dropLast()), name: "cut.ndjson")
+        #expect(headless.status != 0)
+        #expect(headless.output.contains("the file was cut"), "\(headless.output)")
+
+        // A bad signature.
+        var forged = lines
+        forged[lines.count - 1] = forged[lines.count - 1].replacingOccurrences(of: "\"signature\":\"", with: "\"signature\":\"00")
+        let badSignature = try verify(forged, name: "forged.ndjson")
+        #expect(badSignature.status != 0)
+        #expect(badSignature.output.contains("signature"), "\(badSignature.output)")
+
+        // Another tenant's file presented as this one: the header names another tenant.
+        var other = lines
+        let id = try #require(lines[0].firstMatch(of: /"tenant":"([0-9a-f-]{36})"/)?.1)
+        other[0] = other[0].replacingOccurrences(of: String(id), with: UUID().uuidString.lowercased())
+        let foreign = try verify(other, name: "foreign.ndjson")
+        #expect(foreign.status != 0)
+        #expect(foreign.output.contains("FAILED: seq 1:"), "\(foreign.output)")
+
+        // Not an export at all.
+        let garbage = try verify(["{\"hello\":1}"], name: "garbage.ndjson")
+        #expect(garbage.status != 0)
+        #expect(garbage.output.contains("not a petstore export"))
+        #expect(try run(["audit", "verify", directory.appending(path: "missing.ndjson").path]).status != 0)
+    }
+
+    @Test func `live logs verify by tenant or all, and bad arguments are refused`() async throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await TestCluster.shared.database()
+        _ = try exported("live-one", on: database)
+        #expect(try run(["tenant", "create", "--slug", "live-two", "--name", "Two"], on: database).status == 0)
+        let one = try run(["audit", "verify", "--tenant", "live-one"], on: database)
+        #expect(one.status == 0, "\(one.output)")
+        #expect(one.output.contains("live-one\tok:") && one.output.contains("checkpoint at seq"))
+        let all = try run(["audit", "verify", "--all"], on: database)
+        #expect(all.status == 0)
+        #expect(all.output.split(separator: "\n").count == 2)
+        #expect(try run(["audit", "verify", "--tenant", "nobody-here"], on: database).status != 0)
+        let reversed = try run(["audit", "export", "--tenant", "live-one", "--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z",
+                                "--out", directory.appending(path: "x.ndjson").path], on: database)
+        #expect(reversed.status != 0)
+        #expect(reversed.output.contains("reversed"))
+        let unknown = try run(["audit", "export", "--tenant", "nobody-here", "--out", directory.appending(path: "y.ndjson").path], on: database)
+        #expect(unknown.status != 0)
+        #expect(!FileManager.default.fileExists(atPath: directory.appending(path: "y.ndjson").path), "nothing written half-way")
+        #expect(try run(["audit", "verify"], on: database).status != 0)
+    }
+}
