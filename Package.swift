@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "petstore",
             dependencies: [
-                "API", "Database", "EventLog", "Tenancy", "Projectors",
+                "API", "Database", "EventLog", "Tenancy", "Projectors", "Domain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -111,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["Database", "PetstoreTesting", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: ["Database", "EventLog", "Domain", "Projectors", "PetstoreTesting", .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,8 +2,10 @@ import API
 import ArgumentParser
 import Crypto
 import Database
+import Domain
 import EventLog
 import Foundation
+import Projectors
 import Tenancy
 
 #if canImport(Glibc)
@@ -14,8 +16,61 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Export a tenant's history with its signed checkpoint, and verify exports and live logs.",
-        subcommands: [Export.self, Verify.self]
+        subcommands: [Export.self, Verify.self, State.self]
     )
+
+    struct State: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a tenant's pets and configuration as they were at a time, folded from its log."
+        )
+        @OptionGroup var options: CommonOptions
+        @Option(help: "The tenant's slug.") var tenant: String
+        @Option(help: "An RFC 3339 time, not in the future.") var at: String
+
+        func run() async throws {
+            guard let time = Timestamps.parse(at) else { throw ValidationError("--at must be an RFC 3339 time such as 2026-01-31T12:00:00Z") }
+            guard time <= Date() else { throw ValidationError("--at is in the future") }
+            let slug = tenant
+            let text = try await options.withDependencies { dependencies -> String in
+                guard let record = try await dependencies.catalog.tenant(slug: slug) else { throw ValidationError("no tenant with slug '\(slug)'") }
+                let store = dependencies.catalog.handle(for: record).store
+                var pets: [UUID: [PetEvent]] = [:]
+                var config: [TenantConfigEvent] = []
+                var last: Int64 = 0
+                while true {
+                    let page = try await store.read(tenant: record.id, until: time, after: last, limit: 2000)
+                    for event in page {
+                        switch event.stream.type {
+                        case PetEventCoding.streamType: pets[event.stream.id, default: []].append(try PetEventCoding.decode(event))
+                        case ConfigEventCoding.streamType: config.append(try ConfigEventCoding.decode(event))
+                        default: break
+                        }
+                    }
+                    guard let end = page.last?.seq, page.count == 2000 else {
+                        last = page.last?.seq ?? last
+                        break
+                    }
+                    last = end
+                }
+                var lines = ["tenant \(record.slug) at \(Timestamps.format(time)) (log up to seq \(last))", "", "pets:",
+                             "id\tname\tspecies\tbreed\tmicrochip_id\tremoved\tversion"]
+                let states = pets.values.compactMap { Pet.fold($0) }.sorted { ($0.createdAt, $0.id.uuidString) < ($1.createdAt, $1.id.uuidString) }
+                for pet in states {
+                    lines.append([pet.id.uuidString.lowercased(), pet.name, pet.species, pet.breed ?? "-", pet.microchipID ?? "-",
+                                  pet.removed ? "removed" : "-", String(pet.version)].joined(separator: "\t"))
+                }
+                lines += ["", "config:", "key\tvalue"]
+                var values = TenantConfig.defaults
+                for (key, value) in TenantConfig.fold(config).values { values[key] = value }
+                for key in values.keys.sorted() {
+                    let json = String(decoding: try TenantConfigProjector.valueEncoder.encode(values[key]!), as: UTF8.self)
+                    lines.append("\(key)\t\(json)")
+                }
+                return lines.joined(separator: "\n")
+            }
+            print(text)
+        }
+    }
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,5 +1,8 @@
 import Database
+import Domain
+import EventLog
 import Foundation
+import Projectors
 import PetstoreTesting
 import Testing
 
@@ -110,5 +113,40 @@ import Testing
         #expect(unknown.status != 0)
         #expect(!FileManager.default.fileExists(atPath: directory.appending(path: "y.ndjson").path), "nothing written half-way")
         #expect(try run(["audit", "verify"], on: database).status != 0)
+    }
+
+    @Test func `state prints the pets and the configuration as they were at a time`() async throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await TestCluster.shared.database()
+        #expect(try run(["tenant", "create", "--slug", "history", "--name", "History"], on: database).status == 0)
+        let tenantID = try #require(try await scalar(database.ownerURL, "SELECT id FROM tenants WHERE slug = 'history'", as: UUID.self))
+        let tenant = TenantID(tenantID)
+        let pet = UUID()
+        let mark = try await database.withAppClient { client -> Date in
+            let store = EventStore(client: client, logger: TestCluster.logger)
+            let stream = try StreamName(type: PetEventCoding.streamType, id: pet)
+            let registered = try Pet.decide(.register(id: pet, name: "Before", species: "dog", breed: nil, microchipID: nil, at: Date()), nil)
+            try await store.append(tenant: tenant, stream: stream, expected: .noStream, events: try registered.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
+            try await Task.sleep(for: .milliseconds(100))
+            let mark = Date()
+            try await Task.sleep(for: .milliseconds(100))
+            let renamed = try Pet.decide(.update(name: "After", species: nil, breed: .unchanged, microchipID: .unchanged, at: Date()), Pet.fold(registered))
+            try await store.append(tenant: tenant, stream: stream, expected: .exact(1), events: try renamed.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
+            return mark
+        }
+        let then = try run(["audit", "state", "--tenant", "history", "--at", Timestamps.format(mark)], on: database)
+        #expect(then.status == 0, "\(then.output)")
+        #expect(then.output.contains("\(pet.uuidString.lowercased())\tBefore\tdog"), "\(then.output)")
+        #expect(!then.output.contains("After"))
+        #expect(then.output.contains("include_deleted_pets\tfalse"))
+        let now = try run(["audit", "state", "--tenant", "history", "--at", Timestamps.format(Date())], on: database)
+        #expect(now.output.contains("\(pet.uuidString.lowercased())\tAfter\tdog"), "\(now.output)")
+        let before = try run(["audit", "state", "--tenant", "history", "--at", "2000-01-01T00:00:00Z"], on: database)
+        #expect(before.status == 0)
+        #expect(!before.output.contains(pet.uuidString.lowercased()), "nothing existed yet")
+        #expect(try run(["audit", "state", "--tenant", "history", "--at", "2999-01-01T00:00:00Z"], on: database).status != 0)
+        #expect(try run(["audit", "state", "--tenant", "nobody-here", "--at", "2020-01-01T00:00:00Z"], on: database).status != 0)
+        #expect(try run(["audit", "state", "--tenant", "history", "--at", "last tuesday"], on: database).status != 0)
     }
 }
