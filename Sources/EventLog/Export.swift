@@ -149,6 +149,13 @@ public struct ExportVerifier {
         return Report(tenant: tenant, firstSeq: firstSeq, lastSeq: lastSeq, events: count, checkpointSeq: seq, keyID: keyID)
     }
 
+    /// The event a line of an export holds.
+    public static func event(line: some Collection<UInt8>, tenant: TenantID) throws(Failure) -> RecordedEvent? {
+        guard let value = try? CanonicalJSON.parse(Array(line)) else { throw Failure(seq: nil, reason: "a line is not JSON") }
+        guard value["seq"] != nil else { return nil }
+        return try event(value, tenant: tenant, line: 0)
+    }
+
     static func event(_ value: JSONValue, tenant: TenantID, line: Int) throws(Failure) -> RecordedEvent {
         guard let seq = value["seq"]?.numberValue.map({ Int64($0) }), let streamText = value["stream"]?.stringValue,
               let streamVersion = value["stream_version"]?.numberValue, let type = value["type"]?.stringValue,

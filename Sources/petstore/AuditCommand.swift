@@ -5,6 +5,8 @@ import Database
 import Domain
 import EventLog
 import Foundation
+import PostgresNIO
+import Logging
 import Projectors
 import Tenancy
 
@@ -16,8 +18,78 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Export a tenant's history with its signed checkpoint, and verify exports and live logs.",
-        subcommands: [Export.self, Verify.self, State.self]
+        subcommands: [Export.self, Verify.self, Replay.self, State.self]
     )
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load a verified export into a database that does not hold the tenant, then rebuild its read models."
+        )
+        @Argument(help: "An export file.") var file: String
+        @Option(help: "postgres://… of the target database (its schema owner); migrated first.") var into: String
+        @Option(name: .customLong("log-level"), help: "trace … critical (default: error)") var logLevel: String = "error"
+
+        func run() async throws {
+            var logger = Logger(label: "petstore")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
+            let target = try DatabaseURL(into)
+            // The whole file is checked before anything is written.
+            let lines = try Self.lines(of: file)
+            var verifier = ExportVerifier()
+            let report: ExportVerifier.Report
+            do throws(ExportVerifier.Failure) {
+                for line in lines { try verifier.feed(line) }
+                report = try verifier.finish()
+            } catch {
+                print("FAILED: \(error); nothing was imported")
+                throw ExitCode(1)
+            }
+            let tenant = report.tenant
+            var events: [RecordedEvent] = []
+            for line in lines.dropFirst() {
+                if let event = try ExportVerifier.event(line: line, tenant: tenant) { events.append(event) }
+            }
+            guard events.first?.seq == 1 else {
+                print("FAILED: the export starts at seq \(events.first?.seq ?? 0); only a whole log (from seq 1) can be replayed")
+                throw ExitCode(1)
+            }
+            var tenantEvents: [TenantEvent] = []
+            for event in events where event.stream.type == Catalog.tenantStreamType {
+                tenantEvents.append(try TenantEventCoding.decode(event))
+            }
+
+            let migrator = try Migrator()
+            try await migrator.migrate(target, logger: logger)
+            try await ProjectionInstaller().install(target, logger: logger)
+            let client = PostgresClient(configuration: target.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                let dependencies = AppDependencies(client: client, migrator: migrator, rateLimits: nil, metricsEnabled: false, logger: logger)
+                if try await dependencies.catalog.tenant(id: tenant) != nil {
+                    print("FAILED: the target already holds tenant \(tenant.rawValue.uuidString.lowercased()); nothing was imported")
+                    throw ExitCode(1)
+                }
+                // One transaction: the catalog rows, the events and the head, or nothing.
+                try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+                    try await dependencies.catalog.restore(tenant: tenant, events: tenantEvents, on: connection)
+                    try await EventStore.restore(events, tenant: tenant, on: connection, logger: logger)
+                }
+                for name in ["pets", "tenant_config"] { try await dependencies.runtime.rebuild(name, tenant: tenant) { _, _ in } }
+                let check = try await dependencies.store.verify(tenant: tenant)
+                guard check.valid else {
+                    print("FAILED: the imported log does not verify at seq \(check.firstBadSeq ?? 0): \(check.reason ?? "")")
+                    throw ExitCode(1)
+                }
+                print("replayed \(events.count) events of tenant \(tenant.rawValue.uuidString.lowercased()) into \(target); read models rebuilt")
+            }
+        }
+
+        static func lines(of path: String) throws -> [[UInt8]] {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+            return data.split(separator: 0x0A, omittingEmptySubsequences: true).map { Array($0) }
+        }
+    }
 
     struct State: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -111,7 +183,9 @@ struct AuditCommand: AsyncParsableCommand {
                 _ = try await store.checkpoint(tenant: record.id, signer: signer)
                 let head = try await store.tenantHeads()[record.id] ?? 0
                 let partial = destination.deletingLastPathComponent().appending(path: ".\(destination.lastPathComponent).partial")
-                FileManager.default.createFile(atPath: partial.path, contents: nil)
+                guard FileManager.default.createFile(atPath: partial.path, contents: nil) else {
+                    throw ValidationError("cannot write \(partial.path)")
+                }
                 let file = try FileHandle(forWritingTo: partial)
                 var buffer = ExportFormat.header(tenant: record.id, slug: record.slug, exportedAt: Date())
                 buffer.append(0x0A)

@@ -10,14 +10,14 @@ import Testing
 @Suite(.serialized) struct AuditCommandTests {
     let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-audit-\(UUID().uuidString.prefix(8))")
 
-    func run(_ arguments: [String], on database: TestDatabase? = nil) throws -> (status: Int32, output: String) {
+    func run(_ arguments: [String], on database: TestDatabase? = nil, common: Bool = true) throws -> (status: Int32, output: String) {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "DATABASE_URL")
         if let database {
             environment["DATABASE_URL"] = database.ownerURL.connectionString
             environment["APP_DATABASE_URL"] = database.appURL.connectionString
         }
-        let child = try ChildProcess.spawn([ServeCommandTests.binary] + arguments + ["--data-dir", directory.path, "--log-level", "error"],
+        let child = try ChildProcess.spawn([ServeCommandTests.binary] + arguments + (common ? ["--data-dir", directory.path, "--log-level", "error"] : []),
                                            environment: environment)
         let status = child.wait()
         return (status, child.output.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -148,5 +148,74 @@ import Testing
         #expect(try run(["audit", "state", "--tenant", "history", "--at", "2999-01-01T00:00:00Z"], on: database).status != 0)
         #expect(try run(["audit", "state", "--tenant", "nobody-here", "--at", "2020-01-01T00:00:00Z"], on: database).status != 0)
         #expect(try run(["audit", "state", "--tenant", "history", "--at", "last tuesday"], on: database).status != 0)
+    }
+
+    /// A pets and config read model, as text rows, read past row-level security.
+    func readModels(_ database: TestDatabase, tenant: UUID) async throws -> [String] {
+        let pets = try await rows(database.superuserURL, """
+            SELECT id::text || '|' || registered_seq || '|' || name || '|' || species || '|' || coalesce(breed, '-') || '|' ||
+                   coalesce(microchip_id, '-') || '|' || deleted || '|' || created_at || '|' || updated_at || '|' || version
+              FROM public.pets WHERE tenant_id = \(tenant) ORDER BY id
+            """, as: String.self)
+        let config = try await rows(database.superuserURL, """
+            SELECT key || '|' || value::text || '|' || updated_at FROM public.tenant_config WHERE tenant_id = \(tenant) ORDER BY key
+            """, as: String.self)
+        return pets + ["--"] + config
+    }
+
+    @Test func `an export replayed into an empty database rebuilds the same read models, once`() async throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = try await TestCluster.shared.database()
+        #expect(try run(["tenant", "create", "--slug", "replayed", "--name", "Replayed"], on: source).status == 0)
+        let tenantID = try #require(try await scalar(source.ownerURL, "SELECT id FROM tenants WHERE slug = 'replayed'", as: UUID.self))
+        let tenant = TenantID(tenantID)
+        try await source.withAppClient { client in
+            let store = EventStore(client: client, logger: TestCluster.logger)
+            var rex: PetState?
+            for (index, name) in ["Rex", "Tom", "Kit"].enumerated() {
+                let id = UUID()
+                let events = try Pet.decide(.register(id: id, name: name, species: index == 1 ? "cat" : "dog", breed: nil, microchipID: nil, at: Date()), nil)
+                try await store.append(tenant: tenant, stream: try StreamName(type: PetEventCoding.streamType, id: id), expected: .noStream,
+                                       events: try events.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
+                if index == 0 { rex = Pet.fold(events) }
+            }
+            let renamed = try Pet.decide(.update(name: "Rexy", species: nil, breed: .set("Boxer"), microchipID: .unchanged, at: Date()), rex)
+            try await store.append(tenant: tenant, stream: try StreamName(type: PetEventCoding.streamType, id: rex!.id), expected: .exact(1),
+                                   events: try renamed.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
+            let removed = try Pet.decide(.remove(at: Date()), Pet.fold(renamed, from: rex))
+            try await store.append(tenant: tenant, stream: try StreamName(type: PetEventCoding.streamType, id: rex!.id), expected: .exact(1 + renamed.count),
+                                   events: try removed.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
+        }
+        for name in ["pets", "tenant_config"] {
+            #expect(try run(["projections", "rebuild", name, "--tenant", "replayed"], on: source).status == 0)
+        }
+        let file = directory.appending(path: "replayed.ndjson")
+        #expect(try run(["audit", "export", "--tenant", "replayed", "--out", file.path], on: source).status == 0)
+
+        let target = try await TestCluster.shared.database()
+        let replay = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
+        #expect(replay.status == 0, "\(replay.output)")
+        let expected = try await readModels(source, tenant: tenantID)
+        #expect(expected.count > 4, "three pets, a separator and the default config")
+        #expect(try await readModels(target, tenant: tenantID) == expected, "the same rows, to the microsecond")
+        let verified = try run(["audit", "verify", "--tenant", "replayed"], on: target)
+        #expect(verified.status == 0 && verified.output.contains("replayed\tok:"), "\(verified.output)")
+
+        let twice = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
+        #expect(twice.status != 0)
+        #expect(twice.output.contains("already holds"))
+
+        // A damaged file is refused before the target is touched.
+        var lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[3] = lines[3].replacingOccurrences(of: "\"seq\":3", with: "\"seq\":4")
+        let damaged = directory.appending(path: "damaged.ndjson")
+        try (lines.joined(separator: "\n") + "\n").write(to: damaged, atomically: true, encoding: .utf8)
+        let empty = try await TestCluster.shared.database()
+        let refused = try run(["audit", "replay", damaged.path, "--into", empty.ownerURL.connectionString], common: false)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("nothing was imported"), "\(refused.output)")
+        #expect(try await scalar(empty.superuserURL, "SELECT count(*)::int FROM events", as: Int.self) == 0)
+        #expect(try await scalar(empty.superuserURL, "SELECT count(*)::int FROM tenants", as: Int.self) == 0)
     }
 }

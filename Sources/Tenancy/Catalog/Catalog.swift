@@ -218,7 +218,17 @@ public final class Catalog: Sendable {
         }
     }
 
-    private func apply(_ event: TenantEvent, tenant: TenantID, keyHashes: [UUID: [UInt8]], on connection: PostgresConnection) async throws {
+    /// Writes the catalog rows of a tenant from its events, for a log imported from an export.
+    /// Exports hold no key hashes, so the tenant's keys come back revoked: new ones are issued.
+    public func restore(tenant: TenantID, events: [TenantEvent], on connection: PostgresConnection) async throws {
+        for event in events { try await apply(event, tenant: tenant, keyHashes: [:], restoring: true, on: connection) }
+        try await connection.execute(
+            "UPDATE tenants SET status = 'active' WHERE id = \(tenant.rawValue) AND status = 'provisioning'", logger: logger)
+    }
+
+    private func apply(
+        _ event: TenantEvent, tenant: TenantID, keyHashes: [UUID: [UInt8]], restoring: Bool = false, on connection: PostgresConnection
+    ) async throws {
         switch event {
         case .created(let created):
             if created.placement != .shared {
@@ -246,6 +256,13 @@ public final class Catalog: Sendable {
             try await connection.execute("""
                 INSERT INTO users (tenant_id, id, email, role, created_at)
                 VALUES (\(tenant.rawValue), \(added.userID), \(added.email), \(added.role.rawValue), \(added.at))
+                """, logger: logger)
+        case .apiKeyIssued(let issued) where restoring:
+            // No hash travels with an export: a random one no key matches, and the key revoked.
+            try await connection.execute("""
+                INSERT INTO api_keys (tenant_id, id, prefix, key_hash, user_id, role, created_at, revoked_at)
+                VALUES (\(tenant.rawValue), \(issued.keyID), \(issued.prefix), \(ByteBuffer(bytes: APIKey.generate(.tenant).hash)), \(issued.userID),
+                        \(issued.role.rawValue), \(issued.at), now())
                 """, logger: logger)
         case .apiKeyIssued(let issued):
             guard let hash = keyHashes[issued.keyID] else { throw TenancyError(.storage, "a key was issued without its hash") }
