@@ -5,6 +5,8 @@
 #   bash bench/rebuild.sh            # EVENTS=1000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib/write-log.sh
+source bench/lib/write-log.sh
 EVENTS=${EVENTS:-1000000}
 DATA_DIR=$(mktemp -d /tmp/petstore-bench.XXXXXX)
 chmod 755 "$DATA_DIR"
@@ -17,26 +19,8 @@ TENANT=$(psql -Atq "$DATABASE_URL" -c "SELECT id FROM tenants WHERE slug = 'rebu
 # Reading rows past row-level security takes a superuser (on the petstore database).
 SU="${SUPERUSER_DATABASE_URL%/postgres}/petstore"
 
-# The log, written by append_events itself (1 000 pets a call), so it is a real hash chain.
 start=$(date +%s.%N)
-psql -q "$DATABASE_URL" <<SQL >/dev/null
-DO \$\$
-DECLARE
-  ids uuid[];
-  payloads text[];
-BEGIN
-  FOR batch IN 1 .. ceil($EVENTS / 1000.0)::int LOOP
-    SELECT array_agg(gen_random_uuid()) INTO ids FROM generate_series(1, 1000);
-    SELECT array_agg(format('{"at":"2026-11-29T00:00:00.000000Z","name":"Pet %s","pet_id":"%s","species":"%s"}',
-                            batch * 1000 + n, ids[n], CASE WHEN n % 2 = 0 THEN 'dog' ELSE 'cat' END) ORDER BY n)
-      INTO payloads FROM generate_series(1, 1000) AS n;
-    PERFORM append_events('$TENANT', '{}', array_fill('pet'::text, ARRAY[1000]), ids, array_fill(0, ARRAY[1000]),
-                          ARRAY(SELECT generate_series(1, 1000)), array_fill('PetRegistered'::text, ARRAY[1000]),
-                          array_fill('"PetRegistered"'::text, ARRAY[1000]), array_fill(1::smallint, ARRAY[1000]), payloads);
-    COMMIT;
-  END LOOP;
-END \$\$;
-SQL
+write_log "$DATABASE_URL" "$TENANT" "$EVENTS"
 written=$(psql -Atq "$DATABASE_URL" -c "SELECT last_seq FROM event_heads WHERE tenant_id = '$TENANT'")
 echo "log: $written events written in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}') s"
 

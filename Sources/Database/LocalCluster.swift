@@ -174,7 +174,8 @@ public struct LocalCluster: Sendable {
         return command.hasPrefix("postgres") || command.hasPrefix("postmaster")
     }
 
-    static func freePort() throws(DatabaseError) -> Int {
+    /// A port nothing listens on now on 127.0.0.1: the kernel's pick for an ephemeral bind, released.
+    package static func freePort() throws(DatabaseError) -> Int {
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketDescriptor >= 0 else { throw DatabaseError(.clusterFailed, "cannot open a socket to find a free port") }
         defer { close(socketDescriptor) }

@@ -24,7 +24,7 @@ public struct Checkpoint: Sendable, Equatable {
     /// The bytes signed.
     public static func payload(tenant: TenantID, seq: Int64, headHash: [UInt8], signedAt: String) -> [UInt8] {
         CanonicalJSON.serialize(.object([
-            JSONValue.Member("head_hash", .string(Hex.encode(headHash))),
+            JSONValue.Member("head_hash", .string(headHash.hexString)),
             JSONValue.Member("seq", .number(Double(seq))),
             JSONValue.Member("signed_at", .string(signedAt)),
             JSONValue.Member("tenant", .string(tenant.rawValue.uuidString.lowercased())),
@@ -77,7 +77,7 @@ public struct CheckpointSigner: Sendable {
 
     /// The first 16 hex digits of the SHA-256 of the raw public key.
     public static func keyID(of key: Curve25519.Signing.PublicKey) -> String {
-        String(Hex.encode(Array(SHA256.hash(data: key.rawRepresentation))).prefix(16))
+        String(Array(SHA256.hash(data: key.rawRepresentation)).hexString.prefix(16))
     }
 
     public func sign(tenant: TenantID, seq: Int64, headHash: [UInt8], at date: Date = Date()) throws -> Checkpoint {
@@ -108,38 +108,4 @@ public struct CheckpointSigner: Sendable {
 public struct CheckpointKeyError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-public enum Hex {
-    public static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
-
-    public static func decode(_ text: String) -> [UInt8]? {
-        let bytes = Array(text.utf8)
-        guard bytes.count % 2 == 0 else { return nil }
-        func value(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-            default: nil
-            }
-        }
-        var result = [UInt8]()
-        result.reserveCapacity(bytes.count / 2)
-        var index = 0
-        while index < bytes.count {
-            guard let high = value(bytes[index]), let low = value(bytes[index + 1]) else { return nil }
-            result.append(high << 4 | low)
-            index += 2
-        }
-        return result
-    }
 }

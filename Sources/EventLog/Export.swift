@@ -21,9 +21,9 @@ public enum ExportFormat {
     public static func line(_ event: RecordedEvent) -> [UInt8] {
         CanonicalJSON.serialize(.object([
             JSONValue.Member("data", event.data),
-            JSONValue.Member("hash", .string(Hex.encode(event.hash))),
+            JSONValue.Member("hash", .string(event.hash.hexString)),
             JSONValue.Member("metadata", event.metadataJSON),
-            JSONValue.Member("prev_hash", .string(Hex.encode(event.prevHash))),
+            JSONValue.Member("prev_hash", .string(event.prevHash.hexString)),
             JSONValue.Member("recorded_at", .string(event.recordedAtText)),
             JSONValue.Member("schema_version", .number(Double(event.schemaVersion))),
             JSONValue.Member("seq", .number(Double(event.seq))),
@@ -36,10 +36,10 @@ public enum ExportFormat {
     public static func trailer(_ checkpoint: Checkpoint, publicKey: Curve25519.Signing.PublicKey) -> [UInt8] {
         CanonicalJSON.serialize(.object([
             JSONValue.Member("checkpoint", .object([
-                JSONValue.Member("head_hash", .string(Hex.encode(checkpoint.headHash))),
+                JSONValue.Member("head_hash", .string(checkpoint.headHash.hexString)),
                 JSONValue.Member("key_id", .string(checkpoint.keyID)),
                 JSONValue.Member("seq", .number(Double(checkpoint.seq))),
-                JSONValue.Member("signature", .string(Hex.encode(checkpoint.signature))),
+                JSONValue.Member("signature", .string(checkpoint.signature.hexString)),
                 JSONValue.Member("signed_at", .string(checkpoint.signedAt)),
                 JSONValue.Member("tenant", .string(checkpoint.tenant.rawValue.uuidString.lowercased())),
             ])),
@@ -127,9 +127,9 @@ public struct ExportVerifier {
         if let pinnedKey, pinnedKey.rawRepresentation != key.rawRepresentation {
             throw Failure(seq: nil, reason: "the checkpoint is signed with a key other than the one trusted")
         }
-        guard let seq = checkpoint["seq"]?.numberValue.map({ Int64($0) }), let head = checkpoint["head_hash"]?.stringValue.flatMap(Hex.decode),
+        guard let seq = checkpoint["seq"]?.numberValue.map({ Int64($0) }), let head = checkpoint["head_hash"]?.stringValue.flatMap { [UInt8](hexString: $0) },
               let signedAt = checkpoint["signed_at"]?.stringValue, let keyID = checkpoint["key_id"]?.stringValue,
-              let signature = checkpoint["signature"]?.stringValue.flatMap(Hex.decode),
+              let signature = checkpoint["signature"]?.stringValue.flatMap { [UInt8](hexString: $0) },
               let owner = checkpoint["tenant"]?.stringValue.flatMap(UUID.init(uuidString:)) else {
             throw Failure(seq: nil, reason: "the checkpoint line is malformed")
         }
@@ -160,8 +160,8 @@ public struct ExportVerifier {
         guard let seq = value["seq"]?.numberValue.map({ Int64($0) }), let streamText = value["stream"]?.stringValue,
               let streamVersion = value["stream_version"]?.numberValue, let type = value["type"]?.stringValue,
               let schemaVersion = value["schema_version"]?.numberValue, let data = value["data"], let metadata = value["metadata"],
-              let recordedAt = value["recorded_at"]?.stringValue, let prev = value["prev_hash"]?.stringValue.flatMap(Hex.decode),
-              let hash = value["hash"]?.stringValue.flatMap(Hex.decode), streamText.count > 37,
+              let recordedAt = value["recorded_at"]?.stringValue, let prev = value["prev_hash"]?.stringValue.flatMap { [UInt8](hexString: $0) },
+              let hash = value["hash"]?.stringValue.flatMap { [UInt8](hexString: $0) }, streamText.count > 37,
               let streamID = UUID(uuidString: String(streamText.suffix(36))),
               let stream = try? StreamName(type: String(streamText.dropLast(37)), id: streamID) else {
             throw Failure(seq: value["seq"]?.numberValue.map { Int64($0) }, reason: "line \(line) is not an event")

@@ -269,7 +269,7 @@ struct AuditCommand: AsyncParsableCommand {
                 for record in records {
                     let store = dependencies.catalog.handle(for: record).store
                     let chain = try await store.verify(tenant: record.id)
-                    var verdict = chain.valid ? "ok: \(chain.checked) events, head \(Hex.encode(chain.headHash).prefix(16))" : "FAILED at seq \(chain.firstBadSeq ?? 0): \(chain.reason ?? "")"
+                    var verdict = chain.valid ? "ok: \(chain.checked) events, head \(chain.headHash.hexString.prefix(16))" : "FAILED at seq \(chain.firstBadSeq ?? 0): \(chain.reason ?? "")"
                     var failed = !chain.valid
                     if chain.valid, let latest = try await store.checkpoints(tenant: record.id, limit: 1).first {
                         let check = latest.check(hashAtSeq: try await store.hash(tenant: record.id, seq: latest.seq))

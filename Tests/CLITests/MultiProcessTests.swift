@@ -23,7 +23,7 @@ import Testing
         }
         for _ in 0..<count {
             let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-mp-\(UUID().uuidString.prefix(8))")
-            let port = HTTPProbe.freePort()
+            let port = try LocalCluster.freePort()
             let child = try ChildProcess.spawn(
                 [ServeCommandTests.binary, "serve", "--port", "\(port)", "--host", "127.0.0.1", "--data-dir", directory.path,
                  "--log-level", "warning"],

@@ -17,10 +17,10 @@ struct CheckpointRoutes {
         .object([
             JSONValue.Member("tenant", .string(checkpoint.tenant.rawValue.uuidString.lowercased())),
             JSONValue.Member("seq", .number(Double(checkpoint.seq))),
-            JSONValue.Member("head_hash", .string(Hex.encode(checkpoint.headHash))),
+            JSONValue.Member("head_hash", .string(checkpoint.headHash.hexString)),
             JSONValue.Member("signed_at", .string(checkpoint.signedAt)),
             JSONValue.Member("key_id", .string(checkpoint.keyID)),
-            JSONValue.Member("signature", .string(Hex.encode(checkpoint.signature))),
+            JSONValue.Member("signature", .string(checkpoint.signature.hexString)),
         ])
     }
 

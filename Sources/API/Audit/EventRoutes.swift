@@ -91,7 +91,7 @@ struct EventRoutes {
                 var lines = ByteBuffer()
                 do {
                     for try await event in sequence where selection.matches(event) {
-                        lines.writeBytes(Self.line(event))
+                        lines.writeBytes(ExportFormat.line(event))
                         lines.writeInteger(UInt8(ascii: "\n"))
                         if lines.readableBytes >= 64 * 1024 {
                             try await writer.write(lines)
@@ -113,7 +113,7 @@ struct EventRoutes {
         var more = false
         for try await event in sequence where selection.matches(event) {
             if items.count == limit { more = true; break }
-            items.append(Self.line(event))
+            items.append(ExportFormat.line(event))
             last = event.seq
         }
         var body: [UInt8] = Array(#"{"items":["#.utf8)
@@ -127,10 +127,6 @@ struct EventRoutes {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    /// One event as canonical JSON: what an export line holds.
-    static func line(_ event: RecordedEvent) -> [UInt8] { ExportFormat.line(event) }
-
-    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     func verify(_ context: TenantRequestContext) async throws -> Response {
         let handle = catalog.handle(for: context.tenant)
@@ -139,7 +135,7 @@ struct EventRoutes {
             "ok": .bool(result.valid),
             "checked": .number(Double(result.checked)),
             "head_seq": .number(Double(result.headSeq)),
-            "head_hash": .string(Hex.encode(result.headHash)),
+            "head_hash": .string(result.headHash.hexString),
         ]
         if let bad = result.firstBadSeq { members["first_bad_seq"] = .number(Double(bad)) }
         if let reason = result.reason { members["reason"] = .string(reason) }

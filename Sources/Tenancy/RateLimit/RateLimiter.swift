@@ -54,7 +54,6 @@ public final class RateLimiter: Sendable {
         var rate: Double
     }
 
-    let client: PostgresClient
     let limits: RateLimits
     public let failureMode: FailureMode
     let leaseWindow: Int64 = 50_000
@@ -66,7 +65,6 @@ public final class RateLimiter: Sendable {
 
     public init(client: PostgresClient, limits: RateLimits, failureMode: FailureMode = .open, logger: Logger) {
         self.batcher = RateLimitBatcher(client: client, logger: logger)
-        self.client = client
         self.limits = limits
         self.failureMode = failureMode
         self.logger = logger
