@@ -25,6 +25,8 @@ public struct AppDependencies: Sendable {
     public let resolver: TenantResolver
     /// Nil when rate limiting is switched off.
     public let rateLimiter: RateLimiter?
+    /// Counts refused requests for the analytics; nil with the limiter.
+    public let rateLimitLedger: RateLimitLedger?
     /// Nil when metrics are switched off.
     public let metrics: AppMetrics?
     /// How long a keyed command's response is replayed.
@@ -71,6 +73,7 @@ public struct AppDependencies: Sendable {
         self.migrator = migrator
         self.resolver = resolver
         self.rateLimiter = rateLimits.map { RateLimiter(client: client, limits: $0, failureMode: rateLimitFailureMode, logger: logger) }
+        self.rateLimitLedger = rateLimits.map { _ in RateLimitLedger(client: background, logger: logger) }
         self.metrics = metrics
         self.idempotencyRetention = idempotencyRetention
         self.signer = signer
@@ -80,7 +83,8 @@ public struct AppDependencies: Sendable {
 
     /// The background services besides the HTTP server and the database client, in start order.
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
-        [
+        let ledger: [any Service] = rateLimitLedger.map { [$0] } ?? []
+        return ledger + [
             NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
             runtime,
             securityLog,
@@ -106,6 +110,7 @@ public enum ApplicationBuilder {
         OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: dependencies.routes).register(on: router)
         let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: dependencies.routes)
         checkpoints.registerOpen(on: router)
+        AdminPageRoutes().register(on: router)
         if let metrics = dependencies.metrics {
             let scrape = router.group("/metrics")
                 .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
@@ -122,6 +127,7 @@ public enum ApplicationBuilder {
             .group(context: PlatformRequestContext.self)
         AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
         SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
+        AnalyticsRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
         ProjectionRoutes(runtime: dependencies.runtime, table: dependencies.routes).register(on: admin)
         checkpoints.register(on: admin)
 
@@ -129,7 +135,7 @@ public enum ApplicationBuilder {
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
                                                     securityLog: dependencies.securityLog))
         if let limiter = dependencies.rateLimiter {
-            tenantMiddleware = tenantMiddleware.add(middleware: RateLimitMiddleware(limiter: limiter, metrics: dependencies.metrics))
+            tenantMiddleware = tenantMiddleware.add(middleware: RateLimitMiddleware(limiter: limiter, ledger: dependencies.rateLimitLedger, metrics: dependencies.metrics))
         }
         let tenant = tenantMiddleware
             .add(middleware: idempotency)

@@ -7,18 +7,6 @@ import PostgresNIO
 import Projectors
 import Testing
 
-/// A small deterministic generator, so a failing seed can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct ReplayTests {
     let logger = TestCluster.logger
 
@@ -36,7 +24,7 @@ struct SeededGenerator: RandomNumberGenerator {
 
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
     func `random command sequences project live exactly as a rebuild from the log does, and as the deciders fold`(seed: UInt64) async throws {
-        var random = SeededGenerator(state: seed)
+        var random = SeededGenerator(seed: seed)
         let database = try await TestCluster.shared.database()
         try await database.withAppClient { client in
             let store = EventStore(client: client, logger: logger)

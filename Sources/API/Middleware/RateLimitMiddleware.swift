@@ -9,6 +9,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
 
     let limiter: RateLimiter
+    let ledger: RateLimitLedger?
     let metrics: AppMetrics?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -19,6 +20,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             fields = Self.fields(state)
         case .limited(let state, let retryAfter):
             metrics?.rateLimited(tenant: tenant.id, slug: tenant.slug)
+            ledger?.record(tenant.id)
             context.record.rateLimited = true
             var response = try Problem.quotaExceeded(plan: state.plan, quota: state.quota, retryAfter: retryAfter)
                 .response(from: request, context: context)

@@ -107,6 +107,19 @@ extension OpenAPIDocument {
               ],
               success: .init(status: 200, description: "A page of security events.", schema: JSONSchema.ref("SecurityEventPage")),
               failures: [.init(400, "`limit` or `cursor` is invalid.")]),
+        .init(.get, "/api/admin/analytics", id: "getAnalytics", tag: "admin", access: .platform,
+              summary: "Cross-tenant analytics, per tenant and overall.",
+              details: "Per tenant and overall: pets by species (as they are now), commands, events, requests refused for quota "
+                  + "and cross-tenant attempts against the tenant per UTC day over the range, and tenants by plan and status. "
+                  + "Pets, commands and events come from the analytics projection; `projection` says how far behind the logs it is.",
+              parameters: [
+                  .query("from", JSONSchema.string(format: "date"), "First UTC day (default: 29 days before `to`)."),
+                  .query("to", JSONSchema.string(format: "date"), "Last UTC day (default: today); at most 366 days in all."),
+                  .query("tenant", JSONSchema.string(), "Only this tenant (by slug); `overall` then sums it alone."),
+              ],
+              success: .init(status: 200, description: "The analytics.", schema: JSONSchema.ref("Analytics")),
+              failures: [.init(400, "A day is malformed, the range is reversed or longer than 366 days, or a parameter is unknown."),
+                         .init(404, "No tenant has that slug."), .init(503, "The analytics projection is not installed.")]),
         .init(.get, "/api/admin/projections", id: "listProjections", tag: "admin", access: .platform,
               summary: "Shows each projection version's progress and lag.",
               details: "Shows each installed projection version: its state (building, active, retired), how many tenants it "

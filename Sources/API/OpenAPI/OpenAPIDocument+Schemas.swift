@@ -129,6 +129,55 @@ extension OpenAPIDocument {
                 "lag_samples": JSONSchema.integer(minimum: 0),
             ], required: ["name", "version", "state", "tenants", "tenants_behind", "applied_events", "lag_events", "lag_samples"]),
 
+            "AnalyticsDay": JSONSchema.object([
+                "day": JSONSchema.string(format: "date"),
+                "commands": JSONSchema.integer(minimum: 0, description: "Appends of the tenant's own doing (security records excluded)."),
+                "events": JSONSchema.integer(minimum: 0),
+                "rate_limited_requests": JSONSchema.integer(minimum: 0),
+                "cross_tenant_attempts": JSONSchema.integer(minimum: 0),
+            ], required: ["day", "commands", "events", "rate_limited_requests", "cross_tenant_attempts"]),
+            "AnalyticsPets": JSONSchema.object([
+                "active": JSONSchema.integer(minimum: 0), "removed": JSONSchema.integer(minimum: 0),
+            ], required: ["active", "removed"]),
+            "AnalyticsSpecies": JSONSchema.object([
+                "species": JSONSchema.string(), "active": JSONSchema.integer(minimum: 0), "removed": JSONSchema.integer(minimum: 0),
+            ], required: ["species", "active", "removed"]),
+            "Analytics": JSONSchema.object([
+                "generated_at": JSONSchema.string(format: "date-time"),
+                "from": JSONSchema.string(format: "date"),
+                "to": JSONSchema.string(format: "date"),
+                "projection": JSONSchema.object([
+                    "version": JSONSchema.string(),
+                    "tenants_behind": JSONSchema.integer(minimum: 0, description: "Tenants whose newest events are not counted yet."),
+                    "events_behind": JSONSchema.integer(minimum: 0),
+                ], required: ["version", "tenants_behind", "events_behind"]),
+                "overall": JSONSchema.object([
+                    "tenants": JSONSchema.integer(minimum: 0),
+                    "tenants_by_plan": JSONSchema.array(JSONSchema.object(["plan": JSONSchema.string(values: plans), "tenants": JSONSchema.integer(minimum: 0)])),
+                    "tenants_by_status": JSONSchema.array(JSONSchema.object(["status": JSONSchema.string(), "tenants": JSONSchema.integer(minimum: 0)])),
+                    "pets": JSONSchema.ref("AnalyticsPets"),
+                    "pets_by_species": JSONSchema.array(JSONSchema.ref("AnalyticsSpecies")),
+                    "commands": JSONSchema.integer(minimum: 0),
+                    "events": JSONSchema.integer(minimum: 0),
+                    "rate_limited_requests": JSONSchema.integer(minimum: 0),
+                    "cross_tenant_attempts": JSONSchema.integer(minimum: 0),
+                    "unknown_tenant_requests": JSONSchema.integer(minimum: 0, description: "Requests naming no tenant; absent when one tenant is asked for."),
+                    "daily": JSONSchema.array(JSONSchema.ref("AnalyticsDay")),
+                ], required: ["tenants", "tenants_by_plan", "tenants_by_status", "pets", "pets_by_species", "commands", "events",
+                              "rate_limited_requests", "cross_tenant_attempts", "daily"]),
+                "tenants": JSONSchema.array(JSONSchema.object([
+                    "id": uuid, "slug": JSONSchema.string(), "name": JSONSchema.string(), "plan": JSONSchema.string(values: plans),
+                    "status": JSONSchema.string(),
+                    "pets": JSONSchema.ref("AnalyticsPets"),
+                    "pets_by_species": JSONSchema.array(JSONSchema.ref("AnalyticsSpecies")),
+                    "commands": JSONSchema.integer(minimum: 0),
+                    "events": JSONSchema.integer(minimum: 0),
+                    "rate_limited_requests": JSONSchema.integer(minimum: 0),
+                    "cross_tenant_attempts": JSONSchema.integer(minimum: 0),
+                    "daily": JSONSchema.array(JSONSchema.ref("AnalyticsDay")),
+                ])),
+            ], required: ["generated_at", "from", "to", "projection", "overall", "tenants"]),
+
             "User": JSONSchema.object([
                 "id": uuid, "email": JSONSchema.string(format: "email"), "role": JSONSchema.string(values: tenantRoles),
             ], required: ["id", "email", "role"]),

@@ -38,7 +38,7 @@ public final class ProjectionRuntime: Service, Sendable {
     let lagObserver: (@Sendable (String, [Double]) -> Void)?
 
     public init(
-        client: PostgresClient, store: EventStore, projectors: [any Projector] = [PetsProjector(), TenantConfigProjector()],
+        client: PostgresClient, store: EventStore, projectors: [any Projector] = [PetsProjector(), TenantConfigProjector(), AnalyticsProjector()],
         batchSize: Int = 500, pollInterval: Duration = .seconds(1), lagObserver: (@Sendable (String, [Double]) -> Void)? = nil,
         logger: Logger, beforeCommit: @escaping @Sendable (TenantID, Int) throws -> Void = { _, _ in }
     ) {
@@ -70,7 +70,7 @@ public final class ProjectionRuntime: Service, Sendable {
                             self.logger.warning("projection pass failed; will retry",
                                                 metadata: ["projection": "\(name)", "error": "\(DatabaseURL.describe(error))"])
                         }
-                        await self.waitForWork(name)
+                        await self.waitForWork(name, pacing: self.projectors[name]?.pacing ?? .zero)
                     }
                 }
             }
@@ -83,7 +83,10 @@ public final class ProjectionRuntime: Service, Sendable {
     private let versionCache = Mutex<(versions: [Version], at: ContinuousClock.Instant)?>(nil)
     private let lagSamples = Mutex<[String: LagReservoir]>([:])
 
-    private func waitForWork(_ name: String) async {
+    private func waitForWork(_ name: String, pacing: Duration) async {
+        if pacing > .zero {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pacing) }
+        }
         let deadline = ContinuousClock.now + pollInterval
         while ContinuousClock.now < deadline && !Task.isShuttingDownGracefully && !Task.isCancelled {
             if woken.withLock({ $0.remove(name) != nil }) { return }

@@ -11,5 +11,12 @@ import PostgresNIO
 public protocol Projector: Sendable {
     /// The name of its SQL file in Projections/, without `.sql`.
     var name: String { get }
+    /// The least time between two background passes. Zero for read models clients read their
+    /// writes from; more lets a read model nobody waits on take the log in larger batches.
+    var pacing: Duration { get }
     func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws
+}
+
+extension Projector {
+    public var pacing: Duration { .zero }
 }

@@ -31,7 +31,7 @@ public struct CrossTenantAccessAttempted: EventPayload, Equatable {
 /// `CrossTenantAccessAttempted` event in that tenant's log. A failed flush keeps its entries for
 /// the next one; graceful shutdown flushes what is left. Only a process killed outright can lose
 /// the entries of its last `interval`.
-public final class SecurityLog: Service, Sendable {
+public final class SecurityLog: FlushingService, Sendable {
     public enum Kind: String, Sendable { case crossTenant = "cross_tenant", unknownTenant = "unknown_tenant" }
 
     public struct Attempt: Sendable {
@@ -77,7 +77,7 @@ public final class SecurityLog: Service, Sendable {
 
     let client: PostgresClient
     let store: EventStore
-    let interval: Duration
+    public let interval: Duration
     let logger: Logger
     private let pending = Mutex<[Key: Pending]>([:])
 
@@ -109,16 +109,6 @@ public final class SecurityLog: Service, Sendable {
                 pending[key] = Pending(first: attempt, last: attempt.at, count: 1)
             }
         }
-    }
-
-    public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            // Shutdown cuts the wait short; the flush below then writes what is left.
-            let interval = self.interval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            await flush()
-        }
-        await flush()
     }
 
     /// Writes everything recorded so far. Entries that fail to write are kept for the next call.

@@ -1,0 +1,33 @@
+import Foundation
+import Hummingbird
+import PostgresNIO
+
+/// `GET /api/admin/analytics?from=&to=&tenant=`: the platform's analytics as JSON.
+struct AnalyticsRoutes {
+    let client: PostgresClient
+    let table: RouteTable
+
+    func register(on group: RouterGroup<PlatformRequestContext>) {
+        group.route(.get, "/analytics", in: table) { request, context in
+            let query = request.uri.queryParameters
+            let unknown = Set(query.map { String($0.key) }).subtracting(["from", "to", "tenant"])
+            if !unknown.isEmpty { throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).") }
+            let range: AnalyticsRange
+            do {
+                range = try AnalyticsRange(from: query["from"].map(String.init), to: query["to"].map(String.init))
+            } catch let error as AnalyticsRange.Failure {
+                throw Problem.badRequest(error.description, errors: [.init(field: error.field, message: error.description)])
+            }
+            do {
+                let report = try await AnalyticsReport.read(client: client, range: range, tenant: query["tenant"].map(String.init),
+                                                            logger: context.logger)
+                return try JSONResponse.make(report)
+            } catch let error as AnalyticsError {
+                switch error {
+                case .unknownTenant: throw Problem.notFound(error.description)
+                case .notInstalled: throw Problem.serviceUnavailable(error.description)
+                }
+            }
+        }
+    }
+}
