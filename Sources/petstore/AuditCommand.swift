@@ -75,7 +75,7 @@ struct AuditCommand: AsyncParsableCommand {
                     try await dependencies.catalog.restore(tenant: tenant, events: tenantEvents, on: connection)
                     try await EventStore.restore(events, tenant: tenant, on: connection, logger: logger)
                 }
-                for name in ["pets", "tenant_config"] { try await dependencies.runtime.rebuild(name, tenant: tenant) { _, _ in } }
+                for name in ["pets", "tenant_config", "analytics"] { try await dependencies.runtime.rebuild(name, tenant: tenant) { _, _ in } }
                 let check = try await dependencies.store.verify(tenant: tenant)
                 guard check.valid else {
                     print("FAILED: the imported log does not verify at seq \(check.firstBadSeq ?? 0): \(check.reason ?? "")")
