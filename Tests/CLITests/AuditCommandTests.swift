@@ -160,7 +160,13 @@ import Testing
         let config = try await rows(database.superuserURL, """
             SELECT key || '|' || value::text || '|' || updated_at FROM public.tenant_config WHERE tenant_id = \(tenant) ORDER BY key
             """, as: String.self)
-        return pets + ["--"] + config
+        let analytics = try await rows(database.superuserURL, """
+            SELECT 'day|' || day || '|' || commands || '|' || events FROM public.analytics_daily WHERE tenant_id = \(tenant)
+            UNION ALL
+            SELECT 'species|' || species || '|' || active || '|' || removed FROM public.analytics_species WHERE tenant_id = \(tenant)
+            ORDER BY 1
+            """, as: String.self)
+        return pets + ["--"] + config + ["--"] + analytics
     }
 
     @Test func `an export replayed into an empty database rebuilds the same read models, once`() async throws {
@@ -187,7 +193,7 @@ import Testing
             try await store.append(tenant: tenant, stream: try StreamName(type: PetEventCoding.streamType, id: rex!.id), expected: .exact(1 + renamed.count),
                                    events: try removed.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
         }
-        for name in ["pets", "tenant_config"] {
+        for name in ["pets", "tenant_config", "analytics"] {
             #expect(try run(["projections", "rebuild", name, "--tenant", "replayed"], on: source).status == 0)
         }
         let file = directory.appending(path: "replayed.ndjson")
@@ -197,7 +203,8 @@ import Testing
         let replay = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
         #expect(replay.status == 0, "\(replay.output)")
         let expected = try await readModels(source, tenant: tenantID)
-        #expect(expected.count > 4, "three pets, a separator and the default config")
+        #expect(expected.count > 8, "three pets, the sample pet, the default config, and the analytics: a day and two species (Kit and the sample are dogs)")
+        #expect(expected.contains("species|dog|2|1") && expected.contains("species|cat|1|0"), "\(expected)")
         #expect(try await readModels(target, tenant: tenantID) == expected, "the same rows, to the microsecond")
         let verified = try run(["audit", "verify", "--tenant", "replayed"], on: target)
         #expect(verified.status == 0 && verified.output.contains("replayed\tok:"), "\(verified.output)")
