@@ -245,3 +245,26 @@ extension TestApp {
         }
     }
 }
+
+@Suite struct RateLimitLedgerTests {
+    @Test func `refusal counts survive a failed write and are added once the database takes them`() async throws {
+        let database = try await TestCluster.shared.emptyDatabase()
+        try await database.withAppClient { client in
+            let ledger = RateLimitLedger(client: client, logger: TestCluster.logger)
+            let tenant = TenantID()
+            for _ in 0..<3 { ledger.record(tenant) }
+            ledger.record(tenant, at: Date(timeIntervalSince1970: 1_795_000_000))
+            // No schema yet: the write fails and the counts wait.
+            await ledger.flush()
+            #expect(ledger.pendingRefusals == 4)
+            try await Migrator().migrate(database.ownerURL, logger: TestCluster.logger)
+            ledger.record(tenant)
+            await ledger.flush()
+            #expect(ledger.pendingRefusals == 0)
+            let days = try await rows(database.superuserURL, "SELECT day::text, requests FROM rate_limited_requests ORDER BY day",
+                                      as: (String, Int64).self)
+            #expect(days.map(\.0) == ["2026-11-18", String(Timestamps.format(Date()).prefix(10))])
+            #expect(days.map(\.1) == [1, 4])
+        }
+    }
+}
