@@ -8,6 +8,9 @@ import PostgresNIO
 /// `pets`: one row per pet, from the pet stream's events.
 public struct PetsProjector: Projector {
     public let name = "pets"
+    /// Commands catch this read model up themselves; the background loop only brings in what
+    /// others appended (other processes, the CLI), so it can wait for bursts to collapse.
+    public let pacing: Duration = .milliseconds(100)
 
     public init() {}
 
@@ -93,6 +96,9 @@ public struct PetsProjector: Projector {
 /// `tenant_config`: the value of each key a tenant set.
 public struct TenantConfigProjector: Projector {
     public let name = "tenant_config"
+    /// As for pets: configuration commands catch up themselves; every pet event still moves this
+    /// checkpoint, which need not happen once per append.
+    public let pacing: Duration = .milliseconds(100)
 
     public init() {}
 

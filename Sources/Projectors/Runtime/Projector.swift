@@ -11,8 +11,9 @@ import PostgresNIO
 public protocol Projector: Sendable {
     /// The name of its SQL file in Projections/, without `.sql`.
     var name: String { get }
-    /// The least time between two background passes. Zero for read models clients read their
-    /// writes from; more lets a read model nobody waits on take the log in larger batches.
+    /// The least time between two background passes. Every append wakes the background loop;
+    /// without a pause, a burst of commands costs a pass (and a transaction per tenant) per
+    /// append, on top of the catch-up the command itself runs. Zero by default.
     var pacing: Duration { get }
     func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws
 }
