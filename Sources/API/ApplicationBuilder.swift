@@ -126,7 +126,7 @@ public enum ApplicationBuilder {
             .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
         AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
-        SecurityEventRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
+        SecurityEventRoutes(client: dependencies.client, catalog: dependencies.catalog, table: dependencies.routes).register(on: admin)
         AnalyticsRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
         ProjectionRoutes(runtime: dependencies.runtime, table: dependencies.routes).register(on: admin)
         checkpoints.register(on: admin)

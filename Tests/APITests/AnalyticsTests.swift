@@ -215,6 +215,50 @@ extension TestApp {
     }
 }
 
+@Suite struct SecurityEventFilterTests {
+    @Test func `the platform security log narrows to one tenant and one kind`() async throws {
+        try await withApp { app, client in
+            let one = try await app.tenantClient(client, slug: "sec-one")
+            let two = try await app.tenantClient(client, slug: "sec-two")
+            let three = try await app.tenantClient(client, slug: "sec-three")
+            #expect(try await send(client, "/api/pets", .get, headers(one.key, tenant: "sec-two")).status == .notFound)
+            #expect(try await send(client, "/api/pets", .get, headers(one.key, tenant: "sec-two")).status == .notFound)
+            #expect(try await send(client, "/api/pets", .get, headers(three.key, tenant: "sec-one")).status == .notFound)
+            #expect(try await send(client, "/api/config", .get, headers(two.key, tenant: "no-such-shop")).status == .notFound)
+            await app.dependencies.securityLog.flush()
+
+            func items(_ query: String) async throws -> [[String: Any]] {
+                let response = try await send(client, "/api/admin/security-events" + query, .get, headers(app.platformKey))
+                #expect(response.status == .ok, "\(query): \(String(buffer: response.body))")
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                return body?["items"] as? [[String: Any]] ?? []
+            }
+            let ids = try await rows(app.database.superuserURL, "SELECT slug, id FROM tenants", as: (String, UUID).self)
+            let id = Dictionary(uniqueKeysWithValues: ids.map { ($0.0, $0.1.uuidString.lowercased()) })
+
+            #expect(try await items("").count == 3)
+            let aboutTwo = try await items("?tenant=sec-two")
+            // Attempts against sec-two, and the one its key made against a tenant that does not exist.
+            #expect(aboutTwo.count == 2)
+            var attempts = 0
+            for item in aboutTwo {
+                #expect(item["target_tenant"] as? String == id["sec-two"] || item["actor_tenant"] as? String == id["sec-two"])
+                attempts += item["attempts"] as? Int ?? 0
+            }
+            #expect(attempts == 3)
+            let unknown = try await items("?kind=unknown_tenant")
+            #expect(unknown.count == 1 && unknown.first?["target_slug"] as? String == "no-such-shop")
+            #expect(try await items("?tenant=sec-three&kind=cross_tenant").count == 1)
+
+            for (query, status) in [("?tenant=gone-shop", 404), ("?kind=everything", 400), ("?target=sec-one", 400)] {
+                let response = try await send(client, "/api/admin/security-events" + query, .get, headers(app.platformKey))
+                #expect(response.status.code == status, "\(query)")
+                #expect(response.headers[.contentType] == "application/problem+json")
+            }
+        }
+    }
+}
+
 @Suite struct AdminPageTests {
     @Test func `the admin page and its assets are served from the app alone, under a strict policy`() async throws {
         try await withApp { _, client in

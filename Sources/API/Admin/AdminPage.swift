@@ -61,7 +61,7 @@ enum AdminPage {
                 </div>
               </section>
               <section class="card">
-                <h2>Recent security events</h2>
+                <h2 id="events-title">Recent security events</h2>
                 <div class="scroll">
                   <table class="data">
                     <thead><tr><th scope="col">Last seen (UTC)</th><th scope="col">Kind</th><th scope="col">Actor</th><th scope="col">Target</th><th scope="col">Route</th><th scope="col" class="num">Attempts</th></tr></thead>
@@ -324,7 +324,7 @@ enum AdminPage {
           document.body.classList.add('busy');
           const [analytics, events] = await Promise.allSettled([
             api(`/api/admin/analytics${query ? `?${query}` : ''}`),
-            api('/api/admin/security-events?limit=20'),
+            api(`/api/admin/security-events?limit=20${params.get('tenant') ? `&tenant=${encodeURIComponent(params.get('tenant'))}` : ''}`),
           ]);
           if (seq !== state.seq) return; // superseded by a newer request or a sign-out
           document.body.classList.remove('busy');
@@ -534,6 +534,7 @@ enum AdminPage {
         }
 
         function renderEvents() {
+          $('events-title').textContent = state.tenant ? `Recent security events \u2014 ${state.tenant}` : 'Recent security events';
           const message = state.eventsError || (state.events.length ? null : 'No security events recorded.');
           if (message) {
             $('event-rows').replaceChildren(h('tr', {}, h('td', { colspan: 6, class: state.eventsError ? 'error' : 'empty' }, message)));

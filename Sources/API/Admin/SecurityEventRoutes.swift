@@ -3,11 +3,16 @@ import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import Tenancy
 
-/// `GET /api/admin/security-events`: the platform security log, newest first.
+/// `GET /api/admin/security-events[?tenant=&kind=]`: the platform security log, newest first;
+/// with `tenant`, the attempts made against that tenant or with its keys.
 struct SecurityEventRoutes {
     let client: PostgresClient
+    let catalog: Catalog
     let table: RouteTable
+
+    static let kinds = [SecurityLog.Kind.crossTenant.rawValue, SecurityLog.Kind.unknownTenant.rawValue]
 
     struct Item: Encodable {
         let id: Int64
@@ -28,7 +33,24 @@ struct SecurityEventRoutes {
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.get, "/security-events", in: table) { request, context in
+            let query = request.uri.queryParameters
+            let unknown = Set(query.map { String($0.key) }).subtracting(["limit", "cursor", "tenant", "kind"])
+            if !unknown.isEmpty { throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).") }
             let limit = try Pagination.limit(request, default: 50, maximum: 500)
+            let kind = try query["kind"].map { raw -> String in
+                guard Self.kinds.contains(String(raw)) else {
+                    throw Problem.badRequest("kind must be one of \(Self.kinds.joined(separator: ", ")).",
+                                             errors: [.init(field: "kind", message: "is not a kind of security event")])
+                }
+                return String(raw)
+            }
+            var tenant: UUID?
+            if let slug = query["tenant"].map(String.init) {
+                guard let record = try await catalog.tenant(slug: slug) else {
+                    throw Problem.notFound("No tenant has the slug \"\(slug.prefix(63))\".")
+                }
+                tenant = record.id.rawValue
+            }
             let before = try Pagination.cursor(request).map { cursor -> Int64 in
                 guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }
                 return id
@@ -36,7 +58,10 @@ struct SecurityEventRoutes {
             let rows = try await client.query("""
                 SELECT id, kind, window_start, first_seen, last_seen, attempts, actor_tenant, actor_key, target_tenant, target_slug,
                        method, route, client_address, request_id
-                  FROM security_events WHERE id < \(before) ORDER BY id DESC LIMIT \(limit + 1)
+                  FROM security_events
+                 WHERE id < \(before) AND (\(kind == nil) OR kind = \(kind ?? ""))
+                   AND (\(tenant == nil) OR target_tenant = \(tenant) OR actor_tenant = \(tenant))
+                 ORDER BY id DESC LIMIT \(limit + 1)
                 """, logger: context.logger)
             var items: [Item] = []
             for try await row in rows.decode((Int64, String, Date, Date, Date, Int, UUID?, UUID?, UUID?, String?, String, String, String?, String?).self) {

@@ -104,9 +104,11 @@ extension OpenAPIDocument {
               parameters: [
                   .query("limit", JSONSchema.integer(minimum: 1, maximum: 500, defaultValue: 50), limitHelp),
                   .query("cursor", JSONSchema.string(), cursorHelp),
+                  .query("tenant", JSONSchema.string(), "Only attempts against this tenant (by slug) or made with its keys."),
+                  .query("kind", JSONSchema.string(values: SecurityEventRoutes.kinds), "Only this kind."),
               ],
               success: .init(status: 200, description: "A page of security events.", schema: JSONSchema.ref("SecurityEventPage")),
-              failures: [.init(400, "`limit` or `cursor` is invalid.")]),
+              failures: [.init(400, "`limit`, `cursor` or `kind` is invalid, or a parameter is unknown."), .init(404, "No tenant has that slug.")]),
         .init(.get, "/api/admin/analytics", id: "getAnalytics", tag: "admin", access: .platform,
               summary: "Cross-tenant analytics, per tenant and overall.",
               details: "Per tenant and overall: pets by species (as they are now), commands, events, requests refused for quota "
