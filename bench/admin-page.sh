@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The /admin page in headless Chromium (Debian's package) over a generated multi-tenant workload:
-# takes a screenshot, then checks every figure on the rendered page against GET /api/admin/analytics.
+# takes a screenshot, then checks every figure on the rendered page against GET /api/admin/analytics,
+# for all tenants and for one tenant's view opened from its address (/admin?tenant=SLUG).
 # Exits non-zero when a number on the page differs from the API's.
 #
 #   bash bench/admin-page.sh      # TENANTS=8, screenshot at bench/admin-page.png
@@ -87,3 +88,11 @@ chromium "${FLAGS[@]}" --dump-dom "$URL" > "$WORK/dom.html" 2>/dev/null
 echo "screenshot: $SHOT ($(stat -c %s "$SHOT") bytes)"
 grep -q 'data-state="ready"' "$WORK/dom.html" || { echo "FAILED: the page did not finish rendering"; exit 1; }
 python3 bench/lib/check_admin_dom.py "$WORK/dom.html" "$WORK/analytics.json"
+
+# One tenant's view, opened from its address: its figures and its own security events only.
+ONE=shop-02
+curl -sf -H "Authorization: Bearer $PLATFORM_KEY" "http://127.0.0.1:$PORT/api/admin/analytics?tenant=$ONE" > "$WORK/one.json"
+chromium "${FLAGS[@]}" --dump-dom "http://127.0.0.1:$PORT/admin?tenant=$ONE#key=$PLATFORM_KEY" > "$WORK/one.html" 2>/dev/null
+grep -q 'data-state="ready"' "$WORK/one.html" || { echo "FAILED: the page for $ONE did not finish rendering"; exit 1; }
+grep -q "Recent security events — $ONE" "$WORK/one.html" || { echo "FAILED: the security events are not $ONE's"; exit 1; }
+python3 bench/lib/check_admin_dom.py "$WORK/one.html" "$WORK/one.json" | tail -1

@@ -264,6 +264,18 @@ enum AdminPage {
           history.replaceState(history.state, '', location.pathname + location.search);
         }
 
+        // The filters live in the address (?from=&to=&tenant=), so a view can be bookmarked or shared;
+        // the key never does.
+        function takeFiltersFromAddress() {
+          const params = new URLSearchParams(location.search);
+          for (const id of ['from', 'to']) if (params.get(id)) $(id).value = params.get(id);
+          const slug = params.get('tenant');
+          if (slug) {
+            $('tenant').append(h('option', { value: slug }, slug));
+            $('tenant').value = slug;
+          }
+        }
+
         function setState(value) {
           document.body.dataset.state = value;
         }
@@ -321,6 +333,7 @@ enum AdminPage {
           const seq = ++state.seq;
           const params = filterParams();
           const query = params.toString();
+          history.replaceState(history.state, '', location.pathname + (query ? `?${query}` : ''));
           document.body.classList.add('busy');
           const [analytics, events] = await Promise.allSettled([
             api(`/api/admin/analytics${query ? `?${query}` : ''}`),
@@ -587,6 +600,7 @@ enum AdminPage {
 
         function start() {
           takeKeyFromFragment();
+          takeFiltersFromAddress();
           $('signin').addEventListener('submit', (event) => {
             event.preventDefault();
             const key = $('key').value.trim();
