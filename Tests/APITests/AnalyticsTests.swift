@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import PetstoreTesting
 import Tenancy
+import Synchronization
 import Testing
 
 extension TestApp {
@@ -310,5 +311,20 @@ extension TestApp {
             #expect(days.map(\.0) == ["2026-11-18", String(Timestamps.format(Date()).prefix(10))])
             #expect(days.map(\.1) == [1, 4])
         }
+    }
+}
+
+@Suite struct FlushQueueTests {
+    @Test func `a flush returns only after the one already writing has finished`() async throws {
+        let queue = FlushQueue()
+        let written = Mutex<[String]>([])
+        async let slow: Void = queue.run {
+            try? await Task.sleep(for: .milliseconds(300))
+            written.withLock { $0.append("periodic") }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        await queue.run { written.withLock { $0.append("asked") } }
+        #expect(written.withLock { $0 } == ["periodic", "asked"])
+        await slow
     }
 }

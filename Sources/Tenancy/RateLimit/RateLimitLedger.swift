@@ -19,6 +19,7 @@ public final class RateLimitLedger: FlushingService, Sendable {
 
     let client: PostgresClient
     public let interval: Duration
+    public let flushes = FlushQueue()
     let logger: Logger
     private let pending = Mutex<[Key: Int64]>([:])
 
@@ -39,7 +40,7 @@ public final class RateLimitLedger: FlushingService, Sendable {
     }
 
     /// Writes everything counted so far; on failure the counts wait for the next call.
-    public func flush() async {
+    public func writePending() async {
         let batch = pending.withLock { pending in
             let taken = pending
             pending.removeAll()

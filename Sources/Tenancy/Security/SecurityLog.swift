@@ -78,6 +78,7 @@ public final class SecurityLog: FlushingService, Sendable {
     let client: PostgresClient
     let store: EventStore
     public let interval: Duration
+    public let flushes = FlushQueue()
     let logger: Logger
     private let pending = Mutex<[Key: Pending]>([:])
 
@@ -112,7 +113,7 @@ public final class SecurityLog: FlushingService, Sendable {
     }
 
     /// Writes everything recorded so far. Entries that fail to write are kept for the next call.
-    public func flush() async {
+    public func writePending() async {
         let batch = pending.withLock { pending in
             let taken = pending
             pending.removeAll()
