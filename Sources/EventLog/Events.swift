@@ -103,6 +103,16 @@ public enum Timestamps {
         return format(microseconds: micros)
     }
 
+    /// Days since 1970-01-01 of a time, in UTC.
+    public static func dayNumber(of date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 / 86_400).rounded(.down))
+    }
+
+    /// `YYYY-MM-DD` of a day number.
+    public static func dayText(_ day: Int64) -> String {
+        String(format(microseconds: day * 86_400_000_000).prefix(10))
+    }
+
     public static func format(microseconds: Int64) -> String {
         var seconds = micros(floorDiv: microseconds)
         let fraction = microseconds - seconds * 1_000_000

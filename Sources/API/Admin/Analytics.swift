@@ -8,6 +8,8 @@ import PostgresNIO
 public struct AnalyticsRange: Sendable, Equatable {
     public let from: String
     public let to: String
+    private let first: Int64
+    private let last: Int64
 
     /// The longest range one report covers.
     public static let maximumDays = 366
@@ -40,19 +42,20 @@ public struct AnalyticsRange: Sendable, Equatable {
 
     /// The range the parameters name; missing ends default to the last 30 days up to today.
     public init(from: String?, to: String?, today: Date = Date()) throws(Failure) {
-        let end = try to.map { raw throws(Failure) in try Self.day(raw, field: "to") } ?? Self.dayNumber(of: today)
+        let end = try to.map { raw throws(Failure) in try Self.day(raw, field: "to") } ?? Timestamps.dayNumber(of: today)
         let start = try from.map { raw throws(Failure) in try Self.day(raw, field: "from") } ?? end - Int64(Self.defaultDays - 1)
         guard start <= end else { throw .reversed }
         let count = Int(end - start) + 1
         guard count <= Self.maximumDays else { throw .tooLong(days: count) }
-        self.from = Self.text(start)
-        self.to = Self.text(end)
+        first = start
+        last = end
+        self.from = Timestamps.dayText(start)
+        self.to = Timestamps.dayText(end)
     }
 
     /// Every day of the range, in order.
     public var days: [String] {
-        guard let start = try? Self.day(from, field: "from"), let end = try? Self.day(to, field: "to") else { return [] }
-        return (start...end).map(Self.text)
+        (first...last).map(Timestamps.dayText)
     }
 
     /// Days since 1970-01-01 of a strict `YYYY-MM-DD`; a date that does not exist (02-30) is refused.
@@ -62,14 +65,6 @@ public struct AnalyticsRange: Sendable, Equatable {
             throw .notADay(field: field, value: raw)
         }
         return micros / 86_400_000_000
-    }
-
-    static func dayNumber(of date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 / 86_400).rounded(.down))
-    }
-
-    static func text(_ day: Int64) -> String {
-        String(Timestamps.format(microseconds: day * 86_400_000_000).prefix(10))
     }
 }
 
@@ -204,6 +199,8 @@ extension AnalyticsReport {
         }
         if let slug, tenants.isEmpty { throw AnalyticsError.unknownTenant(slug) }
         let index = Dictionary(uniqueKeysWithValues: tenants.enumerated().map { ($1.id, $0) })
+        // One tenant's report reads that tenant's rows only.
+        let only = slug == nil ? nil : tenants.first.flatMap { UUID(uuidString: $0.id) }
 
         var behind = (tenants: 0, events: Int64(0))
         let positions = try await client.query(
@@ -215,7 +212,9 @@ extension AnalyticsReport {
         }
 
         var overallSpecies: [String: Species] = [:]
-        let species = try await client.query("SELECT tenant_id, species, active, removed FROM analytics_species()", logger: logger)
+        let species = try await client.query("""
+            SELECT tenant_id, species, active, removed FROM analytics_species() WHERE \(only == nil) OR tenant_id = \(only)
+            """, logger: logger)
         for try await (tenant, name, active, removed) in species.decode((UUID, String, Int64, Int64).self) {
             guard let at = index[tenant.uuidString.lowercased()] else { continue }
             tenants[at].petsBySpecies.append(Species(species: name, active: active, removed: removed))
@@ -228,7 +227,8 @@ extension AnalyticsReport {
         var overallDays = Dictionary(uniqueKeysWithValues: range.days.map { ($0, Day(day: $0)) })
         let activity = try await client.query("""
             SELECT tenant_id, day::text, commands, events, rate_limited, cross_tenant
-              FROM analytics_activity(\(range.from)::date, \(range.to)::date) ORDER BY day
+              FROM analytics_activity(\(range.from)::date, \(range.to)::date)
+             WHERE \(only == nil) OR tenant_id = \(only) ORDER BY day
             """, logger: logger)
         for try await (tenant, day, commands, events, limited, attempts) in activity.decode((UUID, String, Int64, Int64, Int64, Int64).self) {
             guard let at = index[tenant.uuidString.lowercased()] else { continue }

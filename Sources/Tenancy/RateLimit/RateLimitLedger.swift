@@ -14,7 +14,8 @@ import Synchronization
 public final class RateLimitLedger: FlushingService, Sendable {
     struct Key: Hashable {
         let tenant: UUID
-        let day: String
+        /// Days since 1970: a division per refusal, the text only when written.
+        let day: Int64
     }
 
     let client: PostgresClient
@@ -35,7 +36,7 @@ public final class RateLimitLedger: FlushingService, Sendable {
     }
 
     public func record(_ tenant: TenantID, at date: Date = Date()) {
-        let key = Key(tenant: tenant.rawValue, day: String(Timestamps.format(date).prefix(10)))
+        let key = Key(tenant: tenant.rawValue, day: Timestamps.dayNumber(of: date))
         pending.withLock { $0[key, default: 0] += 1 }
     }
 
@@ -50,7 +51,7 @@ public final class RateLimitLedger: FlushingService, Sendable {
         let entries = batch.sorted { ($0.key.tenant.uuidString, $0.key.day) < ($1.key.tenant.uuidString, $1.key.day) }
         do {
             try await client.query("""
-                SELECT rate_limited_add(\(entries.map(\.key.tenant))::uuid[], \(entries.map(\.key.day))::date[], \(entries.map(\.value))::bigint[])
+                SELECT rate_limited_add(\(entries.map(\.key.tenant))::uuid[], \(entries.map { Timestamps.dayText($0.key.day) })::date[], \(entries.map(\.value))::bigint[])
                 """, logger: logger).consume()
         } catch {
             logger.warning("rate-limited counts not written yet; will retry", metadata: ["error": "\(DatabaseURL.describe(error))"])
