@@ -22,7 +22,10 @@ package final class ChildProcess: Sendable {
 
     deinit { unlink(outputPath) }
 
-    package static func spawn(_ arguments: [String], environment: [String: String]? = nil) throws(DatabaseError) -> ChildProcess {
+    /// Starts `arguments` (an absolute path first), in `workingDirectory` when given.
+    package static func spawn(
+        _ arguments: [String], environment: [String: String]? = nil, workingDirectory: String? = nil
+    ) throws(DatabaseError) -> ChildProcess {
         let outputPath = FileManager.default.temporaryDirectory.appending(path: "petstore-\(UUID().uuidString).out").path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -33,6 +36,12 @@ package final class ChildProcess: Sendable {
         // Nothing else of ours may leak into the child: an inherited database socket would keep
         // a connection open for as long as the child (or a server it starts) lives.
         _ = Self.closeFrom?(&actions, 3)
+        if let workingDirectory {
+            guard let changeDirectory = Self.changeDirectory else {
+                throw DatabaseError(.clusterFailed, "this C library cannot start a process in another folder")
+            }
+            _ = changeDirectory(&actions, workingDirectory)
+        }
 
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -55,6 +64,13 @@ package final class ChildProcess: Sendable {
     private static let closeFrom: CloseFrom? = {
         guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
         return unsafeBitCast(symbol, to: CloseFrom.self)
+    }()
+
+    /// glibc's `posix_spawn_file_actions_addchdir_np` (2.29+), looked up the same way.
+    private typealias ChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    private static let changeDirectory: ChangeDirectory? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(symbol, to: ChangeDirectory.self)
     }()
 
     /// Waits for the exit and returns the exit status (128 + signal number when killed).

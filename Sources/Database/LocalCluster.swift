@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 
@@ -15,7 +16,12 @@ import Glibc
 ///
 /// It listens on 127.0.0.1 only, on a free port picked at each start, with unix sockets off,
 /// so two checkouts on one machine never collide. When the caller is root the server runs as the
-/// `postgres` user, since PostgreSQL refuses to run as root.
+/// `postgres` user, since PostgreSQL refuses to run as root. That user cannot reach a folder
+/// under a parent closed to it (a checkout in root's 0700 home, the usual place), so then the
+/// server's folder moves to one of its own under `/var/lib/petstore/`, named for the data folder,
+/// and `<directory>/cluster-location` remembers where:
+///
+///     <directory>/cluster-location   the server's folder, when it is not <directory>/postgres
 public struct LocalCluster: Sendable {
     /// The roles a cluster is bootstrapped with.
     public static let ownerRole = "petstore_owner"
@@ -33,9 +39,32 @@ public struct LocalCluster: Sendable {
         self.logger = logger
     }
 
-    var dataDirectory: URL { directory.appending(path: "postgres/data") }
-    var logFile: URL { directory.appending(path: "postgres/server.log") }
+    /// Where clusters go whose data folder the server's user cannot reach.
+    public static let relocatedRoot = URL(fileURLWithPath: "/var/lib/petstore")
+
+    /// The server's own folder (owned by the server's user): remembered, or `<directory>/postgres`.
+    public var serverDirectory: URL {
+        if let remembered = try? String(contentsOf: locationFile, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), remembered.hasPrefix("/") {
+            return URL(fileURLWithPath: remembered)
+        }
+        return directory.appending(path: "postgres")
+    }
+
+    var dataDirectory: URL { serverDirectory.appending(path: "data") }
+    var logFile: URL { serverDirectory.appending(path: "server.log") }
     var credentialsFile: URL { directory.appending(path: "credentials.json") }
+    var locationFile: URL { directory.appending(path: "cluster-location") }
+
+    /// The folder a cluster moves to when its server's user cannot reach `directory`: one per
+    /// data folder, named for its path, so two checkouts never share a cluster.
+    var relocatedDirectory: URL {
+        let digest = SHA256.hash(data: Data(directory.path.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+        let name = directory.deletingLastPathComponent().lastPathComponent
+            .filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+            .prefix(40)
+        return Self.relocatedRoot.appending(path: "\(name.isEmpty ? "cluster" : String(name))-\(digest)")
+    }
 
     /// Initializes the cluster if needed, starts it unless it already runs, and makes sure the
     /// owner and application roles and the `petstore` database exist.
@@ -74,32 +103,65 @@ public struct LocalCluster: Sendable {
     // MARK: - Steps
 
     private func prepareDirectories(account: ServerAccount) throws(DatabaseError) {
-        let serverRoot = directory.appending(path: "postgres")
         do {
-            try FileManager.default.createDirectory(at: serverRoot, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw DatabaseError(.directoryNotUsable, "cannot create \(serverRoot.path): \(Self.reason(error))")
+            throw DatabaseError(.directoryNotUsable, "cannot create \(directory.path): \(Self.reason(error))")
         }
         guard FileManager.default.isWritableFile(atPath: directory.path) else {
             throw DatabaseError(.directoryNotUsable, "\(directory.path) is not writable")
         }
-        if let user = account.runAs {
-            guard chown(serverRoot.path, user.uid, user.gid) == 0 else {
-                throw DatabaseError(.directoryNotUsable, "cannot hand \(serverRoot.path) to user \(user.name): \(String(cString: strerror(errno)))")
-            }
-            let probe = try? Shell.run(account.command(["/usr/bin/test", "-w", serverRoot.path]))
-            guard probe?.status == 0 else {
-                throw DatabaseError(
-                    .directoryNotUsable,
-                    "user \(user.name) cannot reach \(serverRoot.path): a parent folder is closed to it; use --data-dir (PETSTORE_DATA_DIR) to put the cluster elsewhere"
-                )
-            }
+        let serverRoot = serverDirectory
+        try makeServerDirectory(serverRoot, account: account)
+        guard let user = account.runAs, !account.canReach(serverRoot) else { return }
+
+        // The server's user cannot get through a parent folder. A cluster already there stays
+        // (moving it is the operator's call); an empty folder moves somewhere the user can reach.
+        if FileManager.default.fileExists(atPath: serverRoot.appending(path: "data/PG_VERSION").path)
+            || serverRoot != directory.appending(path: "postgres") {
+            throw DatabaseError(
+                .directoryNotUsable,
+                "user \(user.name) cannot reach \(serverRoot.path): a parent folder is closed to it; open it to that user, or use --data-dir (PETSTORE_DATA_DIR) to start a cluster elsewhere"
+            )
+        }
+        try? FileManager.default.removeItem(at: serverRoot)
+        let relocated = relocatedDirectory
+        do {
+            try FileManager.default.createDirectory(at: Self.relocatedRoot, withIntermediateDirectories: true)
+            chmod(Self.relocatedRoot.path, 0o755)
+        } catch {
+            throw DatabaseError(.directoryNotUsable, "cannot create \(Self.relocatedRoot.path): \(Self.reason(error))")
+        }
+        try makeServerDirectory(relocated, account: account)
+        guard account.canReach(relocated) else {
+            throw DatabaseError(.directoryNotUsable, "user \(user.name) cannot reach \(relocated.path) either; use --data-dir (PETSTORE_DATA_DIR) to put the cluster elsewhere")
+        }
+        do {
+            try Data((relocated.path + "\n").utf8).write(to: locationFile, options: .atomic)
+        } catch {
+            throw DatabaseError(.directoryNotUsable, "cannot write \(locationFile.path): \(Self.reason(error))")
+        }
+        logger.notice(
+            "user \(user.name) cannot reach \(directory.path) (a parent folder is closed to it): the local PostgreSQL cluster lives in \(relocated.path), remembered in \(locationFile.path)"
+        )
+    }
+
+    /// Creates the server's folder, owned by the server's user and closed to everyone else.
+    private func makeServerDirectory(_ folder: URL, account: ServerAccount) throws(DatabaseError) {
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw DatabaseError(.directoryNotUsable, "cannot create \(folder.path): \(Self.reason(error))")
+        }
+        chmod(folder.path, 0o700)
+        if let user = account.runAs, chown(folder.path, user.uid, user.gid) != 0 {
+            throw DatabaseError(.directoryNotUsable, "cannot hand \(folder.path) to user \(user.name): \(String(cString: strerror(errno)))")
         }
     }
 
     private func initialize(binaries: PostgresBinaries, account: ServerAccount, superuserPassword: String) throws(DatabaseError) {
         logger.info("initializing local PostgreSQL cluster", metadata: ["directory": "\(dataDirectory.path)"])
-        let passwordFile = directory.appending(path: "postgres/.initdb-password")
+        let passwordFile = serverDirectory.appending(path: ".initdb-password")
         do {
             try Data(superuserPassword.utf8).write(to: passwordFile)
             if let user = account.runAs { chown(passwordFile.path, user.uid, user.gid) }
@@ -146,10 +208,11 @@ public struct LocalCluster: Sendable {
         return nil
     }
 
-    private func launch(binaries: PostgresBinaries, account: ServerAccount) throws(DatabaseError) -> Int {
+    func launch(binaries: PostgresBinaries, account: ServerAccount, port fixed: Int? = nil) throws(DatabaseError) -> Int {
         var lastError = ""
-        for _ in 0..<3 {
-            let port = try Self.freePort()
+        for _ in 0..<(fixed == nil ? 3 : 1) {
+            let port: Int
+            if let fixed { port = fixed } else { port = try Self.freePort() }
             let result = try Shell.run(account.command([
                 binaries.path("pg_ctl"), "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60",
                 "-o", "-p \(port)", "start",
@@ -241,6 +304,26 @@ public struct RunningCluster: Sendable {
         }
     }
 
+    /// Starts the stopped server again on the same port, so URLs handed out keep working (for
+    /// tests that take the database away and bring it back).
+    public func restart() throws(DatabaseError) {
+        _ = try cluster.launch(binaries: binaries, account: account, port: port)
+    }
+
+    /// The folder the server's files live in (see `LocalCluster.serverDirectory`).
+    public var serverDirectory: URL { cluster.serverDirectory }
+
+    /// Stops the server and removes everything of the cluster: its data folder and, when the
+    /// server's folder was relocated, that folder too. For throwaway clusters.
+    public func destroy() {
+        stop()
+        let server = cluster.serverDirectory
+        if !server.path.hasPrefix(cluster.directory.path + "/") {
+            try? FileManager.default.removeItem(at: server)
+        }
+        try? FileManager.default.removeItem(at: cluster.directory)
+    }
+
     func bootstrapRoles() async throws(DatabaseError) {
         // Passwords are hex we generated ourselves (checked in Credentials), and DDL takes no binds,
         // so they are the one value written into SQL text.
@@ -321,6 +404,13 @@ struct ServerAccount: Sendable {
         return ServerAccount(runAs: User(name: "postgres", uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid))
     }
 
+    /// Whether the server's user can write in `folder` (every parent searchable, the folder its own).
+    func canReach(_ folder: URL) -> Bool {
+        guard runAs != nil else { return true }
+        let probe = try? Shell.run(command(["/usr/bin/test", "-w", folder.path]))
+        return probe?.status == 0
+    }
+
     /// The command line, wrapped so that it runs as the server's user.
     func command(_ arguments: [String]) -> [String] {
         guard let user = runAs else { return arguments }
@@ -382,8 +472,9 @@ enum Shell {
         }
     }
 
+    /// Runs in `/`: the server's user may not be able to enter the caller's working folder.
     static func run(_ arguments: [String]) throws(DatabaseError) -> Result {
-        let child = try ChildProcess.spawn(arguments)
+        let child = try ChildProcess.spawn(arguments, workingDirectory: "/")
         let status = child.wait()
         return Result(status: status, output: child.output)
     }

@@ -201,9 +201,8 @@ enum ThrowawayClusters {
         registered.append((cluster, directory))
         if first {
             atexit {
-                for (cluster, directory) in ThrowawayClusters.registered {
-                    cluster.stop()
-                    try? FileManager.default.removeItem(at: directory)
+                for (cluster, _) in ThrowawayClusters.registered {
+                    cluster.destroy()
                 }
             }
         }

@@ -80,4 +80,39 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: pidFile.path), "the private cluster is stopped")
         #expect(child.output.contains("local PostgreSQL stopped"))
     }
+
+    @Test(.enabled(if: geteuid() == 0, "only root hands the server to another user"))
+    func `as root in a checkout under a closed home folder, serve with no flags becomes ready`() async throws {
+        // The newcomer's first command: root, a checkout in a 0700 home, no --data-dir.
+        let home = FileManager.default.temporaryDirectory.appending(path: "petstore-home-\(UUID().uuidString.prefix(8))")
+        let checkout = home.appending(path: "petstore")
+        try FileManager.default.createDirectory(at: checkout, withIntermediateDirectories: true)
+        chmod(home.path, 0o700)
+        let port = freePort()
+        let child = try ChildProcess.spawn(
+            [Self.binary, "serve", "--port", "\(port)", "--host", "127.0.0.1"],
+            environment: environment([:]).filter { $0.key != "PETSTORE_DATA_DIR" }, workingDirectory: checkout.path
+        )
+        let location = checkout.appending(path: ".petstore/cluster-location")
+        defer {
+            if let relocated = try? String(contentsOf: location, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {
+                try? FileManager.default.removeItem(atPath: relocated)
+            }
+            try? FileManager.default.removeItem(at: home)
+        }
+        var status = 0
+        for _ in 0..<300 where status != 200 {
+            try await Task.sleep(for: .milliseconds(100))
+            status = await HTTPProbe.status(port: port, path: "/health/ready")
+            if child.exitStatus() != nil { break }
+        }
+        #expect(status == 200, "ready: \(child.output)")
+        let relocated = try String(contentsOf: location, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(relocated.hasPrefix(LocalCluster.relocatedRoot.path + "/"))
+        #expect(child.output.contains("the local PostgreSQL cluster lives in \(relocated)"), "start-up says where: \(child.output)")
+
+        child.signal(SIGTERM)
+        #expect(child.wait() == 0, "\(child.output)")
+        #expect(!FileManager.default.fileExists(atPath: relocated + "/data/postmaster.pid"), "the private cluster is stopped")
+    }
 }

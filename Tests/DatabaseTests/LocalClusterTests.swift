@@ -67,6 +67,43 @@ import Testing
         _ = running
     }
 
+    @Test(.enabled(if: geteuid() == 0, "only root hands the server to another user"))
+    func `as root, a data folder under a parent closed to others moves the cluster where postgres can reach it`() async throws {
+        // A checkout in root's home: the parent is 0700, so the postgres user cannot get through.
+        let home = temporaryDirectory()
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        chmod(home.path, 0o700)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let directory = home.appending(path: "checkout/.petstore")
+        let cluster = LocalCluster(directory: directory, settings: TestCluster.fastSettings, logger: logger)
+
+        let first = try await cluster.start()
+        defer { first.destroy() }
+        #expect(try await answers(first.appURL) == 42)
+        let relocated = cluster.serverDirectory
+        #expect(relocated.path.hasPrefix(LocalCluster.relocatedRoot.path + "/"))
+        #expect(cluster.serverDirectory.lastPathComponent.hasPrefix("checkout-"), "named for the checkout: \(cluster.serverDirectory.path)")
+        let remembered = try String(contentsOf: directory.appending(path: "cluster-location"), encoding: .utf8)
+        #expect(remembered.trimmingCharacters(in: .whitespacesAndNewlines) == cluster.serverDirectory.path)
+        #expect(!FileManager.default.fileExists(atPath: directory.appending(path: "postgres").path), "no empty folder is left behind")
+        #expect(FileManager.default.fileExists(atPath: directory.appending(path: "credentials.json").path), "credentials stay with the caller")
+
+        try await first.ownerURL.withConnection(logger: logger) { connection in
+            try await connection.execute("CREATE TABLE kept (x int)", logger: logger)
+        }
+        first.stop()
+        let second = try await cluster.start()
+        #expect(second.startedHere)
+        let kept = try await second.ownerURL.withConnection(logger: logger) { connection in
+            try await connection.query("SELECT count(*) FROM pg_tables WHERE tablename = 'kept'", logger: logger)
+                .collect().first?.decode(Int.self)
+        }
+        #expect(kept == 1, "the second start finds the remembered cluster")
+
+        second.destroy()
+        #expect(!FileManager.default.fileExists(atPath: relocated.path), "destroy removes the relocated folder too")
+    }
+
     @Test func `the application role owns nothing and cannot bypass row-level security`() async throws {
         let database = try await TestCluster.shared.database()
         let attributes = try await database.appURL.withConnection(logger: logger) { connection in
