@@ -224,4 +224,70 @@ import Testing
             #expect(try await app.catalog.tenant(slug: "other-shop") == nil)
         }
     }
+
+    /// One keyed command sent twice over real connections; a `Content-Length` that disagrees
+    /// with the body makes the client wait for bytes that never come, and time out.
+    struct Replay {
+        let method: HTTPRequest.Method
+        let route: String
+        let uri: String
+        let tenant: String?
+        let body: String?
+    }
+
+    @Test func `every command route replays over a real connection with a Content-Length that matches its body`() async throws {
+        try await withApp(.live) { app, client in
+            let port = try #require(client.port)
+            let admin = try await app.tenantClient(client, slug: "replays")
+            let petToChange = try await admin.register("Change")
+            let petToRemove = try await admin.register("Remove")
+            let spareKey = try await admin.call(.post, "/api/keys", json: #"{"email":"spare@example.com","role":"member"}"#)
+            let spareKeyID = try #require(try admin.object(spareKey)["id"] as? String)
+            _ = try await app.onboard(client, slug: "replays-platform")
+
+            let cases: [Replay] = [
+                .init(method: .post, route: "/api/pets", uri: "/api/pets", tenant: "replays", body: #"{"name":"Once","species":"cat"}"#),
+                .init(method: .patch, route: "/api/pets/{id}", uri: "/api/pets/\(petToChange)", tenant: "replays", body: #"{"name":"Changed"}"#),
+                .init(method: .delete, route: "/api/pets/{id}", uri: "/api/pets/\(petToRemove)", tenant: "replays", body: nil),
+                .init(method: .put, route: "/api/config/{key}", uri: "/api/config/include_deleted_pets", tenant: "replays", body: #"{"value":true}"#),
+                .init(method: .delete, route: "/api/config/{key}", uri: "/api/config/include_deleted_pets", tenant: "replays", body: nil),
+                .init(method: .post, route: "/api/keys", uri: "/api/keys", tenant: "replays", body: #"{"email":"new@example.com","role":"member"}"#),
+                .init(method: .delete, route: "/api/keys/{id}", uri: "/api/keys/\(spareKeyID)", tenant: "replays", body: nil),
+                .init(method: .post, route: "/api/admin/tenants", uri: "/api/admin/tenants", tenant: nil,
+                      body: #"{"slug":"replayed-shop","name":"Replayed","plan":"free"}"#),
+                .init(method: .patch, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: #"{"plan":"basic"}"#),
+                .init(method: .post, route: "/api/admin/tenants/{slug}/checkpoints", uri: "/api/admin/tenants/replays-platform/checkpoints",
+                      tenant: nil, body: nil),
+                .init(method: .delete, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: nil),
+            ]
+            let commandRoutes = Set(app.dependencies.routes.all.filter { IdempotencyMiddleware.methods.contains($0.method) }
+                .map { "\($0.method.rawValue) \($0.path)" })
+            #expect(commandRoutes == Set(cases.map { "\($0.method.rawValue) \($0.route)" }), "every command route is covered")
+
+            for (index, replay) in cases.enumerated() {
+                var lines = ["\(replay.method.rawValue) \(replay.uri) HTTP/1.1", "Host: localhost", "Idempotency-Key: replay-\(index)"]
+                if let tenant = replay.tenant {
+                    lines += ["Authorization: Bearer \(admin.key)", "X-Tenant-ID: \(tenant)"]
+                } else {
+                    lines += ["Authorization: Bearer \(app.platformKey)"]
+                }
+                let body = Array((replay.body ?? "").utf8)
+                if replay.body != nil { lines += ["Content-Type: application/json"] }
+                lines += ["Content-Length: \(body.count)"]
+                let request = Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8) + body
+                // A connection of its own each time, as a retry after a lost answer would be.
+                let first = try #require(HTTPProbe.exchange(port: port, request: request))
+                let again = try #require(HTTPProbe.exchange(port: port, request: request))
+                let label = "\(replay.method) \(replay.route)"
+                #expect((200..<300).contains(first.status), "\(label): \(first.status) \(String(decoding: first.body, as: UTF8.self))")
+                #expect(again.status == first.status, "\(label)")
+                #expect(again.header("Idempotent-Replayed") == ["true"], "\(label)")
+                for answer in [first, again] {
+                    let complete = answer.complete
+                    #expect(complete, "\(label): Content-Length \(answer.header("Content-Length")) for a body of \(answer.body.count) bytes")
+                    #expect(answer.header("Content-Length").count <= 1, "\(label): one Content-Length")
+                }
+            }
+        }
+    }
 }

@@ -172,7 +172,7 @@ struct StoredResponse: Sendable {
         try await response.body.write(CollectingWriter(collector: collector))
         status = response.status.code
         var headers: [String: String] = [:]
-        for field in response.headers { headers[field.name.canonicalName] = field.value }
+        for field in response.headers where !Self.framing.contains(field.name) { headers[field.name.canonicalName] = field.value }
         self.headers = headers
         body = collector.buffer.withLock { $0 }
     }
@@ -183,10 +183,14 @@ struct StoredResponse: Sendable {
         return String(decoding: (try? encoder.encode(headers)) ?? Data("{}".utf8), as: UTF8.self)
     }
 
+    /// How a body is framed belongs to the connection that sends it, not to the stored
+    /// response: a replay may send another body (one without a secret) than the first answer.
+    static let framing: Set<HTTPField.Name> = [.contentLength, .transferEncoding, .connection]
+
     func response() -> Response {
         var fields = HTTPFields()
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-            if let name = HTTPField.Name(name) { fields[name] = value }
+            if let name = HTTPField.Name(name), !Self.framing.contains(name) { fields[name] = value }
         }
         return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: body))
     }
