@@ -2,6 +2,7 @@ import Database
 import EventLog
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import PostgresNIO
 import Projectors
@@ -119,9 +120,16 @@ public enum ApplicationBuilder {
                 .register(on: scrape)
         }
 
+        // One slot per request that may use the database: each tenant (and the platform) holds
+        // at most its share of the request pool.
+        let poolSize = dependencies.pools.first?.maximum ?? 20
+        let bulkhead = Bulkhead(capacity: poolSize, perKey: Int(Double(poolSize) * configuration.tenantPoolShare),
+                                wait: configuration.connectionWaitTimeout)
+
         let idempotency = IdempotencyMiddleware(catalog: dependencies.catalog, client: dependencies.client, signal: dependencies.store.signal,
                                                 retention: dependencies.idempotencyRetention, logger: dependencies.logger)
         let admin = router.group("/api/admin")
+            .add(middleware: BulkheadMiddleware(bulkhead: bulkhead) { _ in "platform" })
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
             .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
@@ -132,6 +140,7 @@ public enum ApplicationBuilder {
         checkpoints.register(on: admin)
 
         var tenantMiddleware = router.group("/api")
+            .add(middleware: BulkheadMiddleware(bulkhead: bulkhead) { "tenant:" + ($0.tenantSlug ?? "") })
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
                                                     securityLog: dependencies.securityLog))
         if let limiter = dependencies.rateLimiter {
@@ -151,16 +160,26 @@ public enum ApplicationBuilder {
     }
 
     /// The router behind tenant resolution: what the server and in-process tests run.
-    public static func responder(_ dependencies: AppDependencies, configuration: ServerConfiguration) -> some HTTPResponder<AppRequestContext> {
-        TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder())
+    public static func responder(
+        _ dependencies: AppDependencies, configuration: ServerConfiguration
+    ) -> DeadlineResponder<TenantResolvingResponder<RouterResponder<AppRequestContext>>> {
+        DeadlineResponder(
+            timeout: configuration.requestTimeout,
+            inner: TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder())
+        )
     }
 
+    /// The server: the responder behind HTTP/1.1 with slow clients cut off and connections capped.
     public static func application(
         _ dependencies: AppDependencies, configuration: ServerConfiguration, logger: Logger
-    ) -> Application<TenantResolvingResponder<RouterResponder<AppRequestContext>>> {
+    ) -> Application<DeadlineResponder<TenantResolvingResponder<RouterResponder<AppRequestContext>>>> {
         Application(
-            responder: TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder()),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "petstore"),
+            responder: responder(dependencies, configuration: configuration),
+            server: .guardedHTTP1(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "petstore",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)
+            ),
             logger: logger
         )
     }

@@ -98,7 +98,11 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
 
     /// `pool` names the pool to the server (`application_name`), so that its connections can be
     /// counted in `pg_stat_activity`.
-    public func clientConfiguration(maximumConnections: Int = 20, pool: String? = nil) -> PostgresClient.Configuration {
+    /// A pool's configuration. `timeouts` become the connections' `statement_timeout` and
+    /// `lock_timeout` (sent at connect, so no statement and no round trip is spent on them).
+    public func clientConfiguration(
+        maximumConnections: Int = 20, pool: String? = nil, timeouts: StatementTimeouts? = nil
+    ) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch self.tls {
         case .disable: tls = .disable
@@ -111,7 +115,31 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
         if let pool { configuration.options.additionalStartupParameters = [("application_name", PoolName.applicationName(pool))] }
+        if let timeouts {
+            configuration.options.additionalStartupParameters += [
+                ("statement_timeout", "\(timeouts.statement.milliseconds)ms"),
+                ("lock_timeout", "\(timeouts.lock.milliseconds)ms"),
+            ]
+        }
         return configuration
+    }
+}
+
+/// How long one statement may run, and wait for a lock, on the connections that serve requests.
+public struct StatementTimeouts: Sendable, Equatable {
+    public var statement: Duration
+    public var lock: Duration
+
+    public init(statement: Duration = .seconds(3), lock: Duration = .seconds(2)) {
+        self.statement = statement
+        self.lock = lock
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, at least 1 (0 would mean "no timeout" to PostgreSQL).
+    var milliseconds: Int64 {
+        max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
     }
 }
 

@@ -1,5 +1,7 @@
+import Database
+
 /// The one error type of the event log: a code to branch on and a message safe to show.
-public struct EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct EventLogError: Error, Sendable, Equatable, CustomStringConvertible, CarriesDatabaseFault {
     public enum Code: String, Sendable {
         /// The stream is not at the version the caller expected; nothing was written.
         case wrongExpectedVersion = "wrong_expected_version"
@@ -17,6 +19,8 @@ public struct EventLogError: Error, Sendable, Equatable, CustomStringConvertible
     public let message: String
     /// For `wrongExpectedVersion`: the stream's actual version (0 when it does not exist).
     public let actualVersion: Int?
+    /// For `storage`: set when the database was unreachable or timed out, rather than broken.
+    public var databaseFault: DatabaseFault?
 
     public init(_ code: Code, _ message: String, actualVersion: Int? = nil) {
         self.code = code

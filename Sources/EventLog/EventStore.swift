@@ -115,7 +115,9 @@ public struct EventStore: Sendable {
                 return EventLogError(.invalidEvent, "the event data was refused by the database: \(DatabaseURL.describe(error))")
             }
         }
-        return EventLogError(.storage, "the event log could not be written or read: \(DatabaseURL.describe(error))")
+        var storage = EventLogError(.storage, "the event log could not be written or read: \(DatabaseURL.describe(error))")
+        storage.databaseFault = DatabaseFault.classify(error)
+        return storage
     }
 
     // MARK: - Read

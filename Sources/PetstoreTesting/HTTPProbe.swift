@@ -48,7 +48,18 @@ public enum HTTPProbe {
     /// Sends `request` (a whole HTTP/1.1 message) and reads the answer byte by byte as a strict
     /// client would: the head, then as many body bytes as `Content-Length` says, waiting at most
     /// `timeout`. A framing error shows as an incomplete exchange instead of a hung test.
-    public static func exchange(port: Int, request: [UInt8], timeout: Duration = .seconds(3)) -> Exchange? {
+    ///
+    /// The socket calls block, so they run on a thread of their own: blocking the few threads of
+    /// Swift's cooperative pool would starve the very server under test.
+    public static func exchange(port: Int, request: [UInt8], timeout: Duration = .seconds(3)) async -> Exchange? {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: blockingExchange(port: port, request: request, timeout: timeout))
+            }
+        }
+    }
+
+    static func blockingExchange(port: Int, request: [UInt8], timeout: Duration) -> Exchange? {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }

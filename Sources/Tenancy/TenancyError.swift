@@ -1,5 +1,7 @@
+import Database
+
 /// The one error type of the tenancy module: a code to branch on and a message safe to show.
-public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible, CarriesDatabaseFault {
     public enum Code: String, Sendable {
         case notFound = "not_found"
         case slugTaken = "slug_taken"
@@ -12,6 +14,8 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible 
     public let code: Code
     public let message: String
     public let fieldErrors: [FieldError]
+    /// For `storage`: set when the database was unreachable or timed out, rather than broken.
+    public var databaseFault: DatabaseFault?
 
     public struct FieldError: Sendable, Equatable {
         public let field: String
@@ -30,4 +34,11 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible 
     }
 
     public var description: String { message }
+
+    /// A storage failure caused by `cause`, keeping whether the database was merely unavailable.
+    public static func storage(_ message: String, cause: any Error) -> TenancyError {
+        var error = TenancyError(.storage, message)
+        error.databaseFault = DatabaseFault.classify(cause)
+        return error
+    }
 }

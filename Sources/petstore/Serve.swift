@@ -46,6 +46,76 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    @Option(name: .customLong("request-timeout"), help: "Longest a request may take to its response head before 503, in seconds or with ms, s, m. (env: REQUEST_TIMEOUT, default: 5s)")
+    var requestTimeout: String?
+
+    @Option(name: .customLong("connection-wait-timeout"), help: "Longest a request waits for its tenant's share of the pool before 503. (env: CONNECTION_WAIT_TIMEOUT, default: 2s)")
+    var connectionWaitTimeout: String?
+
+    @Option(name: .customLong("statement-timeout"), help: "Longest one statement of a request may run. (env: STATEMENT_TIMEOUT, default: 3s)")
+    var statementTimeout: String?
+
+    @Option(name: .customLong("lock-timeout"), help: "Longest a request's statement waits for a lock. (env: LOCK_TIMEOUT, default: 2s)")
+    var lockTimeout: String?
+
+    @Option(name: .customLong("tenant-pool-share"), help: "Percent of the request pool one tenant's requests may hold at once. (env: TENANT_POOL_SHARE, default: 50)")
+    var tenantPoolShare: Int?
+
+    @Option(name: .customLong("header-timeout"), help: "Longest a request's head may take from its first byte. (env: HEADER_TIMEOUT, default: 10s)")
+    var headerTimeout: String?
+
+    @Option(name: .customLong("idle-timeout"), help: "Longest a connection may wait with no request in progress. (env: IDLE_TIMEOUT, default: 30s)")
+    var idleTimeout: String?
+
+    @Option(name: .customLong("max-connections"), help: "Most client connections served at once. (env: MAX_CONNECTIONS, default: 2048)")
+    var maxConnections: Int?
+
+    @Option(name: .customLong("shutdown-timeout"), help: "Longest a graceful shutdown may take before work is cancelled and the process exits. (env: SHUTDOWN_TIMEOUT, default: 15s)")
+    var shutdownTimeout: String?
+
+    /// A duration option: a number of seconds, or a number with ms, s, m or h.
+    func duration(_ value: String?, environment name: String, default fallback: Duration, label: String) throws -> Duration {
+        guard let text = value ?? CommonOptions.environment[name] else { return fallback }
+        guard let duration = Self.parseDuration(text), duration > .zero else {
+            throw ValidationError("\(label) must be a positive number of seconds, or a number with ms, s, m or h (got '\(text)')")
+        }
+        return duration
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, milliseconds) in units where text.hasSuffix(suffix) {
+            guard let number = Int64(text.dropLast(suffix.count)), number >= 0, number < Int64(Int32.max) else { return nil }
+            return .milliseconds(number * milliseconds)
+        }
+        return Int64(text).flatMap { $0 >= 0 && $0 < Int64(Int32.max) ? .seconds($0) : nil }
+    }
+
+    var resolvedServer: (configuration: ServerConfiguration, timeouts: StatementTimeouts, shutdown: Duration) {
+        get throws {
+            let share = tenantPoolShare ?? CommonOptions.environment["TENANT_POOL_SHARE"].map({ Int($0) ?? -1 }) ?? 50
+            guard (1...100).contains(share) else { throw ValidationError("the tenant pool share must be a percentage from 1 to 100") }
+            let connections = maxConnections ?? CommonOptions.environment["MAX_CONNECTIONS"].map({ Int($0) ?? -1 }) ?? 2048
+            guard connections > 0 else { throw ValidationError("max connections must be a positive number") }
+            let configuration = ServerConfiguration(
+                host: host ?? CommonOptions.environment["HOST"] ?? "0.0.0.0", port: try resolvedPort,
+                headerTimeout: try duration(headerTimeout, environment: "HEADER_TIMEOUT", default: .seconds(10), label: "the header timeout"),
+                idleTimeout: try duration(idleTimeout, environment: "IDLE_TIMEOUT", default: .seconds(30), label: "the idle timeout"),
+                maxConnections: connections,
+                requestTimeout: try duration(requestTimeout, environment: "REQUEST_TIMEOUT", default: .seconds(5), label: "the request timeout"),
+                connectionWaitTimeout: try duration(connectionWaitTimeout, environment: "CONNECTION_WAIT_TIMEOUT", default: .seconds(2),
+                                                    label: "the connection wait timeout"),
+                tenantPoolShare: Double(share) / 100
+            )
+            let timeouts = StatementTimeouts(
+                statement: try duration(statementTimeout, environment: "STATEMENT_TIMEOUT", default: .seconds(3), label: "the statement timeout"),
+                lock: try duration(lockTimeout, environment: "LOCK_TIMEOUT", default: .seconds(2), label: "the lock timeout")
+            )
+            let shutdown = try duration(shutdownTimeout, environment: "SHUTDOWN_TIMEOUT", default: .seconds(15), label: "the shutdown timeout")
+            return (configuration, timeouts, shutdown)
+        }
+    }
+
     @Option(name: .customLong("base-domain"), help: "Domain under which {tenant}.<domain> names a tenant. (env: BASE_DOMAIN, default: petstore.localhost)")
     var baseDomain: String?
 
@@ -156,11 +226,12 @@ struct Serve: AsyncParsableCommand {
         _ = try resolvedMetrics
         _ = try resolvedRetention
         _ = try resolvedCheckpointInterval
+        _ = try resolvedServer
     }
 
     func run() async throws {
         let logger = options.bootstrapLogging()
-        let configuration = ServerConfiguration(host: host ?? CommonOptions.environment["HOST"] ?? "0.0.0.0", port: try resolvedPort)
+        let (configuration, timeouts, shutdownTimeout) = try resolvedServer
         // Find a taken port before anything starts, so the answer is one line and nothing runs.
         try Self.checkPortIsFree(host: configuration.host, port: configuration.port)
         let target = try await options.database(logger: logger)
@@ -171,7 +242,7 @@ struct Serve: AsyncParsableCommand {
         try await ProjectionInstaller().install(target.ownerURL, logger: logger)
 
         let client = PostgresClient(
-            configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests"),
+            configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests", timeouts: timeouts),
             backgroundLogger: logger
         )
         let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 6, pool: "background"),
@@ -190,13 +261,17 @@ struct Serve: AsyncParsableCommand {
             try await dependencies.provisioner.resumeAll()
         }
         let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: client), .init(service: backgroundClient)] + background.map { .init(service: $0) } + [.init(service: application)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: client), .init(service: backgroundClient)] + background.map { .init(service: $0) } + [.init(service: application)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // Past the drain deadline the services are cancelled; whatever still hangs then (a
+        // connection to a database that does not answer) must not keep the process alive.
+        groupConfiguration.maximumGracefulShutdownDuration = shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
+        let watchdog = ShutdownWatchdog(deadline: shutdownTimeout + .seconds(5), cluster: target, logger: logger)
+        watchdog.arm()
         do {
             try await group.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {

@@ -276,8 +276,8 @@ import Testing
                 lines += ["Content-Length: \(body.count)"]
                 let request = Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8) + body
                 // A connection of its own each time, as a retry after a lost answer would be.
-                let first = try #require(HTTPProbe.exchange(port: port, request: request))
-                let again = try #require(HTTPProbe.exchange(port: port, request: request))
+                let first = try #require(await HTTPProbe.exchange(port: port, request: request))
+                let again = try #require(await HTTPProbe.exchange(port: port, request: request))
                 let label = "\(replay.method) \(replay.route)"
                 #expect((200..<300).contains(first.status), "\(label): \(first.status) \(String(decoding: first.body, as: UTF8.self))")
                 #expect(again.status == first.status, "\(label)")

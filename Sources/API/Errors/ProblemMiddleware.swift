@@ -1,3 +1,4 @@
+import Database
 import Hummingbird
 import Logging
 
@@ -23,6 +24,9 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return try problem.response(from: request, context: context)
         case let error as HTTPError:
             return try problem(for: error).response(from: request, context: context)
+        case let error where DatabaseFault.classify(error) != nil:
+            context.logger.warning("database fault", metadata: ["error": "\(DatabaseURL.describe(error))"])
+            return try Problem.databaseFault(DatabaseFault.classify(error)!).response(from: request, context: context)
         default:
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try Problem.internalError().response(from: request, context: context)
@@ -40,5 +44,18 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return Problem(type: Problem.typeBase + "http-\(error.status.code)", title: error.status.reasonPhrase,
                            status: error.status, detail: error.body)
         }
+    }
+}
+
+extension Problem {
+    static func databaseFault(_ fault: DatabaseFault) -> Problem {
+        let detail = switch fault {
+        case .unavailable: "The database cannot be reached right now; nothing was done. Retry shortly."
+        case .timedOut: "The database did not finish in time (a statement or a lock wait timed out); nothing was done. Retry shortly."
+        case .outcomeUnknown:
+            "The connection to the database was lost while the change was committing: it may or may not have taken effect. Retry it with the same Idempotency-Key."
+        }
+        return Problem(type: typeBase + "service-unavailable", title: "Service Unavailable", status: .serviceUnavailable,
+                       detail: detail, headers: [.retryAfter: "1"])
     }
 }

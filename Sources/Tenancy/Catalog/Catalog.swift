@@ -73,7 +73,7 @@ public final class Catalog: Sendable {
             let decoded = try events.map { event throws(EventLogError) in try TenantEventCoding.decode(event) }
             return (Tenant.fold(decoded), events.last?.streamVersion ?? 0)
         } catch {
-            throw TenancyError(.storage, "the tenant's history could not be read: \(error.message)")
+            throw TenancyError.storage("the tenant's history could not be read: \(error.message)", cause: error)
         }
     }
 
@@ -143,7 +143,7 @@ public final class Catalog: Sendable {
             let rows = try await client.query("SELECT tenant_id, id FROM find_api_key(\(prefix))", logger: logger)
             return try await rows.decode((UUID, UUID).self).first(where: { _ in true }).map { (TenantID($0.0), $0.1) }
         } catch {
-            throw TenancyError(.storage, "keys could not be read: \(DatabaseURL.describe(error))")
+            throw TenancyError.storage("keys could not be read: \(DatabaseURL.describe(error))", cause: error)
         }
     }
 
@@ -155,7 +155,7 @@ public final class Catalog: Sendable {
                 INSERT INTO platform_keys (id, prefix, key_hash, name) VALUES (\(UUID()), \(key.prefix), \(ByteBuffer(bytes: key.hash)), \(name))
                 """, logger: logger).consume()
         } catch {
-            throw TenancyError(.storage, "the platform key could not be stored: \(DatabaseURL.describe(error))")
+            throw TenancyError.storage("the platform key could not be stored: \(DatabaseURL.describe(error))", cause: error)
         }
         return key
     }
@@ -166,7 +166,7 @@ public final class Catalog: Sendable {
                 "UPDATE platform_keys SET revoked_at = now() WHERE prefix = \(prefix) AND revoked_at IS NULL RETURNING id", logger: logger)
             return try await rows.decode(UUID.self).first(where: { _ in true }) != nil
         } catch {
-            throw TenancyError(.storage, "the platform key could not be revoked: \(DatabaseURL.describe(error))")
+            throw TenancyError.storage("the platform key could not be revoked: \(DatabaseURL.describe(error))", cause: error)
         }
     }
 
@@ -177,7 +177,7 @@ public final class Catalog: Sendable {
                 "UPDATE tenants SET status = 'active', updated_at = now() WHERE id = \(tenant.id.rawValue) AND status = 'provisioning'",
                 logger: logger).consume()
         } catch {
-            throw TenancyError(.storage, "the tenant could not be activated: \(DatabaseURL.describe(error))")
+            throw TenancyError.storage("the tenant could not be activated: \(DatabaseURL.describe(error))", cause: error)
         }
         invalidate(slug: tenant.slug)
     }
@@ -212,7 +212,7 @@ public final class Catalog: Sendable {
         } catch let error as EventLogError {
             throw error.code == .wrongExpectedVersion
                 ? TenancyError(.conflict, "the tenant changed at the same time; try again")
-                : TenancyError(.storage, error.message)
+                : TenancyError.storage(error.message, cause: error)
         } catch {
             throw Self.map(error)
         }
@@ -289,7 +289,7 @@ public final class Catalog: Sendable {
         if let error = error as? EventLogError {
             return error.code == .wrongExpectedVersion
                 ? TenancyError(.conflict, "the tenant changed at the same time; try again")
-                : TenancyError(.storage, error.message)
+                : TenancyError.storage(error.message, cause: error)
         }
         if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "23505" {
             let constraint = error.serverInfo?[.constraintName] ?? ""
@@ -297,7 +297,7 @@ public final class Catalog: Sendable {
             if constraint.contains("email") { return TenancyError(.conflict, "a user with that email exists") }
             return TenancyError(.conflict, "that already exists")
         }
-        return TenancyError(.storage, "the catalog could not be changed: \(DatabaseURL.describe(error))")
+        return TenancyError.storage("the catalog could not be changed: \(DatabaseURL.describe(error))", cause: error)
     }
 
     static let columns = "id, slug, name, plan, status, placement, location, created_at, updated_at, removal_scheduled_at"
@@ -316,7 +316,7 @@ public final class Catalog: Sendable {
             }
             return records
         } catch {
-            throw TenancyError(.storage, "the catalog could not be read: \(DatabaseURL.describe(error))")
+            throw TenancyError.storage("the catalog could not be read: \(DatabaseURL.describe(error))", cause: error)
         }
     }
 }
