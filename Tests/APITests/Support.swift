@@ -27,11 +27,12 @@ func withApp(
     _ testing: TestingSetup = .live, poolSize: Int = 8, securityFlush: Duration = .milliseconds(20),
     rateLimits: RateLimits? = .generous, rateLimitFailure: RateLimiter.FailureMode = .open,
     idempotencyRetention: Duration = .seconds(86_400), tenantLabelCap: Int = 500, logger: Logger = TestCluster.logger,
+    configuration: ServerConfiguration = ServerConfiguration(), timeouts: StatementTimeouts? = nil,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     let database = try await TestCluster.shared.database()
     let pool = "requests-\(database.name)"
-    let client = PostgresClient(configuration: database.appURL.clientConfiguration(maximumConnections: poolSize, pool: pool),
+    let client = PostgresClient(configuration: database.appURL.clientConfiguration(maximumConnections: poolSize, pool: pool, timeouts: timeouts),
                                 backgroundLogger: logger)
     var dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
                                        securityFlushInterval: securityFlush, rateLimits: rateLimits, rateLimitFailureMode: rateLimitFailure,
@@ -39,7 +40,7 @@ func withApp(
     dependencies.pools = [(pool, client, poolSize)]
     let app = dependencies
     let application = Application(
-        responder: ApplicationBuilder.responder(app, configuration: ServerConfiguration()),
+        responder: ApplicationBuilder.responder(app, configuration: configuration),
         services: [client, app.securityLog, app.runtime],
         logger: logger
     )

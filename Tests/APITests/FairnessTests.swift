@@ -1,0 +1,118 @@
+import API
+import Database
+import Foundation
+import PetstoreTesting
+import PostgresNIO
+import Testing
+
+/// One tenant's stalled requests hold at most their share of the request pool.
+@Suite struct FairnessTests {
+    static func request(port: Int, _ method: String, _ path: String, key: String, slug: String, body: String? = nil) async -> HTTPProbe.Exchange? {
+        let bytes = Array((body ?? "").utf8)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(key)\r\nX-Tenant-ID: \(slug)\r\n"
+        if body != nil { head += "Content-Type: application/json\r\n" }
+        head += "Content-Length: \(bytes.count)\r\n\r\n"
+        return await HTTPProbe.exchange(port: port, request: Array(head.utf8) + bytes, timeout: .seconds(15))
+    }
+
+    @Test func `a tenant whose commands stall on a lock cannot take the connections another tenant needs`() async throws {
+        // Pool of 8, half per tenant; no statement or lock timeouts, so stalled requests hold on.
+        let configuration = ServerConfiguration(requestTimeout: .seconds(60), connectionWaitTimeout: .seconds(1), tenantPoolShare: 0.5)
+        try await withApp(.live, poolSize: 8, configuration: configuration) { app, client in
+            let port = try #require(client.port)
+            let stalled = try await app.tenantClient(client, slug: "stalled")
+            let calm = try await app.tenantClient(client, slug: "calm")
+            _ = try await calm.register("Before")
+            let stalledID = try #require(try await app.catalog.tenant(slug: "stalled")?.id)
+
+            // Hold the stalled tenant's log head: every command of that tenant waits for it.
+            let lock = PostgresClient(configuration: app.database.superuserURL.clientConfiguration(maximumConnections: 1),
+                                      backgroundLogger: TestCluster.logger)
+            let lockRun = Task { await lock.run() }
+            defer { lockRun.cancel() }
+            let held = AsyncStream.makeStream(of: Void.self)
+            let release = AsyncStream.makeStream(of: Void.self)
+            let holder = Task {
+                try await lock.withTransaction(logger: TestCluster.logger) { connection in
+                    try await connection.query("SELECT 1 FROM event_heads WHERE tenant_id = \(stalledID.rawValue) FOR UPDATE",
+                                               logger: TestCluster.logger).consume()
+                    held.continuation.yield()
+                    for await _ in release.stream { break }
+                }
+            }
+            for await _ in held.stream { break }
+
+            let stalledRequests = Task {
+                await withTaskGroup(of: HTTPProbe.Exchange?.self) { group in
+                    for index in 0..<20 {
+                        group.addTask {
+                            await Self.request(port: port, "POST", "/api/pets", key: stalled.key, slug: "stalled",
+                                               body: #"{"name":"Stuck \#(index)","species":"cat"}"#)
+                        }
+                    }
+                    return await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            // The stalled tenant's requests are in; now the other tenant works as usual.
+            try await Task.sleep(for: .milliseconds(300))
+            let calmAnswers = await withTaskGroup(of: HTTPProbe.Exchange?.self) { group in
+                for index in 0..<12 {
+                    group.addTask {
+                        index.isMultiple(of: 2)
+                            ? await Self.request(port: port, "GET", "/api/pets", key: calm.key, slug: "calm")
+                            : await Self.request(port: port, "POST", "/api/pets", key: calm.key, slug: "calm",
+                                                 body: #"{"name":"Calm \#(index)","species":"dog"}"#)
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            // Held past the connection wait, so the requests over the share give up.
+            try await Task.sleep(for: .seconds(2))
+            release.continuation.yield()
+            try await holder.value
+            let stalledAnswers = await stalledRequests.value
+
+            let calmStatuses = calmAnswers.map { $0?.status ?? 0 }
+            #expect(calmStatuses.allSatisfy { (200..<300).contains($0) }, "the other tenant is served while one stalls: \(calmStatuses)")
+            let stalledStatuses = stalledAnswers.map { $0?.status ?? 0 }
+            #expect(Set(stalledStatuses).isSubset(of: [201, 503]), "\(stalledStatuses)")
+            let refused = stalledAnswers.compactMap { $0 }.filter { $0.status == 503 }
+            #expect(refused.count >= 20 - 4, "past its share of 4, the stalled tenant's requests are refused: \(stalledStatuses)")
+            for answer in refused {
+                #expect(answer.header("Content-Type") == ["application/problem+json"])
+                #expect(answer.header("Retry-After") == ["1"])
+            }
+            let created = stalledStatuses.filter { $0 == 201 }.count
+            #expect(created >= 1, "the requests that held a share complete once the lock is gone")
+            #expect(try await app.events(of: "PetRegistered", tenant: "stalled").count == 1 + created,
+                    "a refused request changed nothing (the sample pet is the 1)")
+        }
+    }
+
+    @Test func `a lock wait past the lock timeout is a 503 that changed nothing, and the tenant works again after`() async throws {
+        try await withApp(.live, timeouts: StatementTimeouts(statement: .seconds(3), lock: .milliseconds(300))) { app, client in
+            let port = try #require(client.port)
+            let tenant = try await app.tenantClient(client, slug: "locked-out")
+            let tenantID = try #require(try await app.catalog.tenant(slug: "locked-out")?.id)
+            let before = try await app.events(of: "PetRegistered", tenant: "locked-out").count
+            let answer = try await app.database.superuserURL.withConnection(logger: TestCluster.logger) { connection in
+                try await connection.query("BEGIN", logger: TestCluster.logger).consume()
+                try await connection.query("SELECT 1 FROM event_heads WHERE tenant_id = \(tenantID.rawValue) FOR UPDATE",
+                                           logger: TestCluster.logger).consume()
+                let answer = await Self.request(port: port, "POST", "/api/pets", key: tenant.key, slug: "locked-out",
+                                                body: #"{"name":"Waits","species":"cat"}"#)
+                try await connection.query("ROLLBACK", logger: TestCluster.logger).consume()
+                return answer
+            }
+            let refused = try #require(answer)
+            #expect(refused.status == 503)
+            #expect(refused.header("Content-Type") == ["application/problem+json"])
+            #expect(refused.header("Retry-After") == ["1"])
+            #expect(String(decoding: refused.body, as: UTF8.self).contains("timed out"))
+            #expect(try await app.events(of: "PetRegistered", tenant: "locked-out").count == before, "nothing was appended")
+            let after = await Self.request(port: port, "POST", "/api/pets", key: tenant.key, slug: "locked-out",
+                                           body: #"{"name":"Later","species":"cat"}"#)
+            #expect(after?.status == 201)
+        }
+    }
+}
