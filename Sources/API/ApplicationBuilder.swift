@@ -178,7 +178,7 @@ public enum ApplicationBuilder {
             server: .guardedHTTP1(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "petstore",
-                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)
+                availableConnectionsDelegate: CappedConnections(maximum: configuration.maxConnections, logger: logger)
             ),
             logger: logger
         )

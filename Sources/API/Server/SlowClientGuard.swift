@@ -1,7 +1,11 @@
+import Dispatch
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// HTTP/1.1 as Hummingbird serves it, with a deadline on each request's head.
 ///
@@ -110,4 +114,48 @@ final class RequestHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .readingHead(matched: matched)
     }
+}
+
+/// The connection cap, and memory handed back once many connections have gone.
+///
+/// glibc keeps what a burst of connections freed in its arenas; after a flood of idle or
+/// slow connections is cut off, `malloc_trim` gives it back to the system instead of leaving
+/// the process at its high-water mark.
+struct CappedConnections: AvailableConnectionsDelegate {
+    let maximum: Int
+    let logger: Logger
+    private var open = 0
+    private var closedSinceTrim = 0
+
+    init(maximum: Int, logger: Logger) {
+        self.maximum = maximum
+        self.logger = logger
+    }
+
+    mutating func connectionOpened() {
+        open += 1
+    }
+
+    mutating func connectionClosed() {
+        open -= 1
+        closedSinceTrim += 1
+        // Trim after a burst has drained, not on every close: a trim walks the whole heap.
+        if closedSinceTrim >= 256 && open < closedSinceTrim / 4 {
+            closedSinceTrim = 0
+            DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + 1) {
+                _ = Self.mallocTrim?(0)
+            }
+        }
+    }
+
+    func isAcceptingNewConnections() -> Bool {
+        open < maximum
+    }
+
+    /// glibc's `malloc_trim`, which Swift's Glibc module does not import; nil elsewhere.
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+    private static let mallocTrim: MallocTrim? = {
+        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: MallocTrim.self)
+    }()
 }
