@@ -7,6 +7,8 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible,
         case slugTaken = "slug_taken"
         case invalid
         case conflict
+        /// The change would leave the tenant without an active admin key.
+        case lastAdminKey = "last_admin_key"
         case unavailable
         case storage
     }

@@ -154,18 +154,27 @@ struct KeyCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a key by its prefix (psk_… or ppk_…).")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a key by its prefix (psk_… or ppk_…).",
+            discussion: "A tenant's last active admin key is kept unless --force: issue the tenant another admin key first."
+        )
         @OptionGroup var options: CommonOptions
         @Argument var prefix: String
+        @Flag(help: "Revoke a tenant's last active admin key too, leaving nobody able to manage its keys until an operator issues one.")
+        var force = false
 
         func run() async throws {
-            let prefix = prefix
+            let (prefix, force) = (prefix, force)
             // nil: no such key; false: it was already revoked (revoking is idempotent).
             let revoked = try await options.withDependencies { dependencies -> Bool? in
                 if prefix.hasPrefix("ppk_") { return try await dependencies.catalog.revokePlatformKey(prefix: prefix) ? true : nil }
                 guard let (tenant, keyID) = try await dependencies.catalog.keyOwner(prefix: prefix) else { return nil }
                 if try await dependencies.catalog.state(of: tenant).state?.apiKeys[keyID]?.revoked == true { return false }
-                try await dependencies.catalog.execute(.revokeApiKey(id: keyID, at: Date()), on: tenant, metadata: TenantCommand.cliMetadata)
+                do {
+                    try await dependencies.catalog.execute(.revokeApiKey(id: keyID, at: Date(), force: force), on: tenant, metadata: TenantCommand.cliMetadata)
+                } catch let error as TenancyError where error.code == .lastAdminKey {
+                    throw ValidationError("\(prefix) is the tenant's last active admin key: issue another with `petstore key create --tenant SLUG --email E --role admin` first, or pass --force")
+                }
                 return true
             }
             guard let revoked else { throw ValidationError("no active key with prefix '\(prefix)'") }

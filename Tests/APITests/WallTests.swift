@@ -81,11 +81,16 @@ import Testing
                     }
                 }
             }
-            // Revoke the admin's key with itself, then it no longer works.
+            // Revoke the admin's key with itself, then it no longer works. (Another admin key first:
+            // the last one cannot be revoked.)
             let keys = try await client.execute(uri: "/api/keys", method: .get, headers: headers(key, tenant: "locked")) {
                 try JSONSerialization.jsonObject(with: Data(buffer: $0.body)) as? [String: [[String: Any]]]
             }
             let id = try #require(keys?["items"]?.first?["id"] as? String)
+            try await client.execute(uri: "/api/keys", method: .post, headers: headers(key, tenant: "locked").merging([.contentType: "application/json"]),
+                                     body: ByteBuffer(string: #"{"email":"deputy@locked.test","role":"admin"}"#)) {
+                #expect($0.status == .created)
+            }
             try await client.execute(uri: "/api/keys/\(id)", method: .delete, headers: headers(key, tenant: "locked")) {
                 #expect($0.status == .noContent)
             }

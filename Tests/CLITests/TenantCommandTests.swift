@@ -47,6 +47,14 @@ import Testing
         #expect(again.status == 0 && again.output == "\(prefix) was already revoked", "revoking is idempotent")
         #expect(try run(["key", "revoke", "psk_zzzzzzzz"], in: directory).status != 0, "an unknown key is an error")
 
+        // The tenant's only admin key stays unless the operator insists.
+        let adminKey = try #require(created.output.components(separatedBy: "admin API key (shown once): ").last)
+        let adminPrefix = String(adminKey.prefix(12))
+        let kept = try run(["key", "revoke", adminPrefix], in: directory)
+        #expect(kept.status != 0 && kept.output.contains("last active admin key"), "\(kept.output)")
+        let forced = try run(["key", "revoke", adminPrefix, "--force"], in: directory)
+        #expect(forced.status == 0 && forced.output == "revoked \(adminPrefix)", "\(forced.output)")
+
         let shown = try run(["tenant", "show", "cli-pets"], in: directory)
         #expect(shown.output.contains("boss@cli.test\tadmin") && shown.output.contains("vet@cli.test\tmember"))
         #expect(shown.output.contains("\(prefix)\tmember\trevoked"))

@@ -170,11 +170,37 @@ import Testing
             .thenRejects(["prefix"])
     }
 
+    static let secondAdminKey = TenantEvent.apiKeyIssued(
+        ApiKeyIssued(keyID: Fixture.id(301), prefix: "ps_def456", userID: Fixture.aliceID, role: .admin, at: Fixture.minute(2)))
+    static let memberKey = TenantEvent.apiKeyIssued(
+        ApiKeyIssued(keyID: Fixture.id(302), prefix: "ps_ghi789", userID: Fixture.aliceID, role: .member, at: Fixture.minute(2)))
+
     @Test func `revoking a key records it`() {
-        let state = given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued])
+        let state = given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.secondAdminKey])
             .when(.revokeApiKey(id: F.keyID, at: F.minute(3)))
             .then([.apiKeyRevoked(ApiKeyRevoked(keyID: F.keyID, at: F.minute(3)))])
         #expect(state?.apiKeys[F.keyID]?.revoked == true)
+        #expect(state?.activeAdminKeys.map(\.id) == [F.id(301)])
+    }
+
+    @Test func `the tenant's last active admin key cannot be revoked, whatever other keys remain`() {
+        given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.memberKey])
+            .when(.revokeApiKey(id: F.keyID, at: F.minute(3)))
+            .thenThrows(.lastAdminKey)
+        let secondRevoked = TenantEvent.apiKeyRevoked(ApiKeyRevoked(keyID: F.id(301), at: F.minute(3)))
+        given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.secondAdminKey, secondRevoked])
+            .when(.revokeApiKey(id: F.keyID, at: F.minute(4)))
+            .thenThrows(.lastAdminKey)
+    }
+
+    @Test func `a member key goes even when one admin key is left, and force revokes the last admin key`() {
+        given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.memberKey])
+            .when(.revokeApiKey(id: F.id(302), at: F.minute(3)))
+            .then([.apiKeyRevoked(ApiKeyRevoked(keyID: F.id(302), at: F.minute(3)))])
+        let state = given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued])
+            .when(.revokeApiKey(id: F.keyID, at: F.minute(3), force: true))
+            .then([.apiKeyRevoked(ApiKeyRevoked(keyID: F.keyID, at: F.minute(3)))])
+        #expect(state?.activeAdminKeys.isEmpty == true)
     }
 
     @Test func `revoking an unknown key is answered with not found`() {

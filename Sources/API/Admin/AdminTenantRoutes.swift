@@ -143,6 +143,7 @@ func mapping<T>(_ body: () async throws -> T) async throws -> T {
         case .slugTaken: throw Problem.conflict("That slug is taken.")
         case .invalid: throw Problem.validation(error.message, errors: errors)
         case .conflict: throw Problem.conflict(error.message)
+        case .lastAdminKey: throw Problem.lastAdminKey(error.message)
         case .unavailable: throw Problem.conflict(error.message)
         case .storage: throw error
         }

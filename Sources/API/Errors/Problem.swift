@@ -72,6 +72,11 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
         Problem(type: typeBase + "conflict", title: "Conflict", status: .conflict, detail: detail)
     }
 
+    /// Revoking this key would lock the tenant's admins out (nobody could issue keys again).
+    public static func lastAdminKey(_ detail: String) -> Problem {
+        Problem(type: typeBase + "last-admin-key", title: "Conflict", status: .conflict, detail: detail)
+    }
+
     public static func methodNotAllowed() -> Problem {
         Problem(type: typeBase + "method-not-allowed", title: "Method Not Allowed", status: .methodNotAllowed,
                 detail: "This resource does not support that method.")

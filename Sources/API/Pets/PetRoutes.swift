@@ -336,6 +336,7 @@ extension Problem {
         case .alreadyExists: self = .conflict(error.message)
         case .removed: self = .notFound()
         case .conflict: self = .conflict(error.message)
+        case .lastAdminKey: self = .lastAdminKey(error.message)
         }
     }
 }

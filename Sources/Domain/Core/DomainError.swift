@@ -10,6 +10,8 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The target exists but was removed (or is being offboarded), so it no longer accepts this command.
         case removed
         case conflict
+        /// The command would leave the tenant without an active admin key.
+        case lastAdminKey = "last_admin_key"
     }
 
     /// Lets callers spell the field type either way.
@@ -47,6 +49,11 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The target was removed and refuses the command until it is restored.
     public static func removed(_ message: String) -> DomainError {
         DomainError(.removed, message)
+    }
+
+    /// The command would revoke the tenant's last active admin key.
+    public static func lastAdminKey(_ message: String) -> DomainError {
+        DomainError(.lastAdminKey, message)
     }
 
     /// The command contradicts the target's current state.

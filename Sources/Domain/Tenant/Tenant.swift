@@ -77,10 +77,16 @@ public enum Tenant: Decider {
             guard tenant.users[userID] != nil else { throw .notFound("The user does not exist.") }
             guard tenant.apiKeys[id] == nil else { throw .alreadyExists("An API key with this id already exists.") }
             return [.apiKeyIssued(ApiKeyIssued(keyID: id, prefix: prefix, userID: userID, role: role, at: at))]
-        case .revokeApiKey(let id, let at):
+        case .revokeApiKey(let id, let at, let force):
             let tenant = try notOffboarding(state)
             guard let key = tenant.apiKeys[id] else { throw .notFound("The API key does not exist.") }
-            return key.revoked ? [] : [.apiKeyRevoked(ApiKeyRevoked(keyID: id, at: at))]
+            if key.revoked { return [] }
+            // Concurrent revocations of the last two admin keys cannot both pass: each appends to
+            // the tenant's stream at the version it decided on, so one of them meets a conflict.
+            if key.role == .admin, !force, tenant.activeAdminKeys.count == 1 {
+                throw .lastAdminKey("This is the tenant's last active admin key: issue another admin key before revoking it.")
+            }
+            return [.apiKeyRevoked(ApiKeyRevoked(keyID: id, at: at))]
         case .requestOffboarding(let at):
             return try existing(state).status == .offboarding ? [] : [.offboardingRequested(OffboardingRequested(at: at))]
         }

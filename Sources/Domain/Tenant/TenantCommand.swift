@@ -11,6 +11,8 @@ public enum TenantCommand: Sendable, Equatable {
     case addUser(id: UUID, email: String, role: Role, at: Date)
     /// `prefix` is the visible start of a key whose secret `Tenancy` generated and keeps.
     case issueApiKey(id: UUID, prefix: String, userID: UUID, role: Role, at: Date)
-    case revokeApiKey(id: UUID, at: Date)
+    /// Refused for the tenant's last active admin key (nobody could manage the tenant after it)
+    /// unless `force`: an operator may mean to lock a tenant's admins out.
+    case revokeApiKey(id: UUID, at: Date, force: Bool = false)
     case requestOffboarding(at: Date)
 }

@@ -35,4 +35,9 @@ public struct TenantState: Sendable, Equatable, Codable {
     public func user(withEmail email: String) -> TenantUser? {
         users.values.first { $0.email == email }
     }
+
+    /// The admin keys that still work: without one, nobody can manage the tenant's users and keys.
+    public var activeAdminKeys: [ApiKeyRecord] {
+        apiKeys.values.filter { $0.role == .admin && !$0.revoked }
+    }
 }

@@ -330,6 +330,7 @@ extension TenancyError {
         case .alreadyExists: .conflict
         case .removed: .unavailable
         case .conflict: .conflict
+        case .lastAdminKey: .lastAdminKey
         }
         self.init(code, error.message, fieldErrors: error.fieldErrors.map { FieldError(field: $0.field, message: $0.message) })
     }
