@@ -158,7 +158,7 @@ public struct EventStore: Sendable {
 
     /// A stream's events in version order, optionally only those recorded at or before `until`.
     public func read(tenant: TenantID, stream: StreamName, after version: Int = 0, until: Date? = nil, limit: Int = 10_000) async throws(EventLogError) -> [RecordedEvent] {
-        let bound = until.map(Timestamps.format) ?? "infinity"
+        let bound = until.map(Timestamps.bound) ?? "infinity"
         do {
             return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
                 var events: [RecordedEvent] = []
@@ -175,7 +175,7 @@ public struct EventStore: Sendable {
 
     /// A tenant's events recorded at or before `time`, in order.
     public func read(tenant: TenantID, until time: Date, after seq: Int64 = 0, limit: Int = 1000) async throws(EventLogError) -> [RecordedEvent] {
-        let bound = Timestamps.format(time)
+        let bound = Timestamps.bound(time)
         do {
             return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
                 var events: [RecordedEvent] = []

@@ -98,6 +98,24 @@ public enum EventCoding {
 
 /// RFC 3339 UTC times with microseconds, the form the log stores and hashes.
 public enum Timestamps {
+    /// The times a caller may name (`as_of`, `from`, `to`, the CLI's `--at`): from the Unix epoch,
+    /// before which no log has an event, to the last instant RFC 3339 can write. Outside it a time
+    /// cannot be compared with the log: PostgreSQL has no year 0000, and Foundation reads years
+    /// before 1582 in the Julian calendar, so `0001-01-01T00:00:00Z` arrives as 0000-12-30.
+    public static let acceptedRange = Date(timeIntervalSince1970: 0)...Date(timeIntervalSince1970: 253_402_300_799)
+
+    /// `acceptedRange` in words, for error messages.
+    public static let acceptedRangeText = "1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+    /// Days since 1970-01-01 a caller may name (the analytics' `from` and `to`), as `acceptedRange`.
+    public static let acceptedDays: ClosedRange<Int64> = 0...2_932_896
+
+    /// A time as a bound on `recorded_at`, brought into `acceptedRange` first: no event lies
+    /// outside it, so the selection is the same, and the text is one PostgreSQL can read.
+    public static func bound(_ date: Date) -> String {
+        format(min(max(date, acceptedRange.lowerBound), acceptedRange.upperBound))
+    }
+
     public static func format(_ date: Date) -> String {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         return format(microseconds: micros)

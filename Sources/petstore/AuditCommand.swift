@@ -101,6 +101,7 @@ struct AuditCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let time = Timestamps.parse(at) else { throw ValidationError("--at must be an RFC 3339 time such as 2026-01-31T12:00:00Z") }
+            guard Timestamps.acceptedRange.contains(time) else { throw ValidationError("--at must lie from \(Timestamps.acceptedRangeText)") }
             guard time <= Date() else { throw ValidationError("--at is in the future") }
             let slug = tenant
             let text = try await options.withDependencies { dependencies -> String in
@@ -165,6 +166,7 @@ struct AuditCommand: AsyncParsableCommand {
             func parse(_ text: String?, _ name: String) throws -> Date? {
                 guard let text else { return nil }
                 guard let date = Timestamps.parse(text) else { throw ValidationError("--\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z") }
+                guard Timestamps.acceptedRange.contains(date) else { throw ValidationError("--\(name) must lie from \(Timestamps.acceptedRangeText)") }
                 return date
             }
             return (try parse(from, "from"), try parse(to, "to"))

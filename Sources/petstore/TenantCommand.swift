@@ -36,6 +36,12 @@ struct TenantCommand: AsyncParsableCommand {
             }
             let problems = Tenant.validateSlug(slug)
             guard problems.isEmpty else { throw ValidationError("slug \(problems.map(\.message).joined(separator: "; "))") }
+            // Before the tenant exists: a refusal while provisioning would leave it half made.
+            if let adminEmail {
+                var validation = Validation()
+                _ = validation.email(adminEmail)
+                if let problem = validation.errors.first { throw ValidationError("--admin-email \(problem.message)") }
+            }
             let (slug, name, adminEmail) = (slug, name, adminEmail)
             let (tenant, key) = try await options.withDependencies { dependencies in
                 let record = try await dependencies.catalog.create(slug: slug, name: name, plan: plan, placement: placement,

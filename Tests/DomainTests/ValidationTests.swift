@@ -126,6 +126,18 @@ import Testing
         #expect(configProblems("ratio", .array([.number(.infinity)])).map(\.field) == ["value"])
     }
 
+    @Test(arguments: [
+        ConfigValue.string("a\u{0}b"), .object(["a\u{0}": .bool(true)]), .array([.object(["deep": .array([.string("\u{0}")])])]),
+        .object(["outer": .object(["in\u{0}ner": .null])]),
+    ])
+    func `U+0000 in a string or a key, at any depth, is refused`(value: ConfigValue) {
+        #expect(configProblems("banner", value) == [FieldError(field: "value", message: "must not contain U+0000 (\\u0000) in a string or a key")])
+    }
+
+    @Test func `other control characters in a value are kept`() {
+        #expect(configProblems("banner", .object(["line\n": .string("tab\there\u{1}")])).isEmpty)
+    }
+
     @Test func `a bad key and a bad value are both reported`() {
         let large = ConfigValue.string(String(repeating: "x", count: 5000))
         #expect(configProblems("Bad Key", large).map(\.field) == ["key", "value"])

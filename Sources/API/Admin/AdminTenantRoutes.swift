@@ -67,6 +67,13 @@ struct AdminTenantRoutes {
         if chosenPlan == nil { problems.append(.init(field: "plan", message: "must be one of \(Plan.allCases.map(\.rawValue).joined(separator: ", "))")) }
         let chosenPlacement = placement.map { Placement(rawValue: $0) }
         if case .some(nil) = chosenPlacement { problems.append(.init(field: "placement", message: "must be shared, schema or database")) }
+        // Checked before the tenant exists: provisioning adds the admin after creating the
+        // tenant, and a refusal there would leave it half made.
+        if let adminEmail {
+            var validation = Validation()
+            _ = validation.email(adminEmail)
+            problems += validation.errors.map { .init(field: "admin_email", message: $0.message) }
+        }
         guard problems.isEmpty, let chosenPlan else { throw Problem.validation("The tenant cannot be created as asked.", errors: problems) }
 
         let record = try await mapping { try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context)) }
@@ -79,8 +86,9 @@ struct AdminTenantRoutes {
     }
 
     func list(_ request: Request) async throws -> Response {
-        let limit = try Pagination.limit(request, default: 50, maximum: 200)
-        let cursor = try Pagination.cursor(request)
+        let query = try QueryParameters(request, allowed: ["limit", "cursor"])
+        let limit = try Pagination.limit(query, default: 50, maximum: 200)
+        let cursor = try Pagination.cursor(query)
         let records = try await mapping { try await catalog.tenants(after: cursor, limit: limit + 1) }
         let page = Array(records.prefix(limit))
         let next = records.count > limit ? page.last.map { Pagination.encode($0.slug) } : nil

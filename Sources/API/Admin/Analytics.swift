@@ -17,12 +17,14 @@ public struct AnalyticsRange: Sendable, Equatable {
 
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case notADay(field: String, value: String)
+        /// A real day the logs cannot hold (before 1970, or year 0000, which PostgreSQL lacks).
+        case outOfRange(field: String)
         case reversed
         case tooLong(days: Int)
 
         public var field: String {
             switch self {
-            case .notADay(let field, _): field
+            case .notADay(let field, _), .outOfRange(let field): field
             case .reversed: "from"
             case .tooLong: "to"
             }
@@ -32,6 +34,8 @@ public struct AnalyticsRange: Sendable, Equatable {
             switch self {
             case .notADay(let field, let value):
                 "\(field) must be a calendar day such as 2026-01-31, not \"\(value.prefix(40))\"."
+            case .outOfRange(let field):
+                "\(field) must be a day from 1970-01-01 to 9999-12-31."
             case .reversed:
                 "The range is reversed: from is after to."
             case .tooLong(let days):
@@ -64,7 +68,9 @@ public struct AnalyticsRange: Sendable, Equatable {
               Timestamps.format(microseconds: micros).hasPrefix(raw) else {
             throw .notADay(field: field, value: raw)
         }
-        return micros / 86_400_000_000
+        let day = micros / 86_400_000_000
+        guard Timestamps.acceptedDays.contains(day) else { throw .outOfRange(field: field) }
+        return day
     }
 }
 

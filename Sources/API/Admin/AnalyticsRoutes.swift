@@ -9,17 +9,15 @@ struct AnalyticsRoutes {
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.get, "/analytics", in: table) { request, context in
-            let query = request.uri.queryParameters
-            let unknown = Set(query.map { String($0.key) }).subtracting(["from", "to", "tenant"])
-            if !unknown.isEmpty { throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).") }
+            let query = try QueryParameters(request, allowed: ["from", "to", "tenant"])
             let range: AnalyticsRange
             do {
-                range = try AnalyticsRange(from: query["from"].map(String.init), to: query["to"].map(String.init))
+                range = try AnalyticsRange(from: query["from"], to: query["to"])
             } catch let error as AnalyticsRange.Failure {
                 throw Problem.badRequest(error.description, errors: [.init(field: error.field, message: error.description)])
             }
             do {
-                let report = try await AnalyticsReport.read(client: client, range: range, tenant: query["tenant"].map(String.init),
+                let report = try await AnalyticsReport.read(client: client, range: range, tenant: query["tenant"],
                                                             logger: context.logger)
                 return try JSONResponse.make(report)
             } catch let error as AnalyticsError {

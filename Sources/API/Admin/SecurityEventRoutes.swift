@@ -33,10 +33,8 @@ struct SecurityEventRoutes {
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.get, "/security-events", in: table) { request, context in
-            let query = request.uri.queryParameters
-            let unknown = Set(query.map { String($0.key) }).subtracting(["limit", "cursor", "tenant", "kind"])
-            if !unknown.isEmpty { throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).") }
-            let limit = try Pagination.limit(request, default: 50, maximum: 500)
+            let query = try QueryParameters(request, allowed: ["limit", "cursor", "tenant", "kind"])
+            let limit = try Pagination.limit(query, default: 50, maximum: 500)
             let kind = try query["kind"].map { raw -> String in
                 guard Self.kinds.contains(String(raw)) else {
                     throw Problem.badRequest("kind must be one of \(Self.kinds.joined(separator: ", ")).",
@@ -45,13 +43,13 @@ struct SecurityEventRoutes {
                 return String(raw)
             }
             var tenant: UUID?
-            if let slug = query["tenant"].map(String.init) {
+            if let slug = query["tenant"] {
                 guard let record = try await catalog.tenant(slug: slug) else {
                     throw Problem.notFound("No tenant has the slug \"\(slug.prefix(63))\".")
                 }
                 tenant = record.id.rawValue
             }
-            let before = try Pagination.cursor(request).map { cursor -> Int64 in
+            let before = try Pagination.cursor(query).map { cursor -> Int64 in
                 guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }
                 return id
             } ?? Int64.max

@@ -48,7 +48,7 @@ struct CheckpointRoutes {
 
     func register(on group: RouterGroup<TenantRequestContext>) {
         group.route(.get, "/events/checkpoints", roles: EventRoutes.readers, in: table) { request, context in
-            let limit = try Pagination.limit(request, default: 20, maximum: 100)
+            let limit = try Pagination.limit(try QueryParameters(request, allowed: ["limit"]), default: 20, maximum: 100)
             let handle = catalog.handle(for: context.tenant)
             let kept = try await handle.store.checkpoints(tenant: handle.tenant.id, limit: limit)
             return Self.response(.object([JSONValue.Member("items", .array(kept.map(Self.json)))]))

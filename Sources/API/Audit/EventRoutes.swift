@@ -44,10 +44,7 @@ struct EventRoutes {
             return true
         }
 
-        init(_ request: Request) throws {
-            let query = request.uri.queryParameters
-            let unknown = Set(query.map { String($0.key) }).subtracting(["after", "limit", "type", "stream", "from", "to"])
-            if !unknown.isEmpty { throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).") }
+        init(_ query: QueryParameters) throws {
             if let raw = query["after"] {
                 guard let value = Int64(raw), value >= 0 else {
                     throw Problem.badRequest("after must be a sequence number, 0 or more.", errors: [.init(field: "after", message: "must be an integer >= 0")])
@@ -62,25 +59,17 @@ struct EventRoutes {
                 guard (1...200).contains(raw.count) else { throw Problem.badRequest("stream must be 1 to 200 characters, such as pet-<uuid>.") }
                 return String(raw).lowercased()
             }
-            from = try Self.time(query["from"].map(String.init), "from")
-            to = try Self.time(query["to"].map(String.init), "to")
+            from = try query.time("from")
+            to = try query.time("to")
             if let from, let to, from > to {
                 throw Problem.badRequest("The time range is reversed: from is after to.", errors: [.init(field: "from", message: "is after to")])
             }
         }
-
-        static func time(_ raw: String?, _ name: String) throws -> Date? {
-            guard let raw else { return nil }
-            guard let date = Timestamps.parse(raw) else {
-                throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z.",
-                                         errors: [.init(field: name, message: "is not an RFC 3339 time")])
-            }
-            return date
-        }
     }
 
     func events(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
-        let selection = try Selection(request)
+        let query = try QueryParameters(request, allowed: ["after", "limit", "type", "stream", "from", "to"])
+        let selection = try Selection(query)
         let handle = catalog.handle(for: context.tenant)
         let sequence = handle.store.events(tenant: handle.tenant.id, after: selection.after, pageSize: 1000)
         if request.headers[.accept]?.contains("application/x-ndjson") == true {
@@ -107,7 +96,7 @@ struct EventRoutes {
                 try await writer.finish(nil)
             })
         }
-        let limit = try Pagination.limit(request, default: 100, maximum: 1000)
+        let limit = try Pagination.limit(query, default: 100, maximum: 1000)
         var items: [[UInt8]] = []
         var last: Int64?
         var more = false
@@ -175,8 +164,9 @@ struct EventRoutes {
     /// Attempts against this tenant, newest first. Who made them (another tenant's key) is the
     /// platform's to know, not this tenant's: the wall does not tell tenants about each other.
     func securityEvents(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
-        let limit = try Pagination.limit(request, default: 50, maximum: 500)
-        let before = try Pagination.cursor(request).map { cursor -> Int64 in
+        let query = try QueryParameters(request, allowed: ["limit", "cursor"])
+        let limit = try Pagination.limit(query, default: 50, maximum: 500)
+        let before = try Pagination.cursor(query).map { cursor -> Int64 in
             guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }
             return id
         } ?? Int64.max

@@ -1,10 +1,11 @@
 import Foundation
 import Hummingbird
 
-/// `limit` and opaque `cursor` query parameters, checked.
+/// `limit` and opaque `cursor` query parameters, checked. A cursor decodes to what this server
+/// put in it (a seq, an id, a slug), never to control characters.
 enum Pagination {
-    static func limit(_ request: Request, default defaultLimit: Int, maximum: Int) throws -> Int {
-        guard let raw = request.uri.queryParameters["limit"].map(String.init) else { return defaultLimit }
+    static func limit(_ query: QueryParameters, default defaultLimit: Int, maximum: Int) throws -> Int {
+        guard let raw = query["limit"] else { return defaultLimit }
         guard let limit = Int(raw), (1...maximum).contains(limit) else {
             throw Problem.badRequest("limit must be a whole number from 1 to \(maximum).",
                                      errors: [.init(field: "limit", message: "must be from 1 to \(maximum)")])
@@ -13,8 +14,8 @@ enum Pagination {
     }
 
     /// The decoded cursor, or nil when absent; a cursor we did not issue is a 400.
-    static func cursor(_ request: Request) throws -> String? {
-        guard let raw = request.uri.queryParameters["cursor"].map(String.init) else { return nil }
+    static func cursor(_ query: QueryParameters) throws -> String? {
+        guard let raw = query["cursor"] else { return nil }
         guard let value = decode(raw) else {
             throw Problem.badRequest("The cursor is not one this server issued.", errors: [.init(field: "cursor", message: "is invalid")])
         }
@@ -30,7 +31,7 @@ enum Pagination {
         var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
         guard cursor.count <= 512, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
-              text.hasPrefix("v1:") else { return nil }
+              text.hasPrefix("v1:"), !text.unicodeScalars.contains(where: QueryParameters.isControl) else { return nil }
         return String(text.dropFirst(3))
     }
 }

@@ -56,6 +56,17 @@ public indirect enum ConfigValue: Sendable, Equatable, Codable {
         return data.count
     }
 
+    /// Whether a string or an object key anywhere inside holds U+0000, which JSON can escape
+    /// (`\u0000`) but PostgreSQL's `jsonb` and `text` cannot store.
+    public var containsNUL: Bool {
+        switch self {
+        case .null, .bool, .number: false
+        case .string(let value): value.unicodeScalars.contains("\u{0}")
+        case .array(let values): values.contains(where: \.containsNUL)
+        case .object(let members): members.contains { $0.key.unicodeScalars.contains("\u{0}") || $0.value.containsNUL }
+        }
+    }
+
     /// Whether every number inside is finite, the only numbers JSON can carry.
     public var isRepresentableAsJSON: Bool {
         switch self {

@@ -138,6 +138,8 @@ public struct Validation: Sendable {
             fail("value", "must be a \(kind.rawValue) for \(key)")
         } else if !value.isRepresentableAsJSON {
             fail("value", "must contain only finite numbers")
+        } else if value.containsNUL {
+            fail("value", "must not contain U+0000 (\\u0000) in a string or a key")
         } else if value.encodedSize > Self.configValueMaxSize {
             fail("value", "must be at most \(Self.configValueMaxSize) bytes of JSON")
         }

@@ -1,0 +1,52 @@
+import EventLog
+import Foundation
+import Hummingbird
+
+/// A request's query, checked before any value is used: only the names the route knows, and no
+/// control characters in a value (U+0000 cannot reach PostgreSQL text, and none belongs in a
+/// filter, a time or a cursor).
+struct QueryParameters {
+    private let values: [String: String]
+
+    init(_ request: Request, allowed: Set<String>) throws {
+        var values: [String: String] = [:]
+        var unknown = Set<String>()
+        for (key, value) in request.uri.queryParameters {
+            let name = String(key)
+            guard allowed.contains(name) else {
+                unknown.insert(name)
+                continue
+            }
+            if values[name] == nil { values[name] = String(value) }
+        }
+        if !unknown.isEmpty {
+            throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).")
+        }
+        let controlled = values.keys.sorted().filter { values[$0]?.unicodeScalars.contains(where: Self.isControl) == true }
+        if !controlled.isEmpty {
+            throw Problem.badRequest("\(controlled.joined(separator: ", ")) must not contain control characters.",
+                                     errors: controlled.map { .init(field: $0, message: "must not contain control characters") })
+        }
+        self.values = values
+    }
+
+    subscript(name: String) -> String? { values[name] }
+
+    /// An RFC 3339 time within `Timestamps.acceptedRange`, or nil when absent.
+    func time(_ name: String) throws -> Date? {
+        guard let raw = values[name] else { return nil }
+        guard let date = Timestamps.parse(raw) else {
+            throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-01-31T12:00:00Z.",
+                                     errors: [.init(field: name, message: "is not an RFC 3339 time")])
+        }
+        guard Timestamps.acceptedRange.contains(date) else {
+            throw Problem.badRequest("\(name) must lie from \(Timestamps.acceptedRangeText).",
+                                     errors: [.init(field: name, message: "is outside \(Timestamps.acceptedRangeText)")])
+        }
+        return date
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value <= 0x1F || (0x7F...0x9F).contains(scalar.value)
+    }
+}
