@@ -107,7 +107,10 @@ public enum ApplicationBuilder {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: AccessLogMiddleware(metrics: dependencies.metrics))
         router.add(middleware: ProblemMiddleware())
-        HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout).register(on: router)
+        router.add(middleware: SingleHeaderMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware(table: dependencies.routes))
+        HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout)
+            .register(on: router, table: dependencies.routes)
         OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: dependencies.routes).register(on: router)
         let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: dependencies.routes)
         checkpoints.registerOpen(on: router)
@@ -167,6 +170,12 @@ public enum ApplicationBuilder {
             timeout: configuration.requestTimeout,
             inner: TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder())
         )
+    }
+
+    /// The HTTP/1.1 channel `application` serves (malformed requests answered in problem+json),
+    /// without its slow-client deadlines: for in-process tests.
+    public static var server: HTTPServerBuilder {
+        .http1(configuration: .petstore())
     }
 
     /// The server: the responder behind HTTP/1.1 with slow clients cut off and connections capped.

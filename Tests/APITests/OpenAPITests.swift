@@ -78,7 +78,8 @@ import Testing
                 // which answers 400 (tenant routes) or 401 (platform routes); the rest answer for themselves.
                 try await client.execute(uri: uri, method: method) { response in
                     let type = (try? CanonicalJSON.parse(response.body.readableBytesView))?["type"]?.stringValue ?? ""
-                    #expect(!type.hasSuffix("/not-found"), "\(operation) is documented but the server has no such route")
+                    #expect(!type.hasSuffix("/not-found") && !type.hasSuffix("/method-not-allowed"),
+                            "\(operation) is documented but the server has no such route")
                     if operation.isTenantScoped {
                         #expect(response.status == .badRequest && type.hasSuffix("/bad-request"), "\(operation): \(response.status) \(type)")
                     } else if operation.needsKey {
@@ -88,12 +89,16 @@ import Testing
                     }
                 }
             }
-            // The probe tells a missing route from a present one: an unknown path, or a known path
-            // with a method it does not have, is the router's 404.
-            for (method, uri) in [(HTTPRequest.Method.get, "/api/no-such-route"), (.put, "/api/pets"), (.post, "/openapi.json")] {
+            // The probe tells a missing route from a present one: an unknown path is the router's
+            // 404, and a known path with a method it does not have is 405.
+            try await client.execute(uri: "/api/no-such-route", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).contains("/not-found\""))
+            }
+            for (method, uri) in [(HTTPRequest.Method.put, "/api/pets"), (.post, "/openapi.json")] {
                 try await client.execute(uri: uri, method: method) { response in
-                    #expect(response.status == .notFound, "\(method) \(uri)")
-                    #expect(String(buffer: response.body).contains("/not-found\""), "\(method) \(uri)")
+                    #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                    #expect(String(buffer: response.body).contains("/method-not-allowed\""), "\(method) \(uri)")
                 }
             }
         }

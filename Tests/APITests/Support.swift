@@ -41,6 +41,7 @@ func withApp(
     let app = dependencies
     let application = Application(
         responder: ApplicationBuilder.responder(app, configuration: configuration),
+        server: ApplicationBuilder.server,
         services: [client, app.securityLog, app.runtime],
         logger: logger
     )

@@ -16,7 +16,9 @@ struct HealthRoutes<Context: RequestContext> {
         let migrations: Int?
     }
 
-    func register(on router: Router<Context>) {
+    func register(on router: Router<Context>, table: RouteTable) {
+        // In the table for the 405 answers' Allow; the OpenAPI document lists them already.
+        for path in ["/health/live", "/health/ready"] { table.add(.init(method: .get, path: path, roles: [], tenantScoped: false)) }
         router.get("/health/live") { _, _ in Status(status: "ok", migrations: nil) }
         router.get("/health/ready") { _, context in try await ready(logger: context.logger) }
     }

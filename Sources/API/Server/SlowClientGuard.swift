@@ -37,7 +37,7 @@ extension HTTPServerBuilder {
     static func guardedHTTP1(headerTimeout: Duration, idleTimeout: Duration) -> HTTPServerBuilder {
         .init { responder in
             GuardedHTTP1Channel(
-                inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: TimeAmount(idleTimeout))),
+                inner: HTTP1Channel(responder: responder, configuration: .petstore(idleTimeout: TimeAmount(idleTimeout))),
                 headerTimeout: TimeAmount(headerTimeout)
             )
         }

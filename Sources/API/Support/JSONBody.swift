@@ -21,9 +21,10 @@ struct JSONBody {
             throw Problem(type: Problem.typeBase + "payload-too-large", title: "Content Too Large", status: .contentTooLarge,
                           detail: "The request body is larger than \(context.maxUploadSize / 1024) KiB.")
         }
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
-            throw Problem(type: Problem.typeBase + "unsupported-media-type", title: "Unsupported Media Type", status: .unsupportedMediaType,
-                          detail: "Send the body as application/json.")
+        // A body must say what it is; only an empty one may come without Content-Type (and is
+        // then refused below as no JSON).
+        if request.headers[.contentType] != nil || buffer.readableBytes > 0 {
+            try MediaType.requireJSON(request.headers[.contentType])
         }
         let value: JSONValue
         do {
@@ -34,10 +35,16 @@ struct JSONBody {
         guard case .object(let members) = value else {
             throw Problem.badRequest("The body must be a JSON object.")
         }
-        let unknown = members.map(\.key).filter { !allowed.contains($0) }
+        let unknown = members.map(\.key).filter { !allowed.contains($0) }.sorted()
         if !unknown.isEmpty {
-            throw Problem.badRequest("Unknown field(s): \(unknown.sorted().joined(separator: ", ")).",
-                                     errors: unknown.sorted().map { .init(field: $0, message: "is not a known field") })
+            // Listed up to a bound, as unknown query parameters are: a 64 KiB body of unknown
+            // members must not make an answer several times its size.
+            let listed = unknown.prefix(QueryParameters.listedNames).map {
+                $0.count > QueryParameters.listedNameLength ? String($0.prefix(QueryParameters.listedNameLength)) + "…" : $0
+            }
+            let more = unknown.count > listed.count ? " and \(unknown.count - listed.count) more" : ""
+            throw Problem.badRequest("Unknown field(s): \(listed.joined(separator: ", "))\(more).",
+                                     errors: listed.map { .init(field: $0, message: "is not a known field") })
         }
         return JSONBody(object: value)
     }

@@ -2,25 +2,42 @@ import EventLog
 import Foundation
 import Hummingbird
 
-/// A request's query, checked before any value is used: only the names the route knows, and no
-/// control characters in a value (U+0000 cannot reach PostgreSQL text, and none belongs in a
+/// A request's query, checked before any value is used: only the names the route knows, each at
+/// most once (every parameter here has one value: `limit=1&limit=2` has no meaning to guess), and
+/// no control characters in a value (U+0000 cannot reach PostgreSQL text, and none belongs in a
 /// filter, a time or a cursor).
 struct QueryParameters {
     private let values: [String: String]
 
+    /// How many unknown names a 400 lists: enough to spot a typo, while ten thousand of them
+    /// still make a short answer.
+    static let listedNames = 10
+    /// How much of each listed name is quoted.
+    static let listedNameLength = 64
+
     init(_ request: Request, allowed: Set<String>) throws {
         var values: [String: String] = [:]
         var unknown = Set<String>()
+        var repeated = Set<String>()
         for (key, value) in request.uri.queryParameters {
             let name = String(key)
             guard allowed.contains(name) else {
                 unknown.insert(name)
                 continue
             }
-            if values[name] == nil { values[name] = String(value) }
+            if values[name] == nil { values[name] = String(value) } else { repeated.insert(name) }
         }
         if !unknown.isEmpty {
-            throw Problem.badRequest("Unknown query parameter(s): \(unknown.sorted().joined(separator: ", ")).")
+            let sorted = unknown.sorted()
+            let listed = sorted.prefix(Self.listedNames).map { $0.count > Self.listedNameLength ? String($0.prefix(Self.listedNameLength)) + "…" : $0 }
+            let more = sorted.count > listed.count ? " and \(sorted.count - listed.count) more" : ""
+            throw Problem.badRequest("Unknown query parameter(s): \(listed.joined(separator: ", "))\(more). Known here: \(allowed.sorted().joined(separator: ", ")).",
+                                     errors: listed.map { .init(field: $0, message: "is not a known parameter") })
+        }
+        if !repeated.isEmpty {
+            let names = repeated.sorted()
+            throw Problem.badRequest("\(names.joined(separator: ", ")) must be given once.",
+                                     errors: names.map { .init(field: $0, message: "must be given once") })
         }
         let controlled = values.keys.sorted().filter { values[$0]?.unicodeScalars.contains(where: Self.isControl) == true }
         if !controlled.isEmpty {

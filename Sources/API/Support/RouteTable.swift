@@ -24,6 +24,19 @@ public final class RouteTable: Sendable {
     func add(_ entry: Entry) {
         entries.withLock { $0.append(entry) }
     }
+
+    /// The methods registered for the templates `path` matches (`/api/pets/42` matches
+    /// `/api/pets/{id}`), sorted; empty when no route has this path.
+    public func methods(forPath path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/")
+        let methods = all.filter { entry in
+            let template = entry.path.split(separator: "/")
+            return template.count == segments.count && zip(template, segments).allSatisfy { pattern, segment in
+                pattern == segment || (pattern.hasPrefix("{") && pattern.hasSuffix("}"))
+            }
+        }.map(\.method)
+        return Set(methods).sorted { $0.rawValue < $1.rawValue }
+    }
 }
 
 extension RouterGroup where Context == TenantRequestContext {
