@@ -39,12 +39,8 @@ struct JSONBody {
         if !unknown.isEmpty {
             // Listed up to a bound, as unknown query parameters are: a 64 KiB body of unknown
             // members must not make an answer several times its size.
-            let listed = unknown.prefix(QueryParameters.listedNames).map {
-                $0.count > QueryParameters.listedNameLength ? String($0.prefix(QueryParameters.listedNameLength)) + "…" : $0
-            }
-            let more = unknown.count > listed.count ? " and \(unknown.count - listed.count) more" : ""
-            throw Problem.badRequest("Unknown field(s): \(listed.joined(separator: ", "))\(more).",
-                                     errors: listed.map { .init(field: $0, message: "is not a known field") })
+            let (listed, text) = QueryParameters.listing(unknown)
+            throw Problem.badRequest("Unknown field(s): \(text).", errors: listed.map { .init(field: $0, message: "is not a known field") })
         }
         return JSONBody(object: value)
     }

@@ -28,10 +28,8 @@ struct QueryParameters {
             if values[name] == nil { values[name] = String(value) } else { repeated.insert(name) }
         }
         if !unknown.isEmpty {
-            let sorted = unknown.sorted()
-            let listed = sorted.prefix(Self.listedNames).map { $0.count > Self.listedNameLength ? String($0.prefix(Self.listedNameLength)) + "…" : $0 }
-            let more = sorted.count > listed.count ? " and \(sorted.count - listed.count) more" : ""
-            throw Problem.badRequest("Unknown query parameter(s): \(listed.joined(separator: ", "))\(more). Known here: \(allowed.sorted().joined(separator: ", ")).",
+            let (listed, text) = Self.listing(unknown.sorted())
+            throw Problem.badRequest("Unknown query parameter(s): \(text). Known here: \(allowed.sorted().joined(separator: ", ")).",
                                      errors: listed.map { .init(field: $0, message: "is not a known parameter") })
         }
         if !repeated.isEmpty {
@@ -61,6 +59,14 @@ struct QueryParameters {
                                      errors: [.init(field: name, message: "is outside \(Timestamps.acceptedRangeText)")])
         }
         return date
+    }
+
+    /// The first `listedNames` of `names`, each cut to `listedNameLength`, and them in words with
+    /// a count of the rest (`a, b and 9990 more`).
+    static func listing(_ names: [String]) -> (listed: [String], text: String) {
+        let listed = names.prefix(listedNames).map { $0.count > listedNameLength ? String($0.prefix(listedNameLength)) + "…" : $0 }
+        let more = names.count > listed.count ? " and \(names.count - listed.count) more" : ""
+        return (listed, listed.joined(separator: ", ") + more)
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
