@@ -27,7 +27,7 @@ func withApp(
     _ testing: TestingSetup = .live, poolSize: Int = 8, securityFlush: Duration = .milliseconds(20),
     rateLimits: RateLimits? = .generous, rateLimitFailure: RateLimiter.FailureMode = .open,
     idempotencyRetention: Duration = .seconds(86_400), tenantLabelCap: Int = 500, logger: Logger = TestCluster.logger,
-    configuration: ServerConfiguration = ServerConfiguration(), timeouts: StatementTimeouts? = nil,
+    configuration: ServerConfiguration = .tests, timeouts: StatementTimeouts? = nil,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     let database = try await TestCluster.shared.database()
@@ -49,6 +49,12 @@ func withApp(
         let key = try await app.catalog.createPlatformKey(name: "tests")
         try await body(TestApp(database: database, dependencies: app, platformKey: key.value), testClient)
     }
+}
+
+extension ServerConfiguration {
+    /// The defaults, with a request deadline and a connection wait that no parallel test run on
+    /// two cores comes near: the tests about them set their own.
+    static let tests = ServerConfiguration(requestTimeout: .seconds(60), connectionWaitTimeout: .seconds(30))
 }
 
 extension RateLimits {

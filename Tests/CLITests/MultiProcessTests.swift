@@ -45,6 +45,9 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["DATABASE_URL"] = database.ownerURL.connectionString
         environment["APP_DATABASE_URL"] = database.appURL.connectionString
+        // A deadline no parallel test run on two cores comes near; the outage tests set their own.
+        environment["REQUEST_TIMEOUT"] = "60s"
+        environment["CONNECTION_WAIT_TIMEOUT"] = "30s"
         environment.merge(extra) { _, new in new }
         return environment
     }
