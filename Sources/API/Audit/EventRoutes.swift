@@ -52,11 +52,12 @@ struct EventRoutes {
                 after = value
             }
             type = try query["type"].map { raw in
-                guard (1...100).contains(raw.count) else { throw Problem.badRequest("type must be 1 to 100 characters.") }
+                // Counted in code points, as JSON Schema's maxLength counts: these are identifiers, not prose.
+                guard (1...100).contains(raw.unicodeScalars.count) else { throw Problem.badRequest("type must be 1 to 100 characters.") }
                 return String(raw)
             }
             stream = try query["stream"].map { raw in
-                guard (1...200).contains(raw.count) else { throw Problem.badRequest("stream must be 1 to 200 characters, such as pet-<uuid>.") }
+                guard (1...200).contains(raw.unicodeScalars.count) else { throw Problem.badRequest("stream must be 1 to 200 characters, such as pet-<uuid>.") }
                 return String(raw).lowercased()
             }
             from = try query.time("from")

@@ -7,7 +7,7 @@ enum JSONSchema {
     }
 
     static func string(
-        format: String? = nil, pattern: String? = nil, values: [String]? = nil, maxLength: Int? = nil,
+        format: String? = nil, pattern: String? = nil, values: [String]? = nil, minLength: Int? = nil, maxLength: Int? = nil,
         nullable: Bool = false, description: String? = nil
     ) -> JSONValue {
         JSONValue.compact([
@@ -15,14 +15,17 @@ enum JSONSchema {
             "format": format.map(JSONValue.string),
             "pattern": pattern.map(JSONValue.string),
             "enum": values.map { .array($0.map(JSONValue.string) + (nullable ? [.null] : [])) },
+            "minLength": minLength.map { .number(Double($0)) },
             "maxLength": maxLength.map { .number(Double($0)) },
             "description": description.map(JSONValue.string),
         ])
     }
 
-    static func integer(minimum: Int? = nil, maximum: Int? = nil, defaultValue: Int? = nil, description: String? = nil) -> JSONValue {
+    static func integer(
+        minimum: Int? = nil, maximum: Int? = nil, defaultValue: Int? = nil, nullable: Bool = false, description: String? = nil
+    ) -> JSONValue {
         JSONValue.compact([
-            "type": .string("integer"),
+            "type": nullable ? .array([.string("integer"), .string("null")]) : .string("integer"),
             "minimum": minimum.map { .number(Double($0)) },
             "maximum": maximum.map { .number(Double($0)) },
             "default": defaultValue.map { .number(Double($0)) },

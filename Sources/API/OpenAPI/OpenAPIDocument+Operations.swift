@@ -1,3 +1,4 @@
+import Domain
 import EventLog
 import Tenancy
 
@@ -29,7 +30,10 @@ extension OpenAPIDocument {
     )
     private static let etag = (name: "ETag", description: "The pet's version, quoted (`\"3\"`): send it back in `If-Match`.")
     private static let slug = OpenAPIOperation.Parameter.path("slug", JSONSchema.string(), "The tenant's slug.")
-    private static let configKey = OpenAPIOperation.Parameter.path("key", JSONSchema.string(), "The configuration key, such as `include_deleted_pets`.")
+    private static let configKey = OpenAPIOperation.Parameter.path(
+        "key", JSONSchema.string(pattern: "^[a-z0-9_.]{\(Validation.configKeyLength.lowerBound),\(Validation.configKeyLength.upperBound)}$"),
+        "The configuration key, such as `include_deleted_pets`: lowercase letters, digits, `_` and `.`."
+    )
 
     // MARK: - Operations
 
@@ -46,14 +50,14 @@ extension OpenAPIDocument {
               details: "The Prometheus text exposition: requests by tenant, route template, method and status; request durations; "
                   + "events appended by tenant and type; rate-limited requests; projection positions, lag and lag times; database "
                   + "pool connections. Tenants beyond the configured cap are counted as `other`.",
-              success: .init(status: 200, description: "Prometheus text format 0.0.4.", schema: nil)),
+              success: .init(status: 200, description: "Prometheus text format 0.0.4.", schema: nil, otherMediaTypes: ["text/plain"])),
         .init(.get, "/.well-known/petstore-signing-key", id: "signingKey", tag: "audit", access: .open,
               summary: "The public key that verifies checkpoints, as a JWK (OKP, Ed25519).",
-              success: .init(status: 200, description: "The JWK, with `kid` as checkpoints name it.", schema: JSONSchema.object([:]))),
+              success: .init(status: 200, description: "The JWK, with `kid` as checkpoints name it.", schema: JSONSchema.ref("SigningKey"))),
         .init(.post, "/api/admin/tenants/{slug}/checkpoints", id: "signCheckpoint", tag: "admin", access: .platform,
               summary: "Signs a checkpoint of the tenant's log now.",
               parameters: [slug],
-              success: .init(status: 201, description: "The checkpoint (the kept one when the log has not grown).", schema: JSONSchema.object([:])),
+              success: .init(status: 201, description: "The checkpoint (the kept one when the log has not grown).", schema: JSONSchema.ref("Checkpoint")),
               failures: [.init(404, "No tenant has that slug."), .init(409, "The tenant's log is empty.")]),
         .init(.get, "/openapi.json", id: "openAPIDocument", tag: "operations", access: .open,
               summary: "This document.",
@@ -68,7 +72,8 @@ extension OpenAPIDocument {
                   + "a welcome message. Provisioning is idempotent and resumes after a crash.",
               body: "TenantCreate",
               success: .init(status: 201, description: "The tenant and its admin key, shown this once.", schema: JSONSchema.ref("TenantCreated"),
-                             headers: [(name: "Location", description: "`/api/admin/tenants/{slug}`.")]),
+                             headers: [(name: "Location", description: "`/api/admin/tenants/{slug}`.")],
+                             links: ["getTenant", "updateTenant", "signCheckpoint", "offboardTenant"].map { ($0, "slug", "$response.body#/tenant/slug") }),
               failures: [badBody, .init(409, "The slug is taken."), tooLarge, notJSON,
                          .init(422, "The slug is invalid or reserved, or the plan or placement is unknown (`errors` names them).")]),
         .init(.get, "/api/admin/tenants", id: "listTenants", tag: "admin", access: .platform,
@@ -145,7 +150,8 @@ extension OpenAPIDocument {
         .init(.post, "/api/keys", id: "issueKey", tag: "tenant", access: .tenant([.admin]),
               summary: "Issues an API key to a user, adding the user if new.",
               body: "KeyIssue",
-              success: .init(status: 201, description: "The key, shown this once.", schema: JSONSchema.ref("IssuedKey")),
+              success: .init(status: 201, description: "The key, shown this once.", schema: JSONSchema.ref("IssuedKey"),
+                             links: [("revokeKey", "id", "$response.body#/id")]),
               failures: [badBody, .init(409, "A user with that email exists, or the tenant changed at the same time."), tooLarge, notJSON,
                          .init(422, "The role is unknown, or the user already exists with another role.")]),
         .init(.delete, "/api/keys/{id}", id: "revokeKey", tag: "tenant", access: .tenant([.admin]),
@@ -160,7 +166,8 @@ extension OpenAPIDocument {
               summary: "Registers a pet.",
               body: "PetCreate",
               success: .init(status: 201, description: "The pet.", schema: JSONSchema.ref("Pet"),
-                             headers: [(name: "Location", description: "`/api/pets/{id}`."), etag]),
+                             headers: [(name: "Location", description: "`/api/pets/{id}`."), etag],
+                             links: ["getPet", "updatePet", "getPetHistory", "deletePet"].map { ($0, "id", "$response.body#/id") }),
               failures: [badBody, .init(409, "A pet with that id exists."), tooLarge, notJSON,
                          .init(422, "A field is invalid, such as an empty name (`errors` names them).")]),
         .init(.get, "/api/pets", id: "listPets", tag: "pets", access: .tenant(PetRoutes.readers),
@@ -169,7 +176,8 @@ extension OpenAPIDocument {
               parameters: [
                   .query("limit", JSONSchema.integer(minimum: 1, maximum: 100, defaultValue: 20), limitHelp),
                   .query("cursor", JSONSchema.string(), cursorHelp),
-                  .query("species", JSONSchema.string(maxLength: 50), "Only pets of this species (1 to 50 characters)."),
+                  // At most 50 characters as a person counts them: JSON Schema counts code points, so no maxLength.
+                  .query("species", JSONSchema.string(minLength: 1), "Only pets of this species (1 to 50 characters)."),
               ],
               success: .init(status: 200, description: "A page of pets.", schema: JSONSchema.ref("PetPage")),
               failures: [.init(400, "`limit`, `cursor` or `species` is invalid, or another query parameter is sent.")]),
@@ -207,7 +215,8 @@ extension OpenAPIDocument {
         .init(.put, "/api/config/{key}", id: "setConfigValue", tag: "config", access: .tenant([.admin]),
               summary: "Sets a setting.",
               parameters: [configKey], body: "ConfigValue",
-              success: .init(status: 200, description: "The setting as stored.", schema: JSONSchema.ref("ConfigEntry")),
+              success: .init(status: 200, description: "The setting as stored.", schema: JSONSchema.ref("ConfigEntry"),
+                             links: [("deleteConfigValue", "key", "$response.body#/key")]),
               failures: [.init(400, "The body is not `{\"value\": <json>}`."), tooLarge, notJSON, .init(422, "The key is unknown or malformed, or the value is not valid for it.")]),
         .init(.delete, "/api/config/{key}", id: "deleteConfigValue", tag: "config", access: .tenant([.admin]),
               summary: "Returns a setting to its default.",
@@ -225,29 +234,25 @@ extension OpenAPIDocument {
               parameters: [
                   .query("after", JSONSchema.integer(minimum: 0, defaultValue: 0), "Only events after this sequence number."),
                   .query("limit", JSONSchema.integer(minimum: 1, maximum: 1000, defaultValue: 100), limitHelp + " Ignored for NDJSON."),
-                  .query("type", JSONSchema.string(maxLength: 100), "Only events of this type, such as `PetRegistered`."),
-                  .query("stream", JSONSchema.string(maxLength: 200), "Only events of this stream, such as `pet-<uuid>`."),
+                  .query("type", JSONSchema.string(minLength: 1, maxLength: 100), "Only events of this type, such as `PetRegistered`."),
+                  .query("stream", JSONSchema.string(minLength: 1, maxLength: 200), "Only events of this stream, such as `pet-<uuid>`."),
                   .query("from", JSONSchema.string(format: "date-time"), "Only events recorded at or after this RFC 3339 time."),
                   .query("to", JSONSchema.string(format: "date-time"), "Only events recorded before this RFC 3339 time."),
               ],
-              success: .init(status: 200, description: "A page of events, or the NDJSON stream.",
-                             schema: JSONSchema.object(["items": JSONSchema.array(JSONSchema.object([:])), "next_after": JSONSchema.integer()],
-                                                       description: "`next_after` is null on the last page.")),
+              success: .init(status: 200, description: "A page of events, or the NDJSON stream.", schema: JSONSchema.ref("EventPage"),
+                             otherMediaTypes: ["application/x-ndjson"]),
               failures: [.init(400, "A query parameter is invalid or unknown, or the time range is reversed.")]),
         .init(.get, "/api/events/verify", id: "verifyEvents", tag: "audit", access: .tenant(EventRoutes.readers),
               summary: "Verifies the tenant's hash chain.",
               details: "Recomputes every event's hash from its canonical form and the previous hash, and checks the chain against "
                   + "the stored head: `ok` with the count and head hash, or `ok: false` with the first bad sequence number.",
-              success: .init(status: 200, description: "The verification.",
-                             schema: JSONSchema.object(["ok": JSONSchema.object([:]), "checked": JSONSchema.integer(), "head_seq": JSONSchema.integer(),
-                                                        "head_hash": JSONSchema.string(), "first_bad_seq": JSONSchema.integer(),
-                                                        "reason": JSONSchema.string()]))),
+              success: .init(status: 200, description: "The verification.", schema: JSONSchema.ref("Verification"))),
         .init(.get, "/api/events/checkpoints", id: "listCheckpoints", tag: "audit", access: .tenant(EventRoutes.readers),
               summary: "The tenant's signed checkpoints, newest first.",
               details: "Each is the platform's Ed25519 signature (hex) over the canonical JSON of `head_hash`, `seq`, `signed_at` and "
                   + "`tenant`; the public key is at `/.well-known/petstore-signing-key`.",
               parameters: [.query("limit", JSONSchema.integer(minimum: 1, maximum: 100, defaultValue: 20), limitHelp)],
-              success: .init(status: 200, description: "The checkpoints.", schema: JSONSchema.object(["items": JSONSchema.array(JSONSchema.object([:]))])),
+              success: .init(status: 200, description: "The checkpoints.", schema: JSONSchema.ref("CheckpointList")),
               failures: [.init(400, "`limit` is invalid.")]),
         .init(.get, "/api/security-events", id: "listTenantSecurityEvents", tag: "audit", access: .tenant(EventRoutes.readers),
               summary: "Attempts other tenants' keys made against this tenant, newest first.",
@@ -256,7 +261,7 @@ extension OpenAPIDocument {
                   .query("cursor", JSONSchema.string(), cursorHelp),
               ],
               success: .init(status: 200, description: "A page of security events (without who made them).",
-                             schema: JSONSchema.object(["items": JSONSchema.array(JSONSchema.object([:])), "next_cursor": JSONSchema.string()])),
+                             schema: JSONSchema.ref("TenantSecurityEventPage")),
               failures: [.init(400, "`limit` or `cursor` is invalid.")]),
     ]
 }

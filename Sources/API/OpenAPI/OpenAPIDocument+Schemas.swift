@@ -6,11 +6,14 @@ extension OpenAPIDocument {
     static var schemas: JSONValue {
         let uuid = JSONSchema.string(format: "uuid")
         let time = JSONSchema.string(format: "date-time", description: "RFC 3339, UTC.")
+        let hash = JSONSchema.string(pattern: "^[0-9a-f]{64}$", description: "SHA-256, hex.")
         let plans = Plan.allCases.map(\.rawValue)
         let placements = Placement.allCases.map(\.rawValue)
         let tenantRoles = ["admin", "member", "auditor"]
         let slug = JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", description: "Lowercase; reserved words are refused.")
         let nullableText = JSONSchema.string(nullable: true)
+        let petName = JSONSchema.requiredText(maxCharacters: Validation.petNameLength.upperBound, description: "The pet's name.")
+        let species = JSONSchema.requiredText(maxCharacters: Validation.speciesLength.upperBound, description: "Such as `dog`.")
         return .object([
             "Problem": JSONSchema.object([
                 "type": JSONSchema.string(format: "uri", description: "Stable per kind of problem; branch on it, not on title or detail."),
@@ -41,16 +44,16 @@ extension OpenAPIDocument {
             "PetPage": JSONSchema.page(of: "Pet"),
             "PetCreate": JSONSchema.object([
                 "id": JSONSchema.string(format: "uuid", description: "Chosen by the client, or generated when absent."),
-                "name": JSONSchema.string(),
-                "species": JSONSchema.string(),
-                "breed": JSONSchema.string(),
-                "microchip_id": JSONSchema.string(),
+                "name": petName,
+                "species": species,
+                "breed": JSONSchema.optionalText(maxCharacters: Validation.breedMaxLength, description: "The breed."),
+                "microchip_id": JSONSchema.microchipID(description: "The microchip number."),
             ], required: ["name", "species"], closed: true),
             "PetPatch": JSONSchema.object([
-                "name": JSONSchema.string(),
-                "species": JSONSchema.string(),
-                "breed": JSONSchema.string(nullable: true, description: "null clears it."),
-                "microchip_id": JSONSchema.string(nullable: true, description: "null clears it."),
+                "name": petName,
+                "species": species,
+                "breed": JSONSchema.optionalText(maxCharacters: Validation.breedMaxLength, nullable: true, description: "The breed; null clears it."),
+                "microchip_id": JSONSchema.microchipID(nullable: true, description: "The microchip number; null clears it."),
             ], closed: true, description: "Only the members sent change."),
             "PetHistory": JSONSchema.list(of: "PetEvent"),
             "PetEvent": JSONSchema.object([
@@ -85,10 +88,10 @@ extension OpenAPIDocument {
             ], required: ["id", "slug", "name", "plan", "status", "placement", "created_at", "updated_at"]),
             "TenantCreate": JSONSchema.object([
                 "slug": slug,
-                "name": JSONSchema.string(),
+                "name": JSONSchema.requiredText(maxCharacters: Validation.tenantNameLength.upperBound, description: "The tenant's name."),
                 "plan": JSONSchema.string(values: plans),
                 "placement": JSONSchema.string(values: placements, description: "Defaults by plan."),
-                "admin_email": JSONSchema.string(format: "email", description: "The first admin; admin@{slug}.petstore.invalid when absent."),
+                "admin_email": JSONSchema.email(description: "The first admin; admin@{slug}.petstore.invalid when absent."),
             ], required: ["slug", "name", "plan"], closed: true),
             "TenantCreated": JSONSchema.object([
                 "tenant": JSONSchema.ref("Tenant"),
@@ -116,6 +119,69 @@ extension OpenAPIDocument {
                 "request_id": JSONSchema.string(),
             ], required: ["id", "kind", "window_start", "first_seen", "last_seen", "attempts", "method", "route"]),
             "SecurityEventPage": JSONSchema.page(of: "SecurityEvent"),
+            "TenantSecurityEvent": JSONSchema.object([
+                "id": JSONSchema.integer(minimum: 1),
+                "kind": JSONSchema.string(description: "Such as cross_tenant."),
+                "first_seen": time,
+                "last_seen": time,
+                "attempts": JSONSchema.integer(minimum: 1),
+                "method": JSONSchema.string(),
+                "route": JSONSchema.string(),
+                "request_id": nullableText,
+            ], required: ["id", "kind", "first_seen", "last_seen", "attempts", "method", "route"],
+               description: "An attempt against this tenant, without who made it."),
+            "TenantSecurityEventPage": JSONSchema.page(of: "TenantSecurityEvent"),
+
+            "Event": JSONSchema.object([
+                "seq": JSONSchema.integer(minimum: 1, description: "Position in the tenant's log, gap-free."),
+                "stream": JSONSchema.string(description: "Such as `pet-<uuid>`."),
+                "stream_version": JSONSchema.integer(minimum: 1),
+                "type": JSONSchema.string(),
+                "schema_version": JSONSchema.integer(minimum: 1),
+                "data": JSONSchema.object([:]),
+                "metadata": JSONSchema.object([:], description: "Actor, request id, correlation and causation ids."),
+                "recorded_at": time,
+                "prev_hash": hash,
+                "hash": JSONSchema.string(pattern: "^[0-9a-f]{64}$", description: "SHA-256 of prev_hash and the canonical event, hex."),
+            ], required: ["seq", "stream", "stream_version", "type", "schema_version", "data", "metadata", "recorded_at", "prev_hash", "hash"]),
+            "EventPage": JSONSchema.object([
+                "items": JSONSchema.array(JSONSchema.ref("Event")),
+                "next_after": JSONSchema.integer(minimum: 1, nullable: true, description: "Pass as `after` for the next page; null on the last page."),
+            ], required: ["items", "next_after"]),
+            "Verification": JSONSchema.object([
+                "ok": .object([
+                    "type": .string("boolean"),
+                    "description": .string("Whether the chain holds and agrees with the latest signed checkpoint."),
+                ]),
+                "checked": JSONSchema.integer(minimum: 0, description: "Events whose hash was recomputed."),
+                "head_seq": JSONSchema.integer(minimum: 0),
+                "head_hash": hash,
+                "first_bad_seq": JSONSchema.integer(minimum: 1, description: "Present when `ok` is false: the first event that is wrong or missing."),
+                "reason": JSONSchema.string(description: "Present when `ok` is false."),
+                "checkpoint": JSONSchema.object([
+                    "seq": JSONSchema.integer(minimum: 1),
+                    "signed_at": time,
+                    "signature_valid": JSONSchema.boolean,
+                    "result": JSONSchema.string(values: ["consistent", "truncated", "rewritten"]),
+                ], required: ["seq", "signed_at", "signature_valid", "result"], description: "The latest signed checkpoint, when there is one."),
+            ], required: ["ok", "checked", "head_seq", "head_hash"]),
+            "Checkpoint": JSONSchema.object([
+                "tenant": uuid,
+                "seq": JSONSchema.integer(minimum: 1),
+                "head_hash": hash,
+                "signed_at": time,
+                "key_id": JSONSchema.string(),
+                "signature": JSONSchema.string(pattern: "^[0-9a-f]{128}$", description: "Ed25519, hex."),
+            ], required: ["tenant", "seq", "head_hash", "signed_at", "key_id", "signature"]),
+            "CheckpointList": JSONSchema.list(of: "Checkpoint"),
+            "SigningKey": JSONSchema.object([
+                "kty": JSONSchema.string(values: ["OKP"]),
+                "crv": JSONSchema.string(values: ["Ed25519"]),
+                "alg": JSONSchema.string(values: ["EdDSA"]),
+                "use": JSONSchema.string(values: ["sig"]),
+                "kid": JSONSchema.string(),
+                "x": JSONSchema.string(description: "The public key, base64url without padding."),
+            ], required: ["kty", "crv", "alg", "use", "kid", "x"], description: "A JWK (RFC 8037)."),
             "Projection": JSONSchema.object([
                 "name": JSONSchema.string(),
                 "version": JSONSchema.string(description: "The first 12 hex digits of the SQL file's SHA-256."),
@@ -191,7 +257,7 @@ extension OpenAPIDocument {
             ], required: ["id", "prefix", "user_id", "role", "revoked"]),
             "KeyList": JSONSchema.list(of: "Key"),
             "KeyIssue": JSONSchema.object([
-                "email": JSONSchema.string(format: "email"), "role": JSONSchema.string(values: tenantRoles),
+                "email": JSONSchema.email(description: "The user's; added with `role` if new."), "role": JSONSchema.string(values: tenantRoles),
             ], required: ["email", "role"], closed: true),
             "IssuedKey": JSONSchema.object([
                 "id": uuid, "prefix": JSONSchema.string(), "api_key": JSONSchema.string(description: "Shown only in this answer."),

@@ -46,6 +46,12 @@ struct OpenAPIOperation: Sendable {
         let schema: JSONValue?
         /// Response header names with what they carry.
         var headers: [(name: String, description: String)] = []
+        /// Media types of bodies that are not JSON (Prometheus text, NDJSON), sent instead of or
+        /// besides the JSON one.
+        var otherMediaTypes: [String] = []
+        /// Operations this answer leads to (OpenAPI links): the operation's id, and the path
+        /// parameter it fills from the body with a runtime expression such as `$response.body#/id`.
+        var links: [(operationID: String, parameter: String, expression: String)] = []
     }
 
     /// A problem+json answer the route can give, and why.
@@ -210,13 +216,21 @@ extension OpenAPIOperation {
         var all = success.headers
         if case .tenant = access { all += Self.rateLimitHeaders }
         if isCommand { all.append((name: "Idempotent-Replayed", description: "`true` when this is the stored response to an earlier request with the same Idempotency-Key.")) }
+        var content = success.schema.map { [JSONValue.Member("application/json", .object(["schema": $0]))] } ?? []
+        content += success.otherMediaTypes.map { JSONValue.Member($0, .object(["schema": JSONSchema.string()])) }
         let headers = all.map { header in
             JSONValue.Member(header.name, .object(["description": .string(header.description), "schema": JSONSchema.string()]))
         }
         return JSONValue.compact([
             "description": .string(success.description),
             "headers": headers.isEmpty ? nil : .object(headers),
-            "content": success.schema.map { .object(["application/json": .object(["schema": $0])]) },
+            "content": content.isEmpty ? nil : .object(content),
+            "links": success.links.isEmpty ? nil : .object(success.links.map { link in
+                JSONValue.Member(link.operationID, .object([
+                    "operationId": .string(link.operationID),
+                    "parameters": .object([JSONValue.Member(link.parameter, .string(link.expression))]),
+                ]))
+            }),
         ])
     }
 }
