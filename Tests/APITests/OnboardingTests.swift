@@ -59,6 +59,24 @@ import Testing
         }
     }
 
+    @Test func `a bad admin email is a 422 that takes no slug, and a quote in a good one reaches the welcome message`() async throws {
+        try await withApp { app, client in
+            for email in ["not-an-email", "a b@acme.test", "a@b@c", " "] {
+                let (status, body) = try await create(client, app, body: #"{"slug":"acme-pets","name":"A","plan":"free","admin_email":"\#(email)"}"#)
+                #expect(status == .unprocessableContent, "\(email): \(body)")
+                #expect(body.contains("\"field\":\"admin_email\""), "\(body)")
+            }
+            #expect(try await app.catalog.tenants().isEmpty, "a refused onboarding leaves no tenant behind")
+            let (status, body) = try await create(client, app, body: #"{"slug":"acme-pets","name":"A","plan":"free","admin_email":" O\"Brien@Acme.test "}"#)
+            #expect(status == .created, "\(body)")
+            #expect(try await app.catalog.tenant(slug: "acme-pets")?.status == .active)
+            let record = try #require(try await app.catalog.tenant(slug: "acme-pets"))
+            let to = try await scalar(app.database.superuserURL,
+                "SELECT payload->>'to' FROM outbox WHERE tenant_id = \(record.id.rawValue) AND kind = 'welcome'", as: String.self)
+            #expect(to == #"o"brien@acme.test"#)
+        }
+    }
+
     @Test func `twenty concurrent onboardings of one slug give exactly one 201`() async throws {
         try await withApp(poolSize: 24) { app, client in
             let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in

@@ -69,15 +69,16 @@ struct AdminTenantRoutes {
         if case .some(nil) = chosenPlacement { problems.append(.init(field: "placement", message: "must be shared, schema or database")) }
         // Checked before the tenant exists: provisioning adds the admin after creating the
         // tenant, and a refusal there would leave it half made.
+        var email: String?
         if let adminEmail {
             var validation = Validation()
-            _ = validation.email(adminEmail)
+            email = validation.email(adminEmail)
             problems += validation.errors.map { .init(field: "admin_email", message: $0.message) }
         }
         guard problems.isEmpty, let chosenPlan else { throw Problem.validation("The tenant cannot be created as asked.", errors: problems) }
 
         let record = try await mapping { try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context)) }
-        let key = try await provisioner.provision(record, adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
+        let key = try await provisioner.provision(record, adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
         let current = try await catalog.tenant(id: record.id) ?? record
         // A replay of this response must not hand out the key again: it is stored without it.
         Idempotency.storeInstead(try JSONResponse.body(Created(tenant: TenantBody(current), adminApiKey: nil)))

@@ -75,7 +75,11 @@ public struct Provisioner: Sendable {
                 }
                 if outcome.events.isEmpty { try await record(step, for: tenant) }
             case .welcome:
-                let payload = #"{"tenant":"\#(tenant.slug)","to":"\#(adminEmail)","subject":"Welcome to Petstore"}"#
+                let payload = String(decoding: CanonicalJSON.serialize(.object([
+                    JSONValue.Member("subject", .string("Welcome to Petstore")),
+                    JSONValue.Member("tenant", .string(tenant.slug)),
+                    JSONValue.Member("to", .string(adminEmail)),
+                ])), as: UTF8.self)
                 try await handle.withTransaction(logger: logger) { connection in
                     try await connection.execute("""
                         INSERT INTO outbox (tenant_id, kind, payload) VALUES (\(tenant.id.rawValue), 'welcome', \(payload)::jsonb)
