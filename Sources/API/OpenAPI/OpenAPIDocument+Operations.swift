@@ -177,7 +177,8 @@ extension OpenAPIDocument {
                   .query("limit", JSONSchema.integer(minimum: 1, maximum: 100, defaultValue: 20), limitHelp),
                   .query("cursor", JSONSchema.string(), cursorHelp),
                   // At most 50 characters as a person counts them: JSON Schema counts code points, so no maxLength.
-                  .query("species", JSONSchema.string(minLength: 1), "Only pets of this species (1 to 50 characters)."),
+                  .query("species", JSONSchema.string(pattern: "^[^\(JSONSchema.controlClass)]*$", minLength: 1),
+                         "Only pets of this species (1 to 50 characters, no control characters)."),
               ],
               success: .init(status: 200, description: "A page of pets.", schema: JSONSchema.ref("PetPage")),
               failures: [.init(400, "`limit`, `cursor` or `species` is invalid, or another query parameter is sent.")]),

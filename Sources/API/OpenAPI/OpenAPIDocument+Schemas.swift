@@ -245,7 +245,9 @@ extension OpenAPIDocument {
             ], required: ["generated_at", "from", "to", "projection", "overall", "tenants"]),
 
             "User": JSONSchema.object([
-                "id": uuid, "email": JSONSchema.string(format: "email"), "role": JSONSchema.string(values: tenantRoles),
+                // As `Validation.email` left it, which is looser than the `email` format.
+                "id": uuid, "email": JSONSchema.string(description: "Lowercased; one `@`, no whitespace."),
+                "role": JSONSchema.string(values: tenantRoles),
             ], required: ["id", "email", "role"]),
             "UserList": JSONSchema.list(of: "User"),
             "Key": JSONSchema.object([

@@ -174,8 +174,10 @@ struct PetRoutes {
             return seq
         } ?? 0
         let species = query["species"]
-        if let species, species.isEmpty || species.count > 50 {
-            throw Problem.badRequest("species must be 1 to 50 characters.", errors: [.init(field: "species", message: "must be 1 to 50 characters")])
+        if let species, species.isEmpty || species.count > 50 || Validation.containsControlCharacter(species) {
+            // No species holds a control character; a NUL would not even reach the database as text.
+            throw Problem.badRequest("species must be 1 to 50 characters, none of them control characters.",
+                                     errors: [.init(field: "species", message: "must be 1 to 50 characters without control characters")])
         }
         let handle = catalog.handle(for: context.tenant)
         var rows: [(pet: PetState, seq: Int64)] = []

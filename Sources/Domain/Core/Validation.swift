@@ -151,7 +151,8 @@ public struct Validation: Sendable {
         scalar.value <= 0x1F || scalar.value == 0x7F
     }
 
-    static func containsControlCharacter(_ text: String) -> Bool {
+    /// Whether `text` holds a C0 control character or DEL, which no stored text does.
+    public static func containsControlCharacter(_ text: some StringProtocol) -> Bool {
         text.unicodeScalars.contains(where: isControl)
     }
 }
