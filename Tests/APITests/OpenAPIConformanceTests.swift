@@ -219,6 +219,21 @@ import Testing
         }
     }
 
+    @Test func `a NUL in a tenant filter or a cursor is a 4xx, not a 500: PostgreSQL text cannot hold one`() async throws {
+        try await withApp(.router) { app, client in
+            _ = try await app.onboard(client, slug: "acme")
+            let nulCursor = Data("v1:a\u{0}b".utf8).base64EncodedString()
+            for (uri, status) in [("/api/admin/security-events?tenant=a%00b", HTTPResponse.Status.notFound),
+                                  ("/api/admin/analytics?tenant=a%00b", .notFound),
+                                  ("/api/admin/security-events?tenant=admin", .notFound),
+                                  ("/api/admin/tenants?cursor=\(nulCursor)", .badRequest),
+                                  ("/api/admin/analytics?tenant=acme", .ok)] {
+                let response = try await send(client, uri, .get, headers(app.platformKey))
+                #expect(response.status == status, "\(uri): \(String(buffer: response.body))")
+            }
+        }
+    }
+
     @Test func `the schema check finds what it is asked to find`() {
         let document: JSONValue = .object([
             "components": .object(["schemas": .object(["Page": .object([

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Hummingbird
 import PostgresNIO
@@ -16,9 +17,11 @@ struct AnalyticsRoutes {
             } catch let error as AnalyticsRange.Failure {
                 throw Problem.badRequest(error.description, errors: [.init(field: error.field, message: error.description)])
             }
+            let tenant = query["tenant"].map(String.init)
+            // Anything not shaped like a slug names no tenant, and a NUL could not even be asked for.
+            if let tenant, !Tenant.validateSlug(tenant).isEmpty { throw Problem.notFound(AnalyticsError.unknownTenant(tenant).description) }
             do {
-                let report = try await AnalyticsReport.read(client: client, range: range, tenant: query["tenant"],
-                                                            logger: context.logger)
+                let report = try await AnalyticsReport.read(client: client, range: range, tenant: tenant, logger: context.logger)
                 return try JSONResponse.make(report)
             } catch let error as AnalyticsError {
                 switch error {

@@ -1,4 +1,5 @@
 import Database
+import Domain
 import Foundation
 import Hummingbird
 import Logging
@@ -44,7 +45,8 @@ struct SecurityEventRoutes {
             }
             var tenant: UUID?
             if let slug = query["tenant"] {
-                guard let record = try await catalog.tenant(slug: slug) else {
+                // Anything not shaped like a slug names no tenant, and a NUL could not even be asked for.
+                guard Tenant.validateSlug(slug).isEmpty, let record = try await catalog.tenant(slug: slug) else {
                     throw Problem.notFound("No tenant has the slug \"\(slug.prefix(63))\".")
                 }
                 tenant = record.id.rawValue

@@ -9,6 +9,9 @@ import EventLog
 /// rest. Lengths the server counts in Characters (grapheme clusters, what a person counts) have
 /// no JSON Schema equivalent, which counts code points: they are in the descriptions only.
 extension JSONSchema {
+    /// `Tenant.validateSlug`, reserved words aside.
+    static let slugPattern = "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+
     /// What `Validation` trims (Foundation's `whitespacesAndNewlines`: Unicode White_Space and
     /// U+200B), as the inside of a character class.
     static let trimmedClass = #"\t-\r \u0085\u00A0\u1680\u2000-\u200B\u2028\u2029\u202F\u205F\u3000"#

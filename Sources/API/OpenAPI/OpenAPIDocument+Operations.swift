@@ -109,7 +109,7 @@ extension OpenAPIDocument {
               parameters: [
                   .query("limit", JSONSchema.integer(minimum: 1, maximum: 500, defaultValue: 50), limitHelp),
                   .query("cursor", JSONSchema.string(), cursorHelp),
-                  .query("tenant", JSONSchema.string(), "Only attempts against this tenant (by slug) or made with its keys."),
+                  .query("tenant", JSONSchema.string(pattern: JSONSchema.slugPattern), "Only attempts against this tenant (by slug) or made with its keys."),
                   .query("kind", JSONSchema.string(values: SecurityEventRoutes.kinds), "Only this kind."),
               ],
               success: .init(status: 200, description: "A page of security events.", schema: JSONSchema.ref("SecurityEventPage")),
@@ -122,7 +122,7 @@ extension OpenAPIDocument {
               parameters: [
                   .query("from", JSONSchema.string(format: "date"), "First UTC day (default: 29 days before `to`)."),
                   .query("to", JSONSchema.string(format: "date"), "Last UTC day (default: today); at most 366 days in all."),
-                  .query("tenant", JSONSchema.string(), "Only this tenant (by slug); `overall` then sums it alone."),
+                  .query("tenant", JSONSchema.string(pattern: JSONSchema.slugPattern), "Only this tenant (by slug); `overall` then sums it alone."),
               ],
               success: .init(status: 200, description: "The analytics.", schema: JSONSchema.ref("Analytics")),
               failures: [.init(400, "A day is malformed, the range is reversed or longer than 366 days, or a parameter is unknown."),

@@ -10,7 +10,7 @@ extension OpenAPIDocument {
         let plans = Plan.allCases.map(\.rawValue)
         let placements = Placement.allCases.map(\.rawValue)
         let tenantRoles = ["admin", "member", "auditor"]
-        let slug = JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", description: "Lowercase; reserved words are refused.")
+        let slug = JSONSchema.string(pattern: JSONSchema.slugPattern, description: "Lowercase; reserved words are refused.")
         let nullableText = JSONSchema.string(nullable: true)
         let petName = JSONSchema.requiredText(maxCharacters: Validation.petNameLength.upperBound, description: "The pet's name.")
         let species = JSONSchema.requiredText(maxCharacters: Validation.speciesLength.upperBound, description: "Such as `dog`.")

@@ -129,7 +129,7 @@ extension OpenAPIOperation {
     var allParameters: [Parameter] {
         guard case .tenant = access else { return parameters + (isCommand ? [Self.idempotencyKey] : []) }
         var all = parameters + [.header(
-            TenantResolver.headerName, JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"),
+            TenantResolver.headerName, JSONSchema.string(pattern: JSONSchema.slugPattern),
             "The tenant's slug, when neither the host ({tenant}.<base domain>) nor the path (/{tenant}/api/...) names it. "
                 + "Sources that disagree are a 400."
         )]
