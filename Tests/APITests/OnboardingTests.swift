@@ -139,6 +139,8 @@ import Testing
             }
             #expect(try await patch(#"{"plan":"premium"}"#) == .ok)
             #expect(try await patch(#"{"plan":"gold"}"#) == .unprocessableContent)
+            #expect(try await patch(#"{"plan":null}"#) == .badRequest, "a plan cannot be cleared")
+            #expect(try await patch(#"{"status":null}"#) == .badRequest)
             #expect(try await patch(#"{"status":"suspended"}"#) == .ok)
             try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "changing")) { response in
                 #expect(response.status == .forbidden)

@@ -105,8 +105,9 @@ struct AdminTenantRoutes {
     func update(_ request: Request, _ context: PlatformRequestContext) async throws -> Response {
         let record = try await tenant(context)
         var body = try await JSONBody.read(request, context: context, allowed: ["plan", "status", "name"])
-        let plan = body.string("plan")
-        let status = body.string("status")
+        // Neither can be cleared: null is refused rather than read as "unchanged".
+        let plan = body.string("plan", nullable: false)
+        let status = body.string("status", nullable: false)
         _ = body.string("name")
         try body.finish()
         if body.has("name") {

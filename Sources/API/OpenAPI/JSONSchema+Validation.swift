@@ -46,9 +46,9 @@ extension JSONSchema {
 
     /// `Validation.email`: once trimmed, one `@` between a local part and a domain, neither with
     /// whitespace (Unicode White_Space) nor control characters; at most 254 characters.
-    static func email(description: String) -> JSONValue {
+    static func email(nullable: Bool = false, description: String) -> JSONValue {
         let part = #"[^@\x00-\x20\x7F\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+"#
-        return string(pattern: "^\(padding)\(part)@\(part)\(padding)$",
+        return string(pattern: "^\(padding)\(part)@\(part)\(padding)$", nullable: nullable,
                       description: "\(description) An email address, lowercased; at most \(Validation.emailMaxLength) characters.")
     }
 }

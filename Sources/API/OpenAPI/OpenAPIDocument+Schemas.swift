@@ -43,11 +43,11 @@ extension OpenAPIDocument {
             ], required: ["id", "name", "species", "breed", "microchip_id", "deleted", "created_at", "updated_at", "version"]),
             "PetPage": JSONSchema.page(of: "Pet"),
             "PetCreate": JSONSchema.object([
-                "id": JSONSchema.string(format: "uuid", description: "Chosen by the client, or generated when absent."),
+                "id": JSONSchema.string(format: "uuid", nullable: true, description: "Chosen by the client, or generated when absent or null."),
                 "name": petName,
                 "species": species,
-                "breed": JSONSchema.optionalText(maxCharacters: Validation.breedMaxLength, description: "The breed."),
-                "microchip_id": JSONSchema.microchipID(description: "The microchip number."),
+                "breed": JSONSchema.optionalText(maxCharacters: Validation.breedMaxLength, nullable: true, description: "The breed; null means none."),
+                "microchip_id": JSONSchema.microchipID(nullable: true, description: "The microchip number; null means none."),
             ], required: ["name", "species"], closed: true),
             "PetPatch": JSONSchema.object([
                 "name": petName,
@@ -90,8 +90,8 @@ extension OpenAPIDocument {
                 "slug": slug,
                 "name": JSONSchema.requiredText(maxCharacters: Validation.tenantNameLength.upperBound, description: "The tenant's name."),
                 "plan": JSONSchema.string(values: plans),
-                "placement": JSONSchema.string(values: placements, description: "Defaults by plan."),
-                "admin_email": JSONSchema.email(description: "The first admin; admin@{slug}.petstore.invalid when absent."),
+                "placement": JSONSchema.string(values: placements, nullable: true, description: "Defaults by plan when absent or null."),
+                "admin_email": JSONSchema.email(nullable: true, description: "The first admin; admin@{slug}.petstore.invalid when absent or null."),
             ], required: ["slug", "name", "plan"], closed: true),
             "TenantCreated": JSONSchema.object([
                 "tenant": JSONSchema.ref("Tenant"),
