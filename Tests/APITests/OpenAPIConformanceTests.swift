@@ -79,7 +79,13 @@ import Testing
             let issued = try seen.conforms(try await admin.call(.post, "/api/keys", json: #"{"email":" Auditor@Conform.test ","role":"auditor"}"#),
                                            .post, "/api/keys")
             let auditor = TenantClient(client: client, key: try #require(try admin.object(issued)["api_key"] as? String), slug: "conform")
-            let member = try admin.object(try await admin.call(.post, "/api/keys", json: #"{"email":"member@conform.test","role":"member"}"#))
+            let member = try admin.object(try await admin.call(.post, "/api/keys", json: #"{"email":"member@conform.test","role":"member"}"#,
+                                                               extra: [HTTPField.Name("Idempotency-Key")!: "member-key"]))
+            let replay = try seen.conforms(try await admin.call(.post, "/api/keys", json: #"{"email":"member@conform.test","role":"member"}"#,
+                                                                extra: [HTTPField.Name("Idempotency-Key")!: "member-key"]), .post, "/api/keys")
+            #expect(replay.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            let replayed = try admin.object(replay)
+            #expect(replayed["api_key"] == nil, "the replay leaves the secret out")
             try seen.conforms(try await admin.call(.delete, "/api/keys/\(try #require(member["id"] as? String))"), .delete, "/api/keys/{id}")
             try seen.conforms(try await admin.call(.post, "/api/keys", json: #"{"email":"a b@conform.test","role":"member"}"#), .post, "/api/keys")
             #expect(try await TenantClient(client: client, key: stranger.key, slug: "conform").call(.get, "/api/pets").status == .notFound)

@@ -262,8 +262,9 @@ extension OpenAPIDocument {
                 "email": JSONSchema.email(description: "The user's; added with `role` if new."), "role": JSONSchema.string(values: tenantRoles),
             ], required: ["email", "role"], closed: true),
             "IssuedKey": JSONSchema.object([
-                "id": uuid, "prefix": JSONSchema.string(), "api_key": JSONSchema.string(description: "Shown only in this answer."),
-            ], required: ["id", "prefix", "api_key"]),
+                "id": uuid, "prefix": JSONSchema.string(),
+                "api_key": JSONSchema.string(description: "Shown only in this answer: a replay (`Idempotent-Replayed: true`) leaves it out."),
+            ], required: ["id", "prefix"]),
         ])
     }
 }
