@@ -17,7 +17,7 @@ struct AnalyticsRoutes {
             } catch let error as AnalyticsRange.Failure {
                 throw Problem.badRequest(error.description, errors: [.init(field: error.field, message: error.description)])
             }
-            let tenant = query["tenant"].map(String.init)
+            let tenant = query["tenant"]
             // Anything not shaped like a slug names no tenant, and a NUL could not even be asked for.
             if let tenant, !Tenant.validateSlug(tenant).isEmpty { throw Problem.notFound(AnalyticsError.unknownTenant(tenant).description) }
             do {
