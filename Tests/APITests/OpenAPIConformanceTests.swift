@@ -238,8 +238,10 @@ import Testing
         try await withApp(.router) { app, client in
             _ = try await app.onboard(client, slug: "acme")
             let nulCursor = Data("v1:a\u{0}b".utf8).base64EncodedString()
-            for (uri, status) in [("/api/admin/security-events?tenant=a%00b", HTTPResponse.Status.notFound),
-                                  ("/api/admin/analytics?tenant=a%00b", .notFound),
+            // A NUL in any query value is refused as a whole (400); anything else not slug-shaped is an unknown tenant (404).
+            for (uri, status) in [("/api/admin/security-events?tenant=a%00b", HTTPResponse.Status.badRequest),
+                                  ("/api/admin/analytics?tenant=a%00b", .badRequest),
+                                  ("/api/admin/analytics?tenant=Not%20A%20Slug", .notFound),
                                   ("/api/admin/security-events?tenant=admin", .notFound),
                                   ("/api/admin/tenants?cursor=\(nulCursor)", .badRequest),
                                   ("/api/admin/analytics?tenant=acme", .ok)] {
