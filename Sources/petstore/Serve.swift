@@ -142,7 +142,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     @Option(name: .customLong("rate-limits"), help: """
-        Per-plan quotas over the defaults (free=100/h+10,basic=1000/h+20,premium=10000/h+50,enterprise=100000/h+200),         as plan=limit/period[+burst], comma-separated; period s, m, h, d or seconds; or 'off'. (env: RATE_LIMITS)
+        Per-plan limits over the defaults (free=100/h+10/s,basic=1000/h+25/s,premium=10000/h+100/s,enterprise=100000/h+500/s), \
+        as plan=quota/window[+burst[/window]], comma-separated: a quota per fixed window and a burst limit (+N alone: N per second); \
+        windows s, m, h, d or seconds; or 'off'. (env: RATE_LIMITS)
         """)
     var rateLimits: String?
 

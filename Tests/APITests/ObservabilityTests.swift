@@ -65,7 +65,7 @@ final class CapturedLines: Sendable {
     }
 
     @Test func `a scrape after known traffic shows it by tenant, route template, method and status`() async throws {
-        try await withApp(.router, rateLimits: try RateLimits.defaults.overridden(by: "basic=1000/h+2")) { app, client in
+        try await withApp(.router, rateLimits: try RateLimits.defaults.overridden(by: "basic=2/h+100")) { app, client in
             let shop = try await app.tenantClient(client, slug: "metered")
             let id = try await shop.register("Rex")
             _ = try await shop.register("Fido")

@@ -94,6 +94,31 @@ import Testing
         }
     }
 
+    @Test func `three servers count one quota down exactly, and name the policy that refuses`() async throws {
+        let database = try await TestCluster.shared.database()
+        let key = try tenant("shared-count", on: database)
+        let limit = HTTPField.Name("X-RateLimit-Limit")!
+        let remaining = HTTPField.Name("X-RateLimit-Remaining")!
+        try await withServers(3, on: database, environment: ["RATE_LIMITS": "free=12/h+1000"]) { ports, _ in
+            // One request after another, each to the next server: every answer is the shared count.
+            var seen: [String] = []
+            for index in 0..<12 {
+                let response = try await Self.request(port: ports[index % 3], .get, "/api/pets", key: key, slug: "shared-count")
+                #expect(response.status == .ok)
+                #expect(response.headers[limit] == "12")
+                seen.append(response.headers[remaining] ?? "-")
+            }
+            #expect(seen == (0..<12).map { "\(11 - $0)" }, "\(seen)")
+            for port in ports {
+                let refused = try await Self.request(port: port, .get, "/api/pets", key: key, slug: "shared-count")
+                #expect(refused.status.code == 429)
+                #expect(refused.headers[remaining] == "0")
+                let body = String(buffer: refused.body ?? ByteBuffer())
+                #expect(body.contains("\"policy\":\"hour\""), "\(body)")
+            }
+        }
+    }
+
     @Test func `a server killed after the commit but before answering leaves a response that the retry gets`() async throws {
         let database = try await TestCluster.shared.database()
         let key = try tenant("crash-retry", on: database)
@@ -130,7 +155,7 @@ import Testing
     }
 
     @Test func `bad rate-limit configuration is refused at start-up`() throws {
-        for bad in ["free=0/h", "free=-1/h", "gold=5/h", "free=5/h+0"] {
+        for bad in ["free=0/h", "free=-1/h", "gold=5/h", "free=5/h+0", "free=5/h+5/fortnight"] {
             let child = try ChildProcess.spawn([ServeCommandTests.binary, "serve", "--rate-limits", bad, "--port", "1"],
                                                environment: ProcessInfo.processInfo.environment)
             #expect(child.wait() != 0)

@@ -22,17 +22,20 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var detail: String?
     public var errors: [FieldError]?
+    /// For `quota-exceeded`: the name of the `RateLimit-Policy` entry that refused the request.
+    public var policy: String?
     public var headers: HTTPFields
 
     public init(
         type: String, title: String, status: HTTPResponse.Status, detail: String? = nil,
-        errors: [FieldError]? = nil, headers: HTTPFields = [:]
+        errors: [FieldError]? = nil, policy: String? = nil, headers: HTTPFields = [:]
     ) {
         self.type = type
         self.title = title
         self.status = status
         self.detail = detail
         self.errors = errors
+        self.policy = policy
         self.headers = headers
     }
 
@@ -86,10 +89,17 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
         Problem(type: typeBase + "service-unavailable", title: "Service Unavailable", status: .serviceUnavailable, detail: detail)
     }
 
-    public static func quotaExceeded(plan: String, quota: RateLimits.Quota, retryAfter: Int) -> Problem {
-        Problem(type: typeBase + "quota-exceeded", title: "Too Many Requests", status: .tooManyRequests,
-                detail: "The \(plan) plan allows \(quota.limit) requests per \(quota.period) s with bursts of \(quota.burst); try again in \(retryAfter) s.",
-                headers: [.retryAfter: "\(retryAfter)"])
+    public static func quotaExceeded(plan: String, quota: RateLimits.Quota, policy: RateLimiter.Policy, retryAfter: Int) -> Problem {
+        let (name, detail) = switch policy {
+        case .quota:
+            (quota.policyName, "The \(plan) plan's quota of \(quota.limit) requests per \(quota.period) s is spent for this window; "
+                + "it is whole again in \(retryAfter) s.")
+        case .burst:
+            (RateLimits.Quota.burstPolicyName, "Too many requests at once: the \(plan) plan allows bursts of \(quota.burst) requests per "
+                + "\(quota.burstWindow) s; try again in \(retryAfter) s.")
+        }
+        return Problem(type: typeBase + "quota-exceeded", title: "Too Many Requests", status: .tooManyRequests, detail: detail,
+                       policy: name, headers: [.retryAfter: "\(retryAfter)"])
     }
 
     public static func internalError() -> Problem {
@@ -103,13 +113,14 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
         let status: Int
         let detail: String?
         let errors: [FieldError]?
+        let policy: String?
     }
 
     /// The JSON body; keys sorted so equal problems are byte-identical.
     public var body: ByteBuffer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(Body(type: type, title: title, status: status.code, detail: detail, errors: errors))) ?? Data()
+        let data = (try? encoder.encode(Body(type: type, title: title, status: status.code, detail: detail, errors: errors, policy: policy))) ?? Data()
         return ByteBuffer(bytes: data)
     }
 

@@ -21,6 +21,7 @@ extension OpenAPIDocument {
                 "status": JSONSchema.integer(minimum: 400, maximum: 599),
                 "detail": JSONSchema.string(),
                 "errors": JSONSchema.array(JSONSchema.ref("FieldError")),
+                "policy": JSONSchema.string(description: "For quota-exceeded: the RateLimit-Policy entry that refused the request."),
             ], required: ["type", "title", "status"], description: "An RFC 9457 problem detail, sent as application/problem+json."),
             "FieldError": JSONSchema.object([
                 "field": JSONSchema.string(), "message": JSONSchema.string(),

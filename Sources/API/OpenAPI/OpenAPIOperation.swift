@@ -151,7 +151,8 @@ extension OpenAPIOperation {
             Failure(401, "The API key is missing, malformed, unknown or revoked (with `WWW-Authenticate: Bearer`), whether or not the tenant exists."),
             Failure(403, "The key's role may not call this route, or the tenant is suspended (`tenant-suspended`)."),
             Failure(404, "The tenant is unknown, or the key does not belong to it: the same answer as any missing resource."),
-            Failure(429, "The tenant's plan quota is spent (`quota-exceeded`); `Retry-After` says when to try again."),
+            Failure(429, "A limit of the tenant's plan is reached (`quota-exceeded`): the quota of the current window, or the burst limit; "
+                + "the problem's `policy` names the `RateLimit-Policy` entry hit, and `Retry-After` says when to try again."),
             Failure(503, "The rate limiter's store cannot be reached and the server is configured to fail closed."),
         ] + (isCommand ? Self.idempotencyFailures : [])
         }
@@ -206,10 +207,11 @@ extension OpenAPIOperation {
     /// Sent on every tenant response.
     static let rateLimitHeaders: [(name: String, description: String)] = [
         ("X-RateLimit-Limit", "The plan's quota per window."),
-        ("X-RateLimit-Remaining", "Requests that would be admitted back to back now."),
-        ("X-RateLimit-Reset", "Unix time at which the full burst is available again."),
-        ("RateLimit-Policy", "IETF draft: `\"<plan>\";q=<quota>;w=<window seconds>`."),
-        ("RateLimit", "IETF draft: `\"<plan>\";r=<remaining>;t=<seconds to reset>`."),
+        ("X-RateLimit-Remaining", "Requests left in the current quota window."),
+        ("X-RateLimit-Reset", "Unix time at which the current quota window ends and the quota is whole again."),
+        ("RateLimit-Policy", "IETF draft: the quota and the burst limit, `\"hour\";q=<quota>;w=3600, \"burst\";q=<burst>;w=<seconds>` "
+            + "(the quota's name is its window: second, minute, hour, day or `<n>s`)."),
+        ("RateLimit", "IETF draft: the policy closest to exhaustion, `\"<policy>\";r=<remaining>;t=<seconds to reset>`."),
     ]
 
     private var successJSON: JSONValue {

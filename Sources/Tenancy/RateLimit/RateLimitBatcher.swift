@@ -12,13 +12,19 @@ final class RateLimitBatcher: Sendable {
     struct Take: Sendable, Hashable {
         let tenant: UUID
         let wanted: Int32
+        /// The plan's quota window (`limit`, `period` in microseconds) and burst limit.
+        let quota: Int32
+        let period: Int64
         let emission: Int64
         let burst: Int32
-        /// Leased earlier, not spent, given back.
+        /// Leased earlier, not spent, given back; and the quota window they were leased in.
         var returned: Int32 = 0
+        var returnedWindow: Int64 = 0
     }
 
-    typealias Result = (granted: Int32, tat: Int64, now: Int64)
+    /// What the database decided: the grant, the window's count after it and the window's start,
+    /// the burst limit's TAT after it, and the database's clock.
+    typealias Result = (granted: Int32, used: Int32, window: Int64, tat: Int64, now: Int64)
 
     private struct Waiting {
         let take: Take
@@ -61,18 +67,22 @@ final class RateLimitBatcher: Sendable {
                 return batch
             }
             guard !batch.isEmpty else { return }
-            // One take per tenant (and quota): granting the sum and sharing it out first come,
-            // first served is what taking them one after the other would give.
+            // One take per tenant (and plan, and window of what is given back): granting the sum
+            // and sharing it out first come, first served is what taking them one after the
+            // other would give.
             var groups: [Take: [Int]] = [:]
             var order: [Take] = []
             for (index, waiting) in batch.enumerated() {
-                let key = Take(tenant: waiting.take.tenant, wanted: 0, emission: waiting.take.emission, burst: waiting.take.burst)
+                let take = waiting.take
+                let key = Take(tenant: take.tenant, wanted: 0, quota: take.quota, period: take.period, emission: take.emission,
+                               burst: take.burst, returnedWindow: take.returned > 0 ? take.returnedWindow : 0)
                 if groups[key] == nil { order.append(key) }
                 groups[key, default: []].append(index)
             }
             let takes = order.map { key in
-                Take(tenant: key.tenant, wanted: groups[key]!.reduce(Int32(0)) { $0 + batch[$1].take.wanted }, emission: key.emission,
-                     burst: key.burst, returned: groups[key]!.reduce(Int32(0)) { $0 + batch[$1].take.returned })
+                Take(tenant: key.tenant, wanted: groups[key]!.reduce(Int32(0)) { $0 + batch[$1].take.wanted }, quota: key.quota,
+                     period: key.period, emission: key.emission, burst: key.burst,
+                     returned: groups[key]!.reduce(Int32(0)) { $0 + batch[$1].take.returned }, returnedWindow: key.returnedWindow)
             }
             do {
                 let results = try await run(takes)
@@ -81,11 +91,13 @@ final class RateLimitBatcher: Sendable {
                         for index in groups[key]! { batch[index].continuation.resume(throwing: RateLimitStoreError()) }
                         continue
                     }
+                    // Each as if taken on its own, in turn: its count and TAT are those after its share.
                     var left = result.granted
                     for index in groups[key]! {
                         let share = min(left, batch[index].take.wanted)
                         left -= share
-                        batch[index].continuation.resume(returning: (share, result.tat, result.now))
+                        batch[index].continuation.resume(returning: (share, result.used - left, result.window,
+                                                                     result.tat - Int64(left) * key.emission, result.now))
                     }
                 }
             } catch {
@@ -98,13 +110,13 @@ final class RateLimitBatcher: Sendable {
         statements.add(1, ordering: .relaxed)
         self.takes.add(takes.count, ordering: .relaxed)
         let rows = try await client.query("""
-            SELECT ord, granted, tat_us, now_us
-              FROM rate_limit_take_many(\(takes.map(\.tenant)), \(takes.map(\.wanted)), \(takes.map(\.emission)), \(takes.map(\.burst)),
-                                        NULL, \(takes.map(\.returned)))
+            SELECT ord, granted, used, window_start, tat_us, now_us
+              FROM quota_take_many(\(takes.map(\.tenant)), \(takes.map(\.wanted)), \(takes.map(\.quota)), \(takes.map(\.period)),
+                                   \(takes.map(\.emission)), \(takes.map(\.burst)), NULL, \(takes.map(\.returned)), \(takes.map(\.returnedWindow)))
             """, logger: logger)
         var results: [Int: Result] = [:]
-        for try await (ordinal, granted, tat, now) in rows.decode((Int32, Int32, Int64, Int64).self) {
-            results[Int(ordinal) - 1] = (granted, tat, now)
+        for try await (ordinal, granted, used, window, tat, now) in rows.decode((Int32, Int32, Int32, Int64, Int64, Int64).self) {
+            results[Int(ordinal) - 1] = (granted, used, window, tat, now)
         }
         return results
     }

@@ -5,15 +5,17 @@ import Logging
 import PostgresNIO
 import Synchronization
 
-/// Enforces each tenant's plan quota with GCRA, its state kept in the database so that every
-/// server process on it enforces one limit.
+/// Enforces each tenant's plan limits, its quota per window and its burst limit, their state
+/// kept in the database so that every server process on it enforces one limit.
 ///
-/// A process asks the database for one request at a time while a tenant sends few. When a tenant
-/// sends several a second to this process, it takes up to two seconds' worth at once (at most a
-/// quarter of the burst) and spends them locally; tokens it leased and did not spend within
-/// `leaseLifetime` are dropped, never handed out twice. So the limit holds either way: only the
-/// fairness between processes gets coarser, by at most two seconds of one tenant's traffic.
-/// Takes that go to the database are batched (`RateLimitBatcher`).
+/// A process asks the database for one request at a time while a tenant sends it few. When a
+/// tenant sends it several a second, it takes up to two seconds' worth at once and spends them
+/// locally (a lease): at most a quarter of the burst and at most 1% of what remained of the
+/// quota. Leased requests count as spent in the database from the moment they are taken; those
+/// not spent within `leaseLifetime`, or by the end of their quota window, are given back with the
+/// next take or dropped, never handed out twice. So the limits hold either way; what a lease
+/// changes is what other processes see (see `State.remaining`). Takes that go to the database
+/// are batched (`RateLimitBatcher`).
 public final class RateLimiter: Sendable {
     public enum FailureMode: String, Sendable, CaseIterable {
         /// Admit requests while the store cannot be reached (the default: the database being
@@ -23,9 +25,17 @@ public final class RateLimiter: Sendable {
         case closed
     }
 
+    /// Which of a plan's limits refused a request.
+    public enum Policy: Sendable, Equatable {
+        /// The quota of the current window is spent: wait for the window's end.
+        case quota
+        /// Too many requests too quickly: wait a moment.
+        case burst
+    }
+
     public enum Outcome: Sendable, Equatable {
         case allowed(State)
-        case limited(State, retryAfter: Int)
+        case limited(State, policy: Policy, retryAfter: Int)
         /// The store could not be asked; `admitted` follows the failure mode.
         case unavailable(admitted: Bool, RateLimits.Quota, plan: String)
     }
@@ -34,16 +44,26 @@ public final class RateLimiter: Sendable {
     public struct State: Sendable, Equatable {
         public let plan: String
         public let quota: RateLimits.Quota
+        /// Requests left in the current quota window. Exact (the database's count after this
+        /// request) while the tenant holds no lease; a process serving from a lease counts its
+        /// own requests exactly, but sees what other processes spent only when it next asks the
+        /// database, within `leaseLifetime` (2 s), and counts their unspent leases as spent.
         public let remaining: Int
-        /// Seconds until the full burst is available again.
+        /// Seconds until the quota window ends, and that moment as a Unix time.
         public let reset: Int
-        /// The same moment as a Unix time.
         public let resetAt: Int
+        /// Requests the burst limit would admit back to back now, and seconds until all of them
+        /// are back.
+        public let burstRemaining: Int
+        public let burstReset: Int
     }
 
     struct Lease {
         var quota: RateLimits.Quota
         var tokens: Int
+        /// The quota window the tokens were taken in, its count then, and the burst's TAT then.
+        var window: Int64
+        var used: Int
         var tat: Int64
         var databaseNow: Int64
         var takenAt: ContinuousClock.Instant
@@ -56,7 +76,6 @@ public final class RateLimiter: Sendable {
 
     let limits: RateLimits
     public let failureMode: FailureMode
-    let leaseWindow: Int64 = 50_000
     let leaseLifetime: Duration = .seconds(2)
     let logger: Logger
     private let leases = Mutex<[TenantID: Lease]>([:])
@@ -77,15 +96,16 @@ public final class RateLimiter: Sendable {
         (batcher.statements.load(ordering: .relaxed), batcher.takes.load(ordering: .relaxed))
     }
 
-    /// Spends one request of the tenant's quota, if there is one to spend.
+    /// Spends one request of the tenant's quota and burst limit, if both have one to spend.
     public func take(_ tenant: TenantRecord) async -> Outcome {
         let quota = limits.quota(for: tenant.plan)
+        let window = quota.window
         let gcra = quota.gcra
         let plan = tenant.plan.rawValue
         let now = ContinuousClock.now
-        let (local, rate, unspent): (State?, Double, Int) = leases.withLock { leases in
-            var lease = leases[tenant.id] ?? Lease(quota: quota, tokens: 0, tat: 0, databaseNow: 0, takenAt: now,
-                                                   windowStart: now, count: 0, rate: 0)
+        let (local, wanted, unspent): (State?, Int, (tokens: Int, window: Int64)) = leases.withLock { leases in
+            var lease = leases[tenant.id] ?? Lease(quota: quota, tokens: 0, window: 0, used: quota.limit, tat: 0, databaseNow: 0,
+                                                   takenAt: now, windowStart: now, count: 0, rate: 0)
             lease.count += 1
             // Short windows, so that demand after an idle spell is seen within a quarter second.
             if now - lease.windowStart >= .milliseconds(250) {
@@ -94,44 +114,62 @@ public final class RateLimiter: Sendable {
                 lease.count = 0
             }
             defer { leases[tenant.id] = lease }
-            guard lease.quota == quota, lease.tokens > 0, now - lease.takenAt < leaseLifetime else {
+            let databaseNow = lease.databaseNow + (now - lease.takenAt).microseconds
+            guard lease.quota == quota, lease.tokens > 0, now - lease.takenAt < leaseLifetime,
+                  databaseNow < window.end(ofWindowAt: lease.window) else {
                 // An expired lease's tokens go back to the store with the next take, so that a
-                // tenant's quota is not spent by tokens this process took and never used.
-                let unspent = lease.quota == quota ? lease.tokens : 0
+                // tenant's limits are not spent by requests this process took and never used.
+                let unspent = lease.quota == quota ? (lease.tokens, lease.window) : (0, 0)
                 lease.tokens = 0
-                return (nil, lease.rate, unspent)
+                // Two seconds of this process's demand, within a quarter of the burst and 1% of
+                // what remained of the quota when last asked (nothing known: one).
+                let cap = min(quota.burst / 4, window.remaining(used: lease.quota == quota ? lease.used : quota.limit) / 100)
+                return (nil, Int(max(1, min(Int64(lease.rate * 2), Int64(cap)))), unspent)
             }
             lease.tokens -= 1
-            let local = state(plan, quota, gcra, tat: lease.tat, now: lease.databaseNow + (now - lease.takenAt).microseconds, spare: lease.tokens)
-            return (local, lease.rate, 0)
+            let local = state(plan, quota, window: lease.window, used: lease.used - lease.tokens, tat: lease.tat, now: databaseNow,
+                              spare: lease.tokens)
+            return (local, 0, (0, 0))
         }
         if let local { return .allowed(local) }
 
-        // Two seconds of this process's demand, or what a very large quota refills in `leaseWindow`.
-        let demand = max(Int64(rate * 2), leaseWindow / gcra.emission)
-        let wanted = Int(max(1, min(demand, Int64(max(1, quota.burst / 4)))))
         do {
-            let (granted, tat, databaseNow) = try await batcher.take(
-                .init(tenant: tenant.id.rawValue, wanted: Int32(wanted), emission: gcra.emission, burst: Int32(quota.burst),
-                      returned: Int32(clamping: unspent)))
+            let result = try await batcher.take(
+                .init(tenant: tenant.id.rawValue, wanted: Int32(clamping: wanted), quota: Int32(clamping: quota.limit), period: window.period,
+                      emission: gcra.emission, burst: Int32(clamping: quota.burst),
+                      returned: Int32(clamping: unspent.tokens), returnedWindow: unspent.window))
             if failing.exchange(false, ordering: .relaxed) { logger.notice("rate limit store reachable again") }
-            if granted == 0 {
-                let retry = Int((gcra.retryAfter(tat: tat, now: databaseNow) + 999_999) / 1_000_000)
-                return .limited(state(plan, quota, gcra, tat: tat, now: databaseNow, spare: 0), retryAfter: max(1, retry))
+            let used = Int(result.used)
+            if result.granted == 0 {
+                let refused = state(plan, quota, window: result.window, used: used, tat: result.tat, now: result.now, spare: 0)
+                if window.remaining(used: used) == 0 {
+                    return .limited(refused, policy: .quota, retryAfter: max(1, refused.reset))
+                }
+                let retry = Int((gcra.retryAfter(tat: result.tat, now: result.now) + 999_999) / 1_000_000)
+                return .limited(refused, policy: .burst, retryAfter: max(1, retry))
             }
-            let spare = Int(granted) - 1
-            leases.withLock { leases in
-                guard var lease = leases[tenant.id] else { return }
-                // Takes for one tenant can overlap: add to what another left, never overwrite it.
-                let live = lease.quota == quota && ContinuousClock.now - lease.takenAt < leaseLifetime
+            let spare = Int(result.granted) - 1
+            let merged = leases.withLock { leases -> (used: Int, tat: Int64, spare: Int) in
+                guard var lease = leases[tenant.id] else { return (used, result.tat, spare) }
+                // Takes for one tenant can overlap: add to what another left, never overwrite it,
+                // and keep the later of two counts. Requests left from an earlier window are
+                // dropped: they were counted there.
+                let live = lease.quota == quota && lease.window == result.window
                 lease.tokens = (live ? lease.tokens : 0) + spare
+                if !live || used >= lease.used {
+                    lease.used = used
+                    lease.tat = result.tat
+                    lease.databaseNow = result.now
+                    lease.takenAt = now
+                }
                 lease.quota = quota
-                lease.tat = tat
-                lease.databaseNow = databaseNow
-                lease.takenAt = now
+                lease.window = result.window
                 leases[tenant.id] = lease
+                // With nothing held, this request's own count is the exact one.
+                return lease.tokens == 0 ? (used, result.tat, 0) : (lease.used, lease.tat, lease.tokens)
             }
-            return .allowed(state(plan, quota, gcra, tat: tat, now: databaseNow, spare: spare))
+            return .allowed(state(plan, quota, window: result.window, used: merged.used - merged.spare, tat: merged.tat, now: result.now,
+                                  spare: merged.spare))
         } catch {
             // Logged when the store starts failing, not once per request.
             if !failing.exchange(true, ordering: .relaxed) {
@@ -142,10 +180,17 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    private func state(_ plan: String, _ quota: RateLimits.Quota, _ gcra: GCRA, tat: Int64, now: Int64, spare: Int) -> State {
-        let reset = Int((gcra.reset(tat: tat, now: now) + 999_999) / 1_000_000)
-        return State(plan: plan, quota: quota, remaining: min(quota.burst, gcra.remaining(tat: tat, now: now) + spare), reset: reset,
-                     resetAt: Int((now + 999_999) / 1_000_000) + reset)
+    /// The headers' figures for a window that has counted `used` (leased requests held by this
+    /// process, `spare`, not among them) and a burst TAT, at the database's time `now`.
+    private func state(_ plan: String, _ quota: RateLimits.Quota, window start: Int64, used: Int, tat: Int64, now: Int64, spare: Int) -> State {
+        let window = quota.window
+        let gcra = quota.gcra
+        let end = window.end(ofWindowAt: start)
+        let reset = Int((max(0, end - now) + 999_999) / 1_000_000)
+        return State(plan: plan, quota: quota, remaining: window.remaining(used: used), reset: reset,
+                     resetAt: Int((end + 999_999) / 1_000_000),
+                     burstRemaining: min(quota.burst, gcra.remaining(tat: tat, now: now) + spare),
+                     burstReset: Int((gcra.reset(tat: tat, now: now) + 999_999) / 1_000_000))
     }
 }
 
