@@ -291,10 +291,12 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
                 let response = try await tenant.call(.get, "/api/pets")
                 statuses.append(response.status.code)
                 remaining.append(response.headers[.remaining] ?? "-")
-                if response.status == .tooManyRequests { refused = response }
+                if response.status == .tooManyRequests && refused == nil { refused = response }
             }
-            #expect(statuses == [200, 200, 200, 429, 429])
-            #expect(remaining == ["99", "98", "97", "97", "97"], "a refusal spends nothing of the quota")
+            // One request every 333 ms refills: on a machine slow enough to take that long per
+            // request a later one may pass, so only the first refusal is pinned down.
+            #expect(Array(statuses.prefix(4)) == [200, 200, 200, 429], "\(statuses)")
+            #expect(Array(remaining.prefix(4)) == ["99", "98", "97", "97"], "a refusal spends nothing of the quota")
             let response = try #require(refused)
             #expect(response.headers[.contentType] == "application/problem+json")
             let body = try problem(response)
@@ -308,7 +310,7 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
             try await Task.sleep(for: .seconds(1.1))
             let again = try await tenant.call(.get, "/api/pets")
             #expect(again.status == .ok)
-            #expect(again.headers[.remaining] == "96")
+            #expect(again.headers[.remaining] == "\(96 - statuses.filter { $0 == 200 }.count + 3)")
         }
     }
 
