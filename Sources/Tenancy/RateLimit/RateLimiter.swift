@@ -190,7 +190,9 @@ public final class RateLimiter: Sendable {
         return State(plan: plan, quota: quota, remaining: window.remaining(used: used), reset: reset,
                      resetAt: Int((end + 999_999) / 1_000_000),
                      burstRemaining: min(quota.burst, gcra.remaining(tat: tat, now: now) + spare),
-                     burstReset: Int((gcra.reset(tat: tat, now: now) + 999_999) / 1_000_000))
+                     // The interval is rounded up, so an empty bucket is full a few microseconds
+                     // after its window; reported as the window, not the next whole second.
+                     burstReset: min(quota.burstWindow, Int((gcra.reset(tat: tat, now: now) + 999_999) / 1_000_000)))
     }
 }
 
