@@ -6,12 +6,13 @@ import Glibc
 
 /// A minimal HTTP/1.1 GET over a socket, for tests that poll a server in another process.
 public enum HTTPProbe {
-    /// The status code of `GET path` on 127.0.0.1:port, or 0 when nothing answers.
-    public static func status(port: Int, path: String) async -> Int {
+    /// A blocking TCP socket connected to 127.0.0.1:port, whose reads give up after
+    /// `receiveTimeout` (so a caller can poll); nil when nothing listens. The caller closes it.
+    public static func connectSocket(port: Int, receiveTimeout: Duration) -> Int32? {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return 0 }
-        defer { close(descriptor) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        guard descriptor >= 0 else { return nil }
+        let microseconds = receiveTimeout.components.seconds * 1_000_000 + receiveTimeout.components.attoseconds / 1_000_000_000_000
+        var timeout = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -22,7 +23,28 @@ public enum HTTPProbe {
                 connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard connected else { return 0 }
+        guard connected else {
+            close(descriptor)
+            return nil
+        }
+        return descriptor
+    }
+
+    /// Polls `GET /health/ready` until it answers 200, the process has gone (`exited`), or a
+    /// minute has passed; returns the last status seen.
+    public static func waitUntilReady(port: Int, exited: () -> Bool) async -> Int {
+        var status = 0
+        for _ in 0..<600 where status != 200 && !exited() {
+            try? await Task.sleep(for: .milliseconds(100))
+            status = await Self.status(port: port, path: "/health/ready")
+        }
+        return status
+    }
+
+    /// The status code of `GET path` on 127.0.0.1:port, or 0 when nothing answers.
+    public static func status(port: Int, path: String) async -> Int {
+        guard let descriptor = connectSocket(port: port, receiveTimeout: .seconds(2)) else { return 0 }
+        defer { close(descriptor) }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         _ = request.withCString { send(descriptor, $0, strlen($0), 0) }
         var buffer = [UInt8](repeating: 0, count: 64)
@@ -60,21 +82,8 @@ public enum HTTPProbe {
     }
 
     static func blockingExchange(port: Int, request: [UInt8], timeout: Duration) -> Exchange? {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return nil }
+        guard let descriptor = connectSocket(port: port, receiveTimeout: .milliseconds(100)) else { return nil }
         defer { close(descriptor) }
-        var poll = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &poll, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-        guard connected else { return nil }
         _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
 
         let deadline = ContinuousClock.now + timeout

@@ -1,6 +1,8 @@
 import API
 import Database
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import PetstoreTesting
 import PostgresNIO
 import Testing
@@ -117,43 +119,50 @@ import Testing
     }
 
     @Test func `a command past the request deadline is answered 503 at once, and its retry with the Idempotency-Key lands exactly once`() async throws {
-        try await withApp(.live, configuration: ServerConfiguration(requestTimeout: .seconds(1))) { app, client in
-            let port = try #require(client.port)
+        try await withApp(.live) { app, client in
             let tenant = try await app.tenantClient(client, slug: "deadline")
-            let tenantID = try #require(try await app.catalog.tenant(slug: "deadline")?.id)
-            let before = try await app.events(of: "PetRegistered", tenant: "deadline").count
-            let body = #"{"name":"Late","species":"cat"}"#
-            func keyed() async -> HTTPProbe.Exchange? {
-                let bytes = Array(body.utf8)
-                let head = "POST /api/pets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(tenant.key)\r\nX-Tenant-ID: deadline\r\n"
-                    + "Idempotency-Key: late-1\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\n\r\n"
-                return await HTTPProbe.exchange(port: port, request: Array(head.utf8) + bytes, timeout: .seconds(15))
-            }
-            let (answer, waited) = try await app.database.superuserURL.withConnection(logger: TestCluster.logger) { connection in
-                try await connection.query("BEGIN", logger: TestCluster.logger).consume()
-                try await connection.query("SELECT 1 FROM event_heads WHERE tenant_id = \(tenantID.rawValue) FOR UPDATE",
-                                           logger: TestCluster.logger).consume()
-                let start = ContinuousClock.now
-                let answer = await keyed()
-                let waited = ContinuousClock.now - start
-                try await connection.query("ROLLBACK", logger: TestCluster.logger).consume()
-                return (answer, waited)
-            }
-            let cutOff = try #require(answer)
-            #expect(cutOff.status == 503)
-            #expect(cutOff.header("Retry-After") == ["1"])
-            #expect(String(decoding: cutOff.body, as: UTF8.self).contains("Idempotency-Key"), "the answer says how to find out")
-            #expect(waited < .seconds(10), "answered at the deadline, not when the lock went: \(waited)")
+            // The same dependencies behind a second server whose deadline is one second; the
+            // tenant was onboarded above, where a busy machine cannot make onboarding meet it.
+            let tight = Application(
+                responder: ApplicationBuilder.responder(app.dependencies, configuration: ServerConfiguration(requestTimeout: .seconds(1))),
+                logger: TestCluster.logger)
+            try await tight.test(.live) { tightClient in
+                let port = try #require(tightClient.port)
+                let tenantID = try #require(try await app.catalog.tenant(slug: "deadline")?.id)
+                let before = try await app.events(of: "PetRegistered", tenant: "deadline").count
+                let body = #"{"name":"Late","species":"cat"}"#
+                func keyed() async -> HTTPProbe.Exchange? {
+                    let bytes = Array(body.utf8)
+                    let head = "POST /api/pets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(tenant.key)\r\nX-Tenant-ID: deadline\r\n"
+                        + "Idempotency-Key: late-1\r\nContent-Type: application/json\r\nContent-Length: \(bytes.count)\r\n\r\n"
+                    return await HTTPProbe.exchange(port: port, request: Array(head.utf8) + bytes, timeout: .seconds(15))
+                }
+                let (answer, waited) = try await app.database.superuserURL.withConnection(logger: TestCluster.logger) { connection in
+                    try await connection.query("BEGIN", logger: TestCluster.logger).consume()
+                    try await connection.query("SELECT 1 FROM event_heads WHERE tenant_id = \(tenantID.rawValue) FOR UPDATE",
+                                               logger: TestCluster.logger).consume()
+                    let start = ContinuousClock.now
+                    let answer = await keyed()
+                    let waited = ContinuousClock.now - start
+                    try await connection.query("ROLLBACK", logger: TestCluster.logger).consume()
+                    return (answer, waited)
+                }
+                let cutOff = try #require(answer)
+                #expect(cutOff.status == 503)
+                #expect(cutOff.header("Retry-After") == ["1"])
+                #expect(String(decoding: cutOff.body, as: UTF8.self).contains("Idempotency-Key"), "the answer says how to find out")
+                #expect(waited < .seconds(10), "answered at the deadline, not when the lock went: \(waited)")
 
-            // The retry gets the command's outcome; whichever way the first attempt went, it lands once.
-            var retried: HTTPProbe.Exchange?
-            for _ in 0..<50 {
-                retried = await keyed()
-                if retried?.status != 409 { break }
-                try await Task.sleep(for: .milliseconds(100))
+                // The retry gets the command's outcome; whichever way the first attempt went, it lands once.
+                var retried: HTTPProbe.Exchange?
+                for _ in 0..<50 {
+                    retried = await keyed()
+                    if retried?.status != 409 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(retried?.status == 201, "\(retried.map { String(decoding: $0.body, as: UTF8.self) } ?? "no answer")")
+                #expect(try await app.events(of: "PetRegistered", tenant: "deadline").count == before + 1)
             }
-            #expect(retried?.status == 201, "\(retried.map { String(decoding: $0.body, as: UTF8.self) } ?? "no answer")")
-            #expect(try await app.events(of: "PetRegistered", tenant: "deadline").count == before + 1)
         }
     }
 }

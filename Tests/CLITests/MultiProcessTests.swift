@@ -31,11 +31,7 @@ import Testing
             servers.append((child, port, directory))
         }
         for (child, port, _) in servers {
-            var status = 0
-            for _ in 0..<600 where status != 200 && child.exitStatus() == nil {
-                try await Task.sleep(for: .milliseconds(100))
-                status = await HTTPProbe.status(port: port, path: "/health/ready")
-            }
+            let status = await HTTPProbe.waitUntilReady(port: port) { child.exitStatus() != nil }
             try #require(status == 200, "server on \(port) not ready: \(child.output)")
         }
         try await body(servers.map(\.1), servers.map(\.0))

@@ -57,11 +57,7 @@ import Glibc
             server.signal(SIGKILL)
             server.wait()
         }
-        var ready = 0
-        for _ in 0..<600 where ready != 200 && server.exitStatus() == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = await HTTPProbe.status(port: port, path: "/health/ready")
-        }
+        let ready = await HTTPProbe.waitUntilReady(port: port) { server.exitStatus() != nil }
         try #require(ready == 200, "not ready: \(server.output)")
         let onboard = try ChildProcess.spawn(
             [ServeCommandTests.binary, "tenant", "create", "--slug", "outage", "--name", "Outage", "--plan", "enterprise", "--log-level", "error"],

@@ -58,12 +58,7 @@ import Testing
             [Self.binary, "serve", "--data-dir", directory.path, "--port", "\(port)", "--host", "127.0.0.1"],
             environment: environment([:])
         )
-        var status = 0
-        for _ in 0..<300 where status != 200 {
-            try await Task.sleep(for: .milliseconds(100))
-            status = await HTTPProbe.status(port: port, path: "/health/ready")
-            if child.exitStatus() != nil { break }
-        }
+        let status = await HTTPProbe.waitUntilReady(port: port) { child.exitStatus() != nil }
         #expect(status == 200, "ready: \(child.output)")
         let pidFile = directory.appending(path: "postgres/data/postmaster.pid")
         #expect(FileManager.default.fileExists(atPath: pidFile.path))
@@ -100,12 +95,7 @@ import Testing
             }
             try? FileManager.default.removeItem(at: home)
         }
-        var status = 0
-        for _ in 0..<300 where status != 200 {
-            try await Task.sleep(for: .milliseconds(100))
-            status = await HTTPProbe.status(port: port, path: "/health/ready")
-            if child.exitStatus() != nil { break }
-        }
+        let status = await HTTPProbe.waitUntilReady(port: port) { child.exitStatus() != nil }
         #expect(status == 200, "ready: \(child.output)")
         let relocated = try String(contentsOf: location, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(relocated.hasPrefix(LocalCluster.relocatedRoot.path + "/"))

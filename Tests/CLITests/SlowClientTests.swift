@@ -14,20 +14,8 @@ import Glibc
         let descriptor: Int32
 
         init?(port: Int) {
-            descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var poll = timeval(tv_sec: 0, tv_usec: 50_000)
-            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &poll, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            if !connected {
-                close(descriptor)
-                return nil
-            }
+            guard let descriptor = HTTPProbe.connectSocket(port: port, receiveTimeout: .milliseconds(50)) else { return nil }
+            self.descriptor = descriptor
         }
 
         deinit { close(descriptor) }
@@ -78,11 +66,7 @@ import Glibc
             server.signal(SIGKILL)
             server.wait()
         }
-        var ready = 0
-        for _ in 0..<600 where ready != 200 && server.exitStatus() == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = await HTTPProbe.status(port: port, path: "/health/ready")
-        }
+        let ready = await HTTPProbe.waitUntilReady(port: port) { server.exitStatus() != nil }
         try #require(ready == 200, "not ready: \(server.output)")
 
         // Each in a task of its own: they run side by side, so the idle one does not hold up the rest.
