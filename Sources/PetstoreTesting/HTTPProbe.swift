@@ -43,6 +43,13 @@ public enum HTTPProbe {
 
     /// The status code of `GET path` on 127.0.0.1:port, or 0 when nothing answers.
     public static func status(port: Int, path: String) async -> Int {
+        // On a thread of its own, like `exchange`: the read may block for two seconds.
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: blockingStatus(port: port, path: path)) }
+        }
+    }
+
+    static func blockingStatus(port: Int, path: String) -> Int {
         guard let descriptor = connectSocket(port: port, receiveTimeout: .seconds(2)) else { return 0 }
         defer { close(descriptor) }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
