@@ -80,7 +80,7 @@ public enum HTTPProbe {
     ///
     /// The socket calls block, so they run on a thread of their own: blocking the few threads of
     /// Swift's cooperative pool would starve the very server under test.
-    public static func exchange(port: Int, request: [UInt8], timeout: Duration = .seconds(3)) async -> Exchange? {
+    public static func exchange(port: Int, request: [UInt8], timeout: Duration = .seconds(30)) async -> Exchange? {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(returning: blockingExchange(port: port, request: request, timeout: timeout))
