@@ -5,6 +5,13 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+let postgres: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
+let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+
 let package = Package(
     name: "petstore",
     platforms: [.macOS(.v15)],
@@ -20,6 +27,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // Named because targets import their modules directly (Hummingbird and PostgresNIO
+        // bring them in anyway): every module a target imports is declared.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Turns Schema/*.sql and Projections/*.sql into Swift source, so the SQL travels
@@ -31,95 +43,102 @@ let package = Package(
             dependencies: ["EmbedSQL"],
             path: "Sources/EmbedSQLPlugin"
         ),
+        // Connections, the local cluster, migrations, and the tenant session: the only way a
+        // statement reaches a tenant's rows. See Sources/README.md for what each module owns.
         .target(
             name: "Database",
-            dependencies: [
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: [postgres, log, crypto, nioCore, nioPosix],
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
         .target(
             name: "EventLog",
-            dependencies: [
-                "Database",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
+            dependencies: ["Database", postgres, log, crypto, lifecycle],
             swiftSettings: swiftSettings
         ),
         .target(name: "Domain", swiftSettings: swiftSettings),
         .target(
             name: "Tenancy",
-            dependencies: ["Database", "EventLog", "Domain", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Database", "EventLog", "Domain", postgres, log, crypto, lifecycle],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Projectors",
-            dependencies: [
-                "Database", "EventLog", "Domain",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["Database", "EventLog", "Domain", postgres, log, crypto, lifecycle],
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
+        // The application layer: commands, queries, provisioning, idempotency, and the
+        // composition of the modules below into what a server runs.
+        .target(
+            name: "Operations",
+            dependencies: [
+                "Database", "EventLog", "Tenancy", "Domain", "Projectors", postgres, log, crypto, lifecycle, nioCore,
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP: parses, calls one operation, renders. No PostgresNIO here (a test checks).
         .target(
             name: "API",
             dependencies: [
-                "Database", "EventLog", "Tenancy", "Domain", "Projectors",
+                "Database", "EventLog", "Tenancy", "Domain", "Projectors", "Operations", log, crypto, lifecycle, nioCore,
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "petstore",
             dependencies: [
-                "API", "Database", "EventLog", "Tenancy", "Projectors", "Domain",
+                "API", "Operations", "Database", "EventLog", "Tenancy", "Projectors", "Domain", postgres, log, crypto, lifecycle, nioCore, nioPosix,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "PetstoreTesting",
-            dependencies: ["Database", "Projectors", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["Database", "Projectors", postgres, log],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "DatabaseTests",
-            dependencies: ["Database", "PetstoreTesting"],
+            dependencies: ["Database", "PetstoreTesting", postgres, log],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "Database", "PetstoreTesting"],
+            dependencies: ["EventLog", "Database", "PetstoreTesting", postgres, log],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ProjectorTests",
-            dependencies: ["Projectors", "EventLog", "Database", "Domain", "PetstoreTesting"],
+            dependencies: ["Projectors", "EventLog", "Database", "Domain", "PetstoreTesting", postgres, log],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["Database", "EventLog", "Domain", "Projectors", "PetstoreTesting", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "Database", "EventLog", "Domain", "Projectors", "PetstoreTesting", nioCore,
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APITests",
             dependencies: [
-                "API", "PetstoreTesting",
+                "API", "Operations", "Database", "EventLog", "Tenancy", "Domain", "PetstoreTesting", postgres, log, crypto, lifecycle, nioCore,
+                nioPosix,
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

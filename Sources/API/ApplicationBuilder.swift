@@ -4,142 +4,56 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
-import PostgresNIO
+import Operations
 import Projectors
 import ServiceLifecycle
 import Tenancy
-
-/// Everything the HTTP layer needs, built once per process.
-public struct AppDependencies: Sendable {
-    /// The request pool: handlers and the command path.
-    public let client: PostgresClient
-    /// A small pool of its own for background work (projectors, relay, security log, outbox),
-    /// so that a burst of requests cannot starve it, nor it the requests.
-    public let backgroundClient: PostgresClient
-    public let store: EventStore
-    public let catalog: Catalog
-    public let authenticator: Authenticator
-    public let securityLog: SecurityLog
-    public let provisioner: Provisioner
-    public let runtime: ProjectionRuntime
-    public let migrator: Migrator
-    public let resolver: TenantResolver
-    /// Nil when rate limiting is switched off.
-    public let rateLimiter: RateLimiter?
-    /// Counts refused requests for the analytics; nil with the limiter.
-    public let rateLimitLedger: RateLimitLedger?
-    /// Nil when metrics are switched off.
-    public let metrics: AppMetrics?
-    /// How long a keyed command's response is replayed.
-    public let idempotencyRetention: Duration
-    /// Signs the tenants' checkpoints.
-    public let signer: CheckpointSigner
-    public let checkpointInterval: Duration
-    /// The pools `/metrics` reports on: name, client, size.
-    public var pools: [(name: String, client: PostgresClient, maximum: Int)] = []
-    /// Filled in as the router is built.
-    public let routes = RouteTable()
-    public let logger: Logger
-
-    public init(
-        client: PostgresClient, backgroundClient: PostgresClient? = nil, migrator: Migrator, resolver: TenantResolver = TenantResolver(),
-        catalogCacheTTL: Duration = .seconds(2), keyCacheTTL: Duration = .seconds(5), securityFlushInterval: Duration = .milliseconds(50),
-        rateLimits: RateLimits? = .defaults, rateLimitFailureMode: RateLimiter.FailureMode = .open,
-        metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
-        signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
-        logger: Logger
-    ) {
-        let background = backgroundClient ?? client
-        let metrics = metricsEnabled ? AppMetrics(tenantLabelCap: tenantLabelCap, logger: logger) : nil
-        var observer: EventStore.AppendObserver?
-        var lagObserver: (@Sendable (String, [Double]) -> Void)?
-        if let metrics {
-            observer = { tenant, types in metrics.appended(tenant: tenant, types: types) }
-            lagObserver = { name, lags in metrics.projected(name, lags: lags) }
-        }
-        let store = EventStore(client: client, observer: observer, logger: logger)
-        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
-        self.client = client
-        self.backgroundClient = background
-        self.store = store
-        self.catalog = catalog
-        self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
-        self.securityLog = SecurityLog(
-            client: background, store: EventStore(client: background, signal: store.signal, observer: observer, logger: logger),
-            interval: securityFlushInterval, logger: logger)
-        let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
-                                        lagObserver: lagObserver, logger: logger)
-        self.runtime = runtime
-        self.provisioner = Provisioner(catalog: catalog, runtime: runtime, logger: logger)
-        self.migrator = migrator
-        self.resolver = resolver
-        self.rateLimiter = rateLimits.map { RateLimiter(client: client, limits: $0, failureMode: rateLimitFailureMode, logger: logger) }
-        self.rateLimitLedger = rateLimits.map { _ in RateLimitLedger(client: background, logger: logger) }
-        self.metrics = metrics
-        self.idempotencyRetention = idempotencyRetention
-        self.signer = signer
-        self.checkpointInterval = checkpointInterval
-        self.logger = logger
-    }
-
-    /// The background services besides the HTTP server and the database client, in start order.
-    public func backgroundServices(outboxDirectory: URL) -> [any Service] {
-        let ledger: [any Service] = rateLimitLedger.map { [$0] } ?? []
-        return ledger + [
-            NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
-            runtime,
-            securityLog,
-            OutboxDispatcher(client: backgroundClient, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
-            IdempotencyJanitor.service(client: backgroundClient, interval: .seconds(600), logger: logger),
-            CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, logger: logger), signer: signer,
-                                       interval: checkpointInterval, logger: logger),
-        ]
-    }
-}
 
 /// Builds the HTTP application: the router with its middleware and routes.
 ///
 /// The caller runs the returned application inside a `ServiceGroup` after the database client,
 /// so that on SIGTERM the HTTP server stops first and in-flight requests still reach the database.
 public enum ApplicationBuilder {
-    public static func router(_ dependencies: AppDependencies, configuration: ServerConfiguration) -> Router<AppRequestContext> {
+    /// `routes` is filled in as the router is built: the OpenAPI document and the tests read it.
+    public static func router(
+        _ dependencies: AppDependencies, configuration: ServerConfiguration, routes: RouteTable = RouteTable()
+    ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: AccessLogMiddleware(metrics: dependencies.metrics))
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: SingleHeaderMiddleware())
-        router.add(middleware: MethodNotAllowedMiddleware(table: dependencies.routes))
-        HealthRoutes(client: dependencies.client, migrator: dependencies.migrator, timeout: configuration.readinessTimeout)
-            .register(on: router, table: dependencies.routes)
-        OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: dependencies.routes).register(on: router)
-        let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: dependencies.routes)
+        router.add(middleware: MethodNotAllowedMiddleware(table: routes))
+        HealthRoutes(dependencies: dependencies, timeout: configuration.readinessTimeout)
+            .register(on: router, table: routes)
+        OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: routes).register(on: router)
+        let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: routes)
         checkpoints.registerOpen(on: router)
         AdminPageRoutes().register(on: router)
-        if let metrics = dependencies.metrics {
+        if dependencies.metrics != nil {
             let scrape = router.group("/metrics")
                 .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
                 .group(context: PlatformRequestContext.self)
-            MetricsRoutes(metrics: metrics, runtime: dependencies.runtime, catalog: dependencies.catalog, limiter: dependencies.rateLimiter, pools: dependencies.pools, table: dependencies.routes)
+            MetricsRoutes(dependencies: dependencies, table: routes)
                 .register(on: scrape)
         }
 
         // One slot per request that may use the database: each tenant (and the platform) holds
         // at most its share of the request pool.
-        let poolSize = dependencies.pools.first?.maximum ?? 20
+        let poolSize = dependencies.requestPoolSize
         let bulkhead = Bulkhead(capacity: poolSize, perKey: Int(Double(poolSize) * configuration.tenantPoolShare),
                                 wait: configuration.connectionWaitTimeout)
 
-        let idempotency = IdempotencyMiddleware(catalog: dependencies.catalog, client: dependencies.client, signal: dependencies.store.signal,
-                                                retention: dependencies.idempotencyRetention, logger: dependencies.logger)
+        let idempotency = IdempotencyMiddleware(ledger: dependencies.idempotency)
         let admin = router.group("/api/admin")
             .add(middleware: BulkheadMiddleware(bulkhead: bulkhead) { _ in "platform" })
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
             .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
-        AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: dependencies.routes).register(on: admin)
-        SecurityEventRoutes(client: dependencies.client, catalog: dependencies.catalog, table: dependencies.routes).register(on: admin)
-        AnalyticsRoutes(client: dependencies.client, table: dependencies.routes).register(on: admin)
-        ProjectionRoutes(runtime: dependencies.runtime, table: dependencies.routes).register(on: admin)
+        AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: routes).register(on: admin)
+        SecurityEventRoutes(queries: dependencies.securityEvents, catalog: dependencies.catalog, table: routes).register(on: admin)
+        AnalyticsRoutes(dependencies: dependencies, table: routes).register(on: admin)
+        ProjectionRoutes(runtime: dependencies.runtime, table: routes).register(on: admin)
         checkpoints.register(on: admin)
 
         var tenantMiddleware = router.group("/api")
@@ -152,23 +66,23 @@ public enum ApplicationBuilder {
         let tenant = tenantMiddleware
             .add(middleware: idempotency)
             .group(context: TenantRequestContext.self)
-        TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: dependencies.routes).register(on: tenant)
-        PetRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)
+        TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: routes).register(on: tenant)
+        PetRoutes(catalog: dependencies.catalog, pets: dependencies.pets, table: routes).register(on: tenant)
+        ConfigRoutes(catalog: dependencies.catalog, config: dependencies.config, table: routes).register(on: tenant)
+        EventRoutes(catalog: dependencies.catalog, signer: dependencies.signer, securityEvents: dependencies.securityEvents, table: routes)
             .register(on: tenant)
-        ConfigRoutes(catalog: dependencies.catalog, runtime: dependencies.runtime, table: dependencies.routes, logger: dependencies.logger)
-            .register(on: tenant)
-        EventRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: dependencies.routes).register(on: tenant)
         checkpoints.register(on: tenant)
         return router
     }
 
     /// The router behind tenant resolution: what the server and in-process tests run.
     public static func responder(
-        _ dependencies: AppDependencies, configuration: ServerConfiguration
+        _ dependencies: AppDependencies, configuration: ServerConfiguration, routes: RouteTable = RouteTable()
     ) -> DeadlineResponder<TenantResolvingResponder<RouterResponder<AppRequestContext>>> {
         DeadlineResponder(
             timeout: configuration.requestTimeout,
-            inner: TenantResolvingResponder(resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration).buildResponder())
+            inner: TenantResolvingResponder(
+                resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration, routes: routes).buildResponder())
         )
     }
 

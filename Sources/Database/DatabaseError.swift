@@ -12,6 +12,8 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable, Equatable
         case migrationChanged = "migration_changed"
         case migrationMissing = "migration_missing"
         case migrationFailed = "migration_failed"
+        case sessionClosed = "session_closed"
+        case unsafeRole = "unsafe_role"
     }
 
     public let code: Code

@@ -114,7 +114,11 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
-        if let pool { configuration.options.additionalStartupParameters = [("application_name", PoolName.applicationName(pool))] }
+        // Every pooled connection is the application role from its first statement: a login
+        // as the schema owner or a superuser (DATABASE_URL alone) must not see across tenants.
+        // Set in the startup packet, so RESET ROLE and RESET ALL come back to it.
+        configuration.options.additionalStartupParameters = [("role", LocalCluster.appRole)]
+        if let pool { configuration.options.additionalStartupParameters.append(("application_name", PoolName.applicationName(pool))) }
         if let timeouts {
             configuration.options.additionalStartupParameters += [
                 ("statement_timeout", "\(timeouts.statement.milliseconds)ms"),

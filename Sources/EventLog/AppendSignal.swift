@@ -1,3 +1,4 @@
+import Database
 import Synchronization
 
 /// Wakes readers in this process when a tenant's log grows, and tells the notification relay

@@ -1,3 +1,4 @@
+import Database
 import Crypto
 
 /// The bytes an event's chain hash covers, and the hash itself.

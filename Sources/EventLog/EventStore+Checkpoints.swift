@@ -8,20 +8,20 @@ extension EventStore {
     /// the head has not moved. Nil for an empty log.
     public func checkpoint(tenant: TenantID, signer: CheckpointSigner) async throws(EventLogError) -> Checkpoint? {
         do {
-            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection -> Checkpoint? in
+            return try await database.withTenant(tenant) { session -> Checkpoint? in
                 // FOR SHARE: no append moves the head between reading and signing it.
-                let heads = try await connection.query(
-                    "SELECT last_seq, head_hash FROM event_heads WHERE tenant_id = \(tenant.rawValue) FOR SHARE", logger: logger)
+                let heads = try await session.query(
+                    "SELECT last_seq, head_hash FROM event_heads WHERE tenant_id = \(session.tenant) FOR SHARE")
                 guard let (seq, hash) = try await heads.decode((Int64, ByteBuffer).self).first(where: { _ in true }), seq > 0 else { return nil }
-                if let kept = try await Self.checkpoints(tenant: tenant, limit: 1, on: connection, logger: logger).first, kept.seq == seq {
+                if let kept = try await Self.checkpoints(limit: 1, in: session).first, kept.seq == seq {
                     return kept
                 }
                 let signed = try signer.sign(tenant: tenant, seq: seq, headHash: Array(buffer: hash))
-                try await connection.query("""
+                try await session.run("""
                     INSERT INTO checkpoints (tenant_id, seq, head_hash, signed_at, key_id, signature)
-                    VALUES (\(tenant.rawValue), \(seq), \(ByteBuffer(bytes: signed.headHash)), \(signed.signedAt), \(signed.keyID),
+                    VALUES (\(session.tenant), \(seq), \(ByteBuffer(bytes: signed.headHash)), \(signed.signedAt), \(signed.keyID),
                             \(ByteBuffer(bytes: signed.signature)))
-                    """, logger: logger).consume()
+                    """)
                 return signed
             }
         } catch {
@@ -32,19 +32,18 @@ extension EventStore {
     /// The tenant's checkpoints, newest first.
     public func checkpoints(tenant: TenantID, limit: Int = 20) async throws(EventLogError) -> [Checkpoint] {
         do {
-            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                try await Self.checkpoints(tenant: tenant, limit: limit, on: connection, logger: logger)
-            }
+            return try await database.readTenant(tenant) { session in try await Self.checkpoints(limit: limit, in: session) }
         } catch {
             throw Self.map(error)
         }
     }
 
-    static func checkpoints(tenant: TenantID, limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [Checkpoint] {
-        let rows = try await connection.query("""
+    static func checkpoints(limit: Int, in session: TenantSession) async throws -> [Checkpoint] {
+        let tenant = session.tenant
+        let rows = try await session.query("""
             SELECT seq, head_hash, signed_at, key_id, signature FROM checkpoints
-             WHERE tenant_id = \(tenant.rawValue) ORDER BY seq DESC LIMIT \(limit)
-            """, logger: logger)
+             WHERE tenant_id = \(tenant) ORDER BY seq DESC LIMIT \(limit)
+            """)
         var result: [Checkpoint] = []
         for try await (seq, hash, signedAt, keyID, signature) in rows.decode((Int64, ByteBuffer, String, String, ByteBuffer).self) {
             result.append(Checkpoint(tenant: tenant, seq: seq, headHash: Array(buffer: hash), signedAt: signedAt, keyID: keyID,
@@ -56,9 +55,8 @@ extension EventStore {
     /// The hash of the tenant's event `seq`, nil when there is no such event.
     public func hash(tenant: TenantID, seq: Int64) async throws(EventLogError) -> [UInt8]? {
         do {
-            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                let rows = try await connection.query(
-                    "SELECT hash FROM events WHERE tenant_id = \(tenant.rawValue) AND seq = \(seq)", logger: logger)
+            return try await database.readTenant(tenant) { session in
+                let rows = try await session.query("SELECT hash FROM events WHERE tenant_id = \(session.tenant) AND seq = \(seq)")
                 return try await rows.decode(ByteBuffer.self).first(where: { _ in true }).map { Array(buffer: $0) }
             }
         } catch {

@@ -26,9 +26,8 @@ extension EventStore {
         }
         let head: (Int64, [UInt8])?
         do {
-            head = try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                let rows = try await connection.query(
-                    "SELECT last_seq, head_hash FROM event_heads WHERE tenant_id = \(tenant.rawValue)", logger: logger)
+            head = try await database.readTenant(tenant) { session in
+                let rows = try await session.query("SELECT last_seq, head_hash FROM event_heads WHERE tenant_id = \(session.tenant)")
                 return try await rows.decode((Int64, ByteBuffer).self).first(where: { _ in true }).map { ($0.0, Array(buffer: $0.1)) }
             }
         } catch {

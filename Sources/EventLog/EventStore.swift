@@ -32,7 +32,10 @@ public struct AppendResult: Sendable, Equatable {
 /// Appends to one tenant are serialized on that tenant's head row, which makes `seq` gap-free
 /// and equal to commit order; appends to different tenants never wait on each other.
 public struct EventStore: Sendable {
-    public let client: PostgresClient
+    /// The way into each tenant's log.
+    public let database: TenantDatabase
+    /// For the few control-plane reads that span tenants without showing their data.
+    let client: PostgresClient
     public let signal: AppendSignal
     let logger: Logger
     /// Told what was appended once it is committed: tenant and event counts by type.
@@ -40,6 +43,7 @@ public struct EventStore: Sendable {
     let observer: AppendObserver?
 
     public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil, logger: Logger) {
+        self.database = TenantDatabase(client: client, logger: logger)
         self.observer = observer
         self.client = client
         self.signal = signal
@@ -48,7 +52,7 @@ public struct EventStore: Sendable {
 
     // MARK: - Append
 
-    /// Appends events to one stream atomically.
+    /// Appends events to one stream in a unit of work of its own.
     @discardableResult
     public func append(
         tenant: TenantID, stream: StreamName, expected: ExpectedVersion, events: [NewEvent], metadata: EventMetadata = .init()
@@ -56,39 +60,30 @@ public struct EventStore: Sendable {
         try await append(tenant: tenant, [StreamAppend(stream: stream, expected: expected, events: events)], metadata: metadata)
     }
 
-    /// Appends to several streams of one tenant in one transaction: all or nothing.
+    /// Appends to several streams of one tenant atomically, in a unit of work of its own.
     @discardableResult
     public func append(tenant: TenantID, _ appends: [StreamAppend], metadata: EventMetadata = .init()) async throws(EventLogError) -> AppendResult {
-        let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
-        let result: AppendResult
         do {
-            result = try await prepared.run(on: client, logger: logger)
+            return try await database.withTenant(tenant) { session in try await append(appends, metadata: metadata, in: session) }
         } catch {
             throw Self.map(error)
         }
-        signal.appended(tenant)
-        observe(tenant, appends)
-        return result
     }
 
-    /// Appends inside a transaction the caller already holds, for callers that write other rows
-    /// atomically with the events (idempotency records, outbox entries). The transaction must not
-    /// have entered another tenant. Call `signal.appended(_:)` after the caller commits.
-    public func append(
-        tenant: TenantID, _ appends: [StreamAppend], metadata: EventMetadata, on connection: PostgresConnection
-    ) async throws(EventLogError) -> AppendResult {
-        let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
+    /// Appends inside the session's unit of work, so that the events commit together with
+    /// whatever else it writes. Waiters are woken and observers told once it commits.
+    @discardableResult
+    public func append(_ appends: [StreamAppend], metadata: EventMetadata = .init(), in session: TenantSession) async throws(EventLogError) -> AppendResult {
+        let prepared = try PreparedAppend(tenant: session.tenant, appends: appends, metadata: metadata)
         let result: AppendResult
         do {
-            result = try await prepared.run(on: connection, logger: logger)
+            result = try await prepared.run(in: session)
         } catch {
             throw Self.map(error)
         }
-        // Counted when the request's transaction commits if there is one; otherwise now, as the
-        // caller's transaction rarely fails after a successful append.
-        if let ambient = CommandTransaction.current, ambient.tenant == tenant.rawValue {
-            ambient.afterCommit { [self] in observe(tenant, appends) }
-        } else {
+        let tenant = session.tenant
+        session.afterCommit { [self] in
+            signal.appended(tenant)
             observe(tenant, appends)
         }
         return result
@@ -125,13 +120,7 @@ public struct EventStore: Sendable {
     /// Up to `limit` events of a tenant's log after `seq`, in order.
     public func read(tenant: TenantID, after seq: Int64 = 0, limit: Int = 1000) async throws(EventLogError) -> [RecordedEvent] {
         do {
-            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                var events: [RecordedEvent] = []
-                let rows = try await connection.execute(
-                    ReadTenantLog(tenant: tenant.rawValue, after: seq, limit: Int64(max(0, limit))), logger: logger)
-                for try await row in rows { events.append(try RecordedEvent(tenant: tenant, row: row)) }
-                return events
-            }
+            return try await database.readTenant(tenant) { session in try await read(after: seq, limit: limit, in: session) }
         } catch {
             throw Self.map(error)
         }
@@ -139,35 +128,41 @@ public struct EventStore: Sendable {
 
     /// Up to `limit` events after `seq`, inside a transaction the caller holds (already entered
     /// into the tenant), so that what is read and what is written with it commit together.
-    public func read(tenant: TenantID, after seq: Int64, limit: Int, on connection: PostgresConnection) async throws(EventLogError) -> [RecordedEvent] {
+    public func read(after seq: Int64, limit: Int, in session: TenantSession) async throws(EventLogError) -> [RecordedEvent] {
         do {
             var events: [RecordedEvent] = []
-            let rows = try await connection.execute(ReadTenantLog(tenant: tenant.rawValue, after: seq, limit: Int64(max(0, limit))), logger: logger)
-            for try await row in rows { events.append(try RecordedEvent(tenant: tenant, row: row)) }
+            let rows = try await session.execute(ReadTenantLog(tenant: session.tenant, after: seq, limit: Int64(max(0, limit))))
+            for try await row in rows { events.append(try RecordedEvent(tenant: session.tenant, row: row)) }
             return events
         } catch {
             throw Self.map(error)
         }
     }
 
-    /// A tenant's log after `seq` as it is now, fetched a page at a time so that memory stays
-    /// flat however long the log is. Each page is its own short transaction.
     public func events(tenant: TenantID, after seq: Int64 = 0, pageSize: Int = 1000) -> EventSequence {
         EventSequence(store: self, tenant: tenant, after: seq, pageSize: pageSize)
     }
 
     /// A stream's events in version order, optionally only those recorded at or before `until`.
     public func read(tenant: TenantID, stream: StreamName, after version: Int = 0, until: Date? = nil, limit: Int = 10_000) async throws(EventLogError) -> [RecordedEvent] {
+        do {
+            return try await database.readTenant(tenant) { session in
+                try await read(stream: stream, after: version, until: until, limit: limit, in: session)
+            }
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// A stream's events in the session's tenant, read with the session's snapshot.
+    public func read(stream: StreamName, after version: Int = 0, until: Date? = nil, limit: Int = 10_000, in session: TenantSession) async throws(EventLogError) -> [RecordedEvent] {
         let bound = until.map(Timestamps.bound) ?? "infinity"
         do {
-            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                var events: [RecordedEvent] = []
-                let rows = try await connection.execute(
-                    ReadStream(tenant: tenant.rawValue, stream: stream, afterVersion: Int32(clamping: version), until: bound, limit: Int64(limit)),
-                    logger: logger)
-                for try await row in rows { events.append(try RecordedEvent(tenant: tenant, row: row)) }
-                return events
-            }
+            var events: [RecordedEvent] = []
+            let rows = try await session.execute(
+                ReadStream(tenant: session.tenant, stream: stream, afterVersion: Int32(clamping: version), until: bound, limit: Int64(limit)))
+            for try await row in rows { events.append(try RecordedEvent(tenant: session.tenant, row: row)) }
+            return events
         } catch {
             throw Self.map(error)
         }
@@ -177,14 +172,14 @@ public struct EventStore: Sendable {
     public func read(tenant: TenantID, until time: Date, after seq: Int64 = 0, limit: Int = 1000) async throws(EventLogError) -> [RecordedEvent] {
         let bound = Timestamps.bound(time)
         do {
-            return try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
+            return try await database.readTenant(tenant) { session in
                 var events: [RecordedEvent] = []
-                let rows = try await connection.query(
+                let rows = try await session.query(
                     """
                     SELECT \(unescaped: EventColumns.list) FROM events
-                     WHERE tenant_id = \(tenant.rawValue) AND seq > \(seq) AND recorded_at <= \(bound)::timestamptz
+                     WHERE tenant_id = \(session.tenant) AND seq > \(seq) AND recorded_at <= \(bound)::timestamptz
                      ORDER BY seq LIMIT \(limit)
-                    """, logger: logger)
+                    """)
                 for try await row in rows.decode(EventColumns.Row.self) { events.append(try RecordedEvent(tenant: tenant, row: row)) }
                 return events
             }
@@ -222,7 +217,7 @@ public struct EventStore: Sendable {
     /// Creates a partition of its own for a tenant that has no events yet.
     public func createDedicatedPartition(for tenant: TenantID) async throws(EventLogError) -> String {
         do {
-            let rows = try await client.query("SELECT create_tenant_partition(\(tenant.rawValue))", logger: logger)
+            let rows = try await client.query("SELECT create_tenant_partition(\(tenant))", logger: logger)
             return try await rows.collect().first?.decode(String.self) ?? ""
         } catch {
             throw Self.map(error)

@@ -1,3 +1,4 @@
+import Database
 import Foundation
 
 /// A typed event: its name in the log and the version of its JSON shape.

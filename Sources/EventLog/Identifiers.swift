@@ -1,19 +1,5 @@
+import Database
 import Foundation
-
-/// A tenant's id. Every event, read and lock is keyed on it first.
-public struct TenantID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
-    public let rawValue: UUID
-
-    public init(_ rawValue: UUID) { self.rawValue = rawValue }
-    public init() { self.rawValue = UUID() }
-
-    public var description: String { rawValue.uuidString.lowercased() }
-
-    public static func < (lhs: TenantID, rhs: TenantID) -> Bool { lhs.description < rhs.description }
-
-    public init(from decoder: any Decoder) throws { rawValue = try UUID(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try description.encode(to: encoder) }
-}
 
 /// A stream: a category (`pet`, `tenant`, `config`, …) and an id within it.
 public struct StreamName: Hashable, Sendable, CustomStringConvertible {

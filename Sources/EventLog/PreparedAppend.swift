@@ -72,7 +72,7 @@ struct PreparedAppend: Sendable {
     }
 
     var statement: AppendEvents {
-        var statement = AppendEvents(tenant: tenant.rawValue, metadata: String(decoding: canonicalMetadata, as: UTF8.self))
+        var statement = AppendEvents(metadata: String(decoding: canonicalMetadata, as: UTF8.self))
         for append in appends {
             statement.streamTypes.append(append.stream.type)
             statement.streamIDs.append(append.stream.id)
@@ -94,12 +94,8 @@ struct PreparedAppend: Sendable {
 
     /// Runs the append as one statement: in autocommit on a pooled connection it is its own
     /// transaction, on a caller's connection it joins the caller's.
-    func run(on connection: PostgresConnection, logger: Logger) async throws -> AppendResult {
-        try result(try await connection.execute(statement, logger: logger).first(where: { _ in true }))
-    }
-
-    func run(on client: PostgresClient, logger: Logger) async throws -> AppendResult {
-        try result(try await client.execute(statement, logger: logger).first(where: { _ in true }))
+    func run(in session: TenantSession) async throws -> AppendResult {
+        try result(try await session.call(statement).first)
     }
 
     private func result(_ row: AppendEvents.Row?) throws -> AppendResult {

@@ -1,4 +1,6 @@
+import Operations
 import API
+import Operations
 import ArgumentParser
 import Foundation
 
@@ -47,7 +49,7 @@ struct AnalyticsCommand: AsyncParsableCommand {
                 // No server may be running: bring the figures up to the logs first.
                 try await dependencies.runtime.catchUpAll(only: "analytics")
                 do {
-                    return try await AnalyticsReport.read(client: dependencies.client, range: range, tenant: slug, logger: dependencies.logger)
+                    return try await dependencies.analyticsReport(range: range, tenant: slug)
                 } catch let error as AnalyticsError {
                     throw CLIError(error.description)
                 }

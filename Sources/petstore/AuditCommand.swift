@@ -1,4 +1,5 @@
 import API
+import Operations
 import ArgumentParser
 import Crypto
 import Database
@@ -71,9 +72,9 @@ struct AuditCommand: AsyncParsableCommand {
                     throw ExitCode(1)
                 }
                 // One transaction: the catalog rows, the events and the head, or nothing.
-                try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                    try await dependencies.catalog.restore(tenant: tenant, events: tenantEvents, on: connection)
-                    try await EventStore.restore(events, tenant: tenant, on: connection, logger: logger)
+                try await dependencies.store.database.withTenant(tenant) { session in
+                    try await dependencies.catalog.restore(events: tenantEvents, in: session)
+                    try await EventStore.restore(events, in: session)
                 }
                 for name in ["pets", "tenant_config", "analytics"] { try await dependencies.runtime.rebuild(name, tenant: tenant) { _, _ in } }
                 let check = try await dependencies.store.verify(tenant: tenant)

@@ -1,4 +1,5 @@
 import API
+import Operations
 import ArgumentParser
 import Database
 import EventLog

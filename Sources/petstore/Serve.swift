@@ -1,4 +1,5 @@
 import API
+import Operations
 import ArgumentParser
 import Database
 import EventLog
@@ -256,10 +257,11 @@ struct Serve: AsyncParsableCommand {
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
             signer: try options.signer(file: signingKeyFile),
             checkpointInterval: try resolvedCheckpointInterval, logger: logger)
-        configured.pools = [("requests", client, try resolvedPoolSize), ("background", backgroundClient, 6)]
+        configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 6)])
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {
+            try await dependencies.checkServingRoles()
             try await dependencies.provisioner.resumeAll()
         }
         let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))

@@ -1,4 +1,5 @@
 @testable import API
+@testable import Operations
 import Crypto
 import Database
 import EventLog

@@ -1,4 +1,5 @@
 import API
+import Operations
 import Database
 import Foundation
 import Hummingbird
@@ -28,8 +29,10 @@ import Testing
             let stalledID = try #require(try await app.catalog.tenant(slug: "stalled")?.id)
 
             // Hold the stalled tenant's log head: every command of that tenant waits for it.
-            let lock = PostgresClient(configuration: app.database.superuserURL.clientConfiguration(maximumConnections: 1),
-                                      backgroundLogger: TestCluster.logger)
+            // A superuser pool that stays the superuser (pools are the application role otherwise).
+            var superuser = app.database.superuserURL.clientConfiguration(maximumConnections: 1)
+            superuser.options.additionalStartupParameters.removeAll { $0.0 == "role" }
+            let lock = PostgresClient(configuration: superuser, backgroundLogger: TestCluster.logger)
             let lockRun = Task { await lock.run() }
             defer { lockRun.cancel() }
             let held = AsyncStream.makeStream(of: Void.self)

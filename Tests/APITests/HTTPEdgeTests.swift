@@ -1,4 +1,5 @@
 import API
+import Operations
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -126,7 +127,7 @@ struct RawResponse {
             #expect(try await send(client, "/api/no-such-thing", .put, headers(tenant.key, tenant: "methods")).status == .notFound)
             #expect(try await send(client, "/api/pets/\(id)/history/extra", .get, headers(tenant.key, tenant: "methods")).status == .notFound)
             // Every route in the table answers 405, not 404, to a method it lacks.
-            let table = app.dependencies.routes.all
+            let table = app.routes.all
             for path in Set(table.map(\.path)) {
                 let methods = Set(table.filter { $0.path == path }.map(\.method))
                 guard let missing = ([.get, .post, .put, .patch, .delete] as [HTTPRequest.Method]).first(where: { !methods.contains($0) }) else { continue }

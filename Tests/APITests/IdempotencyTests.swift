@@ -1,4 +1,5 @@
 @testable import API
+@testable import Operations
 import Database
 import EventLog
 import Foundation
@@ -110,7 +111,7 @@ import Testing
             let record = try #require(try await app.catalog.tenant(slug: "busy-key"))
             let principal = try #require(try await app.dependencies.authenticator.authenticate(authorization: "Bearer \(tenant.key)"))
             // Hold the key's lock as the first request would while it runs.
-            let lock = IdempotencyMiddleware.lockKey(tenant: record.id, apiKey: principal.keyID, key: "slow")
+            let lock = IdempotencyLedger.Key(scope: record.id, apiKey: principal.keyID, value: "slow", fingerprint: []).lock
             try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(lock))", logger: TestCluster.logger).consume()
                 let retry = try await tenant.call(.post, "/api/pets", json: #"{"name":"Slow","species":"dog"}"#, extra: [Self.key: "slow"])
@@ -260,7 +261,7 @@ import Testing
                       tenant: nil, body: nil),
                 .init(method: .delete, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: nil),
             ]
-            let commandRoutes = Set(app.dependencies.routes.all.filter { IdempotencyMiddleware.methods.contains($0.method) }
+            let commandRoutes = Set(app.routes.all.filter { IdempotencyMiddleware.methods.contains($0.method) }
                 .map { "\($0.method.rawValue) \($0.path)" })
             #expect(commandRoutes == Set(cases.map { "\($0.method.rawValue) \($0.route)" }), "every command route is covered")
 

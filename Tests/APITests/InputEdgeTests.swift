@@ -1,4 +1,5 @@
 import API
+import Operations
 import Foundation
 import HTTPTypes
 import Hummingbird

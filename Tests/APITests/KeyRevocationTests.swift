@@ -1,4 +1,5 @@
 import API
+import Operations
 import EventLog
 import Foundation
 import HTTPTypes

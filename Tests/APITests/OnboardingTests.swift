@@ -1,4 +1,5 @@
 import API
+@testable import Operations
 import Database
 import Domain
 import EventLog

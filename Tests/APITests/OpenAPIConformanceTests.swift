@@ -1,4 +1,5 @@
 import API
+import Operations
 import Domain
 import EventLog
 import Foundation

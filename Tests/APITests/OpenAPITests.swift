@@ -1,4 +1,5 @@
 import API
+import Operations
 import EventLog
 import Foundation
 import HTTPTypes
@@ -48,7 +49,7 @@ import Testing
     @Test func `every registered route is documented with its method, templated path, roles and tenant header`() async throws {
         try await withApp(.router) { app, client in
             let documented = try operations(try await document(client))
-            let routes = Set(app.dependencies.routes.all)
+            let routes = Set(app.routes.all)
             #expect(routes.contains { $0.method == .get && $0.path == "/openapi.json" }, "the document's own route is in the table")
             #expect(routes.contains { $0.tenantScoped } && routes.contains { !$0.tenantScoped && !$0.roles.isEmpty })
             for route in routes {

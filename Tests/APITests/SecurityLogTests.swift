@@ -1,4 +1,5 @@
 import API
+import Operations
 import Database
 import EventLog
 import Foundation

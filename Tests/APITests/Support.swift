@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Operations
 import PetstoreTesting
 import PostgresNIO
 import Tenancy
@@ -17,6 +18,8 @@ struct TestApp: Sendable {
     let database: TestDatabase
     let dependencies: AppDependencies
     let platformKey: String
+    /// The routes the app was built with.
+    let routes: RouteTable
 
     var catalog: Catalog { dependencies.catalog }
     var store: EventStore { dependencies.store }
@@ -37,17 +40,18 @@ func withApp(
     var dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
                                        securityFlushInterval: securityFlush, rateLimits: rateLimits, rateLimitFailureMode: rateLimitFailure,
                                        tenantLabelCap: tenantLabelCap, idempotencyRetention: idempotencyRetention, logger: logger)
-    dependencies.pools = [(pool, client, poolSize)]
+    dependencies.reportPools([(pool, client, poolSize)])
     let app = dependencies
+    let routes = RouteTable()
     let application = Application(
-        responder: ApplicationBuilder.responder(app, configuration: configuration),
+        responder: ApplicationBuilder.responder(app, configuration: configuration, routes: routes),
         server: ApplicationBuilder.server,
         services: [client, app.securityLog, app.runtime],
         logger: logger
     )
     try await application.test(testing) { testClient in
         let key = try await app.catalog.createPlatformKey(name: "tests")
-        try await body(TestApp(database: database, dependencies: app, platformKey: key.value), testClient)
+        try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes), testClient)
     }
 }
 

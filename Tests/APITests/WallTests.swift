@@ -1,4 +1,5 @@
 import API
+@testable import Operations
 import Database
 import EventLog
 import Foundation
@@ -14,7 +15,7 @@ import Testing
 @Suite struct WallTests {
     /// Every tenant route, with its parameters filled with ids that exist nowhere.
     func tenantRoutes(_ app: TestApp) -> [(HTTPRequest.Method, String)] {
-        app.dependencies.routes.all.filter(\.tenantScoped).map { entry in
+        app.routes.all.filter(\.tenantScoped).map { entry in
             var path = entry.path
             while let open = path.firstIndex(of: "{"), let close = path[open...].firstIndex(of: "}") {
                 path.replaceSubrange(open...close, with: UUID().uuidString.lowercased())

@@ -78,11 +78,10 @@ import Testing
             let tenant = TenantID()
             try await store.append(tenant: tenant, stream: try pet(), expected: .any, events: [try named("A")])
             struct Abort: Error {}
-            await #expect(throws: PostgresTransactionError.self) {
-                try await store.client.withTransaction(logger: TestCluster.logger) { connection in
+            await #expect(throws: Abort.self) {
+                try await store.database.withTenant(tenant) { session in
                     let result = try await store.append(
-                        tenant: tenant, [StreamAppend(stream: try pet(), expected: .any, events: [try named("B")])],
-                        metadata: .init(), on: connection)
+                        [StreamAppend(stream: try pet(), expected: .any, events: [try named("B")])], metadata: .init(), in: session)
                     #expect(result.firstSeq == 2)
                     throw Abort()
                 }

@@ -24,9 +24,9 @@ import Testing
             let a = TenantID(), b = TenantID()
             try await store.append(tenant: a, stream: try pet(), expected: .any, events: [try named("A")])
             try await store.append(tenant: b, stream: try pet(), expected: .any, events: [try named("B1"), try named("B2")])
-            let seen = try await store.client.withTenantTransaction(a.rawValue, logger: logger) { connection in
+            let seen = try await store.database.withTenant(a) { session in
                 var counts: [Int64] = []
-                for try await count in try await connection.query("SELECT count(*) FROM events", logger: logger).decode(Int64.self) {
+                for try await count in try await session.query("SELECT count(*) FROM events").decode(Int64.self) {
                     counts.append(count)
                 }
                 return counts
@@ -39,16 +39,15 @@ import Testing
         try await withStore { store, _ in
             let mine = TenantID(), theirs = TenantID()
             await #expect {
-                try await store.client.withTenantTransaction(mine.rawValue, logger: logger) { connection in
-                    try await connection.execute("""
+                try await store.database.withTenant(mine) { session in
+                    try await session.run("""
                         INSERT INTO events (tenant_id, seq, stream_type, stream_id, stream_version, event_type, schema_version,
                                             data, metadata, recorded_at, prev_hash, hash)
                         VALUES (\(theirs.rawValue), 1, 'pet', \(UUID()), 1, 'X', 1, '{}', '{}', now(), '\\x00', '\\x00')
-                        """, logger: logger)
+                        """)
                 }
             } throws: { error in
-                let inner = (error as? PostgresTransactionError)?.closureError as? PSQLError
-                return inner?.serverInfo?[.sqlState] == "42501"
+                (error as? PSQLError)?.serverInfo?[.sqlState] == "42501"
             }
         }
     }
@@ -59,11 +58,9 @@ import Testing
             try await store.append(tenant: tenant, stream: try pet(), expected: .any, events: [try named("Rex")])
             for statement: PostgresQuery in ["UPDATE events SET event_type = 'X'", "DELETE FROM events", "TRUNCATE events"] {
                 await #expect {
-                    try await store.client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-                        try await connection.execute(statement, logger: logger)
-                    }
+                    try await store.database.withTenant(tenant) { session in try await session.run(statement) }
                 } throws: { error in
-                    ((error as? PostgresTransactionError)?.closureError as? PSQLError)?.serverInfo?[.sqlState] == "42501"
+                    (error as? PSQLError)?.serverInfo?[.sqlState] == "42501"
                 }
             }
             #expect(try await store.read(tenant: tenant).count == 1)

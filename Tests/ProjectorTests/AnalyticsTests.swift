@@ -102,10 +102,9 @@ import Testing
             let runtime = ProjectionRuntime(client: client, store: store, projectors: [AnalyticsProjector()], logger: logger)
             let late = TenantID(), early = TenantID()
             _ = try await store.append(tenant: late, [try registration("dog")], metadata: .init())
-            try await database.ownerURL.withConnection(logger: logger) { holder in
-                try await holder.execute("BEGIN", logger: logger)
+            try await store.database.withTenant(late) { holder in
                 // Two pets in one append: one command, two events, held open.
-                _ = try await store.append(tenant: late, [try registration("cat"), try registration("cat")], metadata: .init(), on: holder)
+                _ = try await store.append([try registration("cat"), try registration("cat")], metadata: .init(), in: holder)
                 for _ in 0..<3 { _ = try await store.append(tenant: early, [try registration("dog")], metadata: .init()) }
                 try await runtime.catchUpAll()
                 let midway = try await rows(database.superuserURL, """
@@ -113,7 +112,6 @@ import Testing
                     """, as: (UUID, Int64, Int64).self)
                 #expect(midway.map(\.0) == [late.rawValue, early.rawValue])
                 #expect(midway.map(\.1) == [1, 3] && midway.map(\.2) == [1, 3])
-                try await holder.execute("COMMIT", logger: logger)
             }
             try await runtime.catchUpAll()
             let counted = try await rows(database.superuserURL, """

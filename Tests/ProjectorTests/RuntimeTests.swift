@@ -47,22 +47,23 @@ import Testing
             let tenant = TenantID()
             try await tick(store, tenant, count: 3)
             try await runtime.catchUpAll()
-            try await database.ownerURL.withConnection(logger: logger) { holder in
+            var later: Task<AppendResult, any Error>?
+            try await store.database.withTenant(tenant) { holder in
                 // Seq 4, appended and not yet committed.
-                try await holder.execute("BEGIN", logger: logger)
-                _ = try await store.append(tenant: tenant, [StreamAppend(stream: try StreamName(type: "tick", id: UUID()), expected: .any,
-                                                                        events: [NewEvent(type: "Tick", data: .object([:]))])],
-                                           metadata: .init(), on: holder)
+                _ = try await store.append([StreamAppend(stream: try StreamName(type: "tick", id: UUID()), expected: .any,
+                                                         events: [NewEvent(type: "Tick", data: .object([:]))])],
+                                           metadata: .init(), in: holder)
                 // Another writer wants seq 5; it waits for the head row.
-                async let later: AppendResult = store.append(tenant: tenant, stream: try StreamName(type: "tick", id: UUID()), expected: .any,
-                                                             events: [NewEvent(type: "Tick", data: .object([:]))])
+                later = Task {
+                    try await store.append(tenant: tenant, stream: try StreamName(type: "tick", id: UUID()), expected: .any,
+                                           events: [NewEvent(type: "Tick", data: .object([:]))])
+                }
                 try await Task.sleep(for: .milliseconds(200))
                 try await runtime.catchUpAll()
                 let midway = try await rows(database.superuserURL, "SELECT applied FROM public.event_totals", as: Int64.self)
                 #expect(midway == [3], "nothing past the open transaction is visible yet")
-                try await holder.execute("COMMIT", logger: logger)
-                #expect(try await later.firstSeq == 5)
             }
+            #expect(try await later?.value.firstSeq == 5)
             try await runtime.catchUpAll()
             let seen = try await rows(database.superuserURL, "SELECT seq FROM public.event_seen ORDER BY seq", as: Int64.self)
             #expect(seen == [1, 2, 3, 4, 5])

@@ -18,16 +18,16 @@ struct CounterProjector: Projector {
         SELECT enable_tenant_rls('event_seen');
         """)
 
-    func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.execute("""
-            INSERT INTO event_totals (tenant_id, applied) VALUES (\(tenant.rawValue), \(events.count))
+    func apply(_ events: [RecordedEvent], in session: TenantSession) async throws {
+        try await session.run("""
+            INSERT INTO event_totals (tenant_id, applied) VALUES (\(session.tenant), \(events.count))
             ON CONFLICT (tenant_id) DO UPDATE SET applied = event_totals.applied + EXCLUDED.applied
-            """, logger: logger)
+            """)
         for event in events {
-            try await connection.execute("""
-                INSERT INTO event_seen (tenant_id, seq, times) VALUES (\(tenant.rawValue), \(event.seq), 1)
+            try await session.run("""
+                INSERT INTO event_seen (tenant_id, seq, times) VALUES (\(session.tenant), \(event.seq), 1)
                 ON CONFLICT (tenant_id, seq) DO UPDATE SET times = event_seen.times + 1
-                """, logger: logger)
+                """)
         }
     }
 }

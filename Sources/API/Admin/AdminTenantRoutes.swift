@@ -3,6 +3,7 @@ import EventLog
 import Foundation
 import Hummingbird
 import Logging
+import Operations
 import Tenancy
 
 /// `/api/admin/tenants`: onboarding, listing, plan and status changes, offboarding.

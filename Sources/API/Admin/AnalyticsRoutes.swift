@@ -1,11 +1,11 @@
 import Domain
 import Foundation
 import Hummingbird
-import PostgresNIO
+import Operations
 
 /// `GET /api/admin/analytics?from=&to=&tenant=`: the platform's analytics as JSON.
 struct AnalyticsRoutes {
-    let client: PostgresClient
+    let dependencies: AppDependencies
     let table: RouteTable
 
     func register(on group: RouterGroup<PlatformRequestContext>) {
@@ -21,7 +21,7 @@ struct AnalyticsRoutes {
             // Anything not shaped like a slug names no tenant, and a NUL could not even be asked for.
             if let tenant, !Tenant.validateSlug(tenant).isEmpty { throw Problem.notFound(AnalyticsError.unknownTenant(tenant).description) }
             do {
-                let report = try await AnalyticsReport.read(client: client, range: range, tenant: tenant, logger: context.logger)
+                let report = try await dependencies.analyticsReport(range: range, tenant: tenant)
                 return try JSONResponse.make(report)
             } catch let error as AnalyticsError {
                 switch error {

@@ -3,13 +3,13 @@ import Domain
 import Foundation
 import Hummingbird
 import Logging
-import PostgresNIO
+import Operations
 import Tenancy
 
 /// `GET /api/admin/security-events[?tenant=&kind=]`: the platform security log, newest first;
 /// with `tenant`, the attempts made against that tenant or with its keys.
 struct SecurityEventRoutes {
-    let client: PostgresClient
+    let queries: SecurityEventQueries
     let catalog: Catalog
     let table: RouteTable
 
@@ -43,32 +43,23 @@ struct SecurityEventRoutes {
                 }
                 return String(raw)
             }
-            var tenant: UUID?
+            var tenant: TenantID?
             if let slug = query["tenant"] {
                 // Anything not shaped like a slug names no tenant, and a NUL could not even be asked for.
                 guard Tenant.validateSlug(slug).isEmpty, let record = try await catalog.tenant(slug: slug) else {
                     throw Problem.notFound("No tenant has the slug \"\(slug.prefix(63))\".")
                 }
-                tenant = record.id.rawValue
+                tenant = record.id
             }
             let before = try Pagination.cursor(query).map { cursor -> Int64 in
                 guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }
                 return id
             } ?? Int64.max
-            let rows = try await client.query("""
-                SELECT id, kind, window_start, first_seen, last_seen, attempts, actor_tenant, actor_key, target_tenant, target_slug,
-                       method, route, client_address, request_id
-                  FROM security_events
-                 WHERE id < \(before) AND (\(kind == nil) OR kind = \(kind ?? ""))
-                   AND (\(tenant == nil) OR target_tenant = \(tenant) OR actor_tenant = \(tenant))
-                 ORDER BY id DESC LIMIT \(limit + 1)
-                """, logger: context.logger)
-            var items: [Item] = []
-            for try await row in rows.decode((Int64, String, Date, Date, Date, Int, UUID?, UUID?, UUID?, String?, String, String, String?, String?).self) {
-                items.append(Item(id: row.0, kind: row.1, windowStart: row.2, firstSeen: row.3, lastSeen: row.4, attempts: row.5,
-                                  actorTenant: row.6?.uuidString.lowercased(), actorKey: row.7?.uuidString.lowercased(),
-                                  targetTenant: row.8?.uuidString.lowercased(), targetSlug: row.9, method: row.10, route: row.11,
-                                  clientAddress: row.12, requestId: row.13))
+            let items = try await queries.page(before: before, kind: kind, involving: tenant, limit: limit + 1).map { row in
+                Item(id: row.id, kind: row.kind, windowStart: row.windowStart, firstSeen: row.firstSeen, lastSeen: row.lastSeen,
+                     attempts: row.attempts, actorTenant: row.actorTenant?.description, actorKey: row.actorKey?.uuidString.lowercased(),
+                     targetTenant: row.targetTenant?.description, targetSlug: row.targetSlug, method: row.method, route: row.route,
+                     clientAddress: row.clientAddress, requestId: row.requestID)
             }
             let page = Array(items.prefix(limit))
             return try JSONResponse.make(ListPage(items: page, nextCursor: items.count > limit ? page.last.map { Pagination.encode(String($0.id)) } : nil))

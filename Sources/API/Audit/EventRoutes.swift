@@ -5,7 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import PostgresNIO
+import Operations
 import Tenancy
 
 /// The tenant's own history for its auditors and admins: `GET /api/events` (a page as JSON, or
@@ -15,6 +15,7 @@ import Tenancy
 struct EventRoutes {
     let catalog: Catalog
     let signer: CheckpointSigner
+    let securityEvents: SecurityEventQueries
     let table: RouteTable
 
     static let readers: Set<Principal.Role> = [.admin, .auditor]
@@ -171,15 +172,9 @@ struct EventRoutes {
             guard let id = Int64(cursor) else { throw Problem.badRequest("The cursor is not one this server issued.") }
             return id
         } ?? Int64.max
-        let handle = catalog.handle(for: context.tenant)
-        let rows = try await handle.client.query("""
-            SELECT id, kind, first_seen, last_seen, attempts, method, route, request_id
-              FROM security_events WHERE target_tenant = \(handle.tenant.id.rawValue) AND id < \(before) ORDER BY id DESC LIMIT \(limit + 1)
-            """, logger: context.logger)
-        var items: [SecurityItem] = []
-        for try await row in rows.decode((Int64, String, Date, Date, Int, String, String, String?).self) {
-            items.append(SecurityItem(id: row.0, kind: row.1, firstSeen: row.2, lastSeen: row.3, attempts: row.4, method: row.5,
-                                      route: row.6, requestId: row.7))
+        let items = try await securityEvents.attempts(against: context.tenant.id, before: before, limit: limit + 1).map { row in
+            SecurityItem(id: row.id, kind: row.kind, firstSeen: row.firstSeen, lastSeen: row.lastSeen, attempts: row.attempts,
+                         method: row.method, route: row.route, requestId: row.requestID)
         }
         let page = Array(items.prefix(limit))
         return try JSONResponse.make(ListPage(items: page, nextCursor: items.count > limit ? page.last.map { Pagination.encode(String($0.id)) } : nil))

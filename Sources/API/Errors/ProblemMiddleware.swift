@@ -1,6 +1,7 @@
 import Database
 import Hummingbird
 import Logging
+import Operations
 
 /// Turns every error into problem+json: a `Problem` renders itself, Hummingbird's own errors
 /// (no route, wrong method, body too large) are mapped, and anything else is an opaque 500 that is
@@ -24,6 +25,8 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return try problem.response(from: request, context: context)
         case let error as HTTPError:
             return try problem(for: error).response(from: request, context: context)
+        case let error as IdempotencyError:
+            return try (error == .inUse ? Problem.idempotencyKeyInUse() : Problem.idempotencyKeyReused()).response(from: request, context: context)
         case let error where DatabaseFault.classify(error) != nil:
             context.logger.warning("database fault", metadata: ["error": "\(DatabaseURL.describe(error))"])
             return try Problem.databaseFault(DatabaseFault.classify(error)!).response(from: request, context: context)

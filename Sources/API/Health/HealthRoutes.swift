@@ -2,13 +2,12 @@ import Database
 import Foundation
 import Hummingbird
 import Logging
-import PostgresNIO
+import Operations
 
 /// `/health/live` says the process answers; `/health/ready` that the database is reachable and
 /// carries every migration this build knows, so a load balancer only sends traffic that can succeed.
 struct HealthRoutes<Context: RequestContext> {
-    let client: PostgresClient
-    let migrator: Migrator
+    let dependencies: AppDependencies
     let timeout: Duration
 
     private struct Status: ResponseEncodable {
@@ -24,12 +23,11 @@ struct HealthRoutes<Context: RequestContext> {
     }
 
     private func ready(logger: Logger) async throws -> Status {
-        let migrator = self.migrator
-        let client = self.client
+        let dependencies = self.dependencies
         let outcome: Result<Migrator.Status, any Error>? = await withTaskGroup(of: Result<Migrator.Status, any Error>?.self) { group in
             group.addTask {
                 do {
-                    return .success(try await client.withConnection { try await migrator.status(on: $0, logger: logger) })
+                    return .success(try await dependencies.migrationStatus())
                 } catch {
                     return .failure(error)
                 }

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Operations
 import Tenancy
 
 /// Spends a request of the tenant's quota and burst limit and reports both on every tenant

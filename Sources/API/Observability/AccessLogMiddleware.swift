@@ -1,7 +1,9 @@
+import Database
 import EventLog
 import Foundation
 import Hummingbird
 import Logging
+import Operations
 import Synchronization
 import Tenancy
 

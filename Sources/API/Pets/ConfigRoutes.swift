@@ -3,16 +3,15 @@ import EventLog
 import Foundation
 import Hummingbird
 import Logging
-import PostgresNIO
+import Operations
 import Projectors
 import Tenancy
 
 /// `/api/config`: the tenant's settings, through the TenantConfig decider.
 struct ConfigRoutes {
     let catalog: Catalog
-    let runtime: ProjectionRuntime
+    let config: ConfigOperations
     let table: RouteTable
-    let logger: Logger
 
     func register(on group: RouterGroup<TenantRequestContext>) {
         group.route(.get, "/config", roles: [.admin, .member, .auditor], in: table) { _, context in try await show(context) }
@@ -22,14 +21,7 @@ struct ConfigRoutes {
 
     /// Every effective value: the defaults, overridden by what the tenant set.
     func show(_ context: TenantRequestContext) async throws -> Response {
-        let handle = catalog.handle(for: context.tenant)
-        var values: [String: JSONValue] = [:]
-        for (key, value) in TenantConfig.defaults { values[key] = try Self.json(value) }
-        try await handle.withTransaction(logger: context.logger) { connection in
-            let rows = try await connection.query(
-                "SELECT key, value::text FROM tenant_config WHERE tenant_id = \(handle.tenant.id.rawValue)", logger: context.logger)
-            for try await (key, value) in rows.decode((String, String).self) { values[key] = try CanonicalJSON.parse(value) }
-        }
+        let values = try await config.values(catalog.handle(for: context.tenant))
         return try JSONResponse.make(["values": JSONValue.object(values.keys.sorted().map { JSONValue.Member($0, values[$0]!) })])
     }
 
@@ -55,15 +47,11 @@ struct ConfigRoutes {
         let handle = catalog.handle(for: context.tenant)
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
         do {
-            let outcome = try await ConfigCommands.runner(logger: logger).run(handle, id: handle.tenant.id.rawValue, metadata: metadata) { _ in command() }
-            if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["tenant_config"], using: handle.client) }
-            return outcome
+            return try await config.execute(handle, metadata: metadata, command)
         } catch let error as DomainError {
             throw Problem(error)
         }
     }
 
-    static func json(_ value: ConfigValue) throws -> JSONValue {
-        try CanonicalJSON.parse(try TenantConfigProjector.valueEncoder.encode(value))
-    }
+    static func json(_ value: ConfigValue) throws -> JSONValue { try ConfigOperations.json(value) }
 }

@@ -5,7 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import PostgresNIO
+import Operations
 import Projectors
 import Tenancy
 
@@ -13,9 +13,8 @@ import Tenancy
 /// read model, which a command brings up to date before it answers (read-your-writes).
 struct PetRoutes {
     let catalog: Catalog
-    let runtime: ProjectionRuntime
+    let pets: PetOperations
     let table: RouteTable
-    let logger: Logger
 
     static let writers: Set<Principal.Role> = [.admin, .member]
     static let readers: Set<Principal.Role> = [.admin, .member, .auditor]
@@ -112,7 +111,7 @@ struct PetRoutes {
             .update(name: name, species: species, breed: breed, microchipID: microchip, at: now)
         }
         guard let state else { throw Problem.notFound() }
-        if state.removed, !(try await includeDeleted(handle, context)) { throw Problem.notFound() }
+        if state.removed, !(try await pets.includeDeleted(handle)) { throw Problem.notFound() }
         return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(version)\""])
     }
 
@@ -131,10 +130,8 @@ struct PetRoutes {
         _ command: @escaping @Sendable (PetState?) -> PetCommand
     ) async throws -> (PetState?, Int) {
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
-        let outcome: CommandRunner<Pet>.Outcome
         do {
-            outcome = try await PetCommands.runner(logger: logger).run(handle, id: id, metadata: metadata, expected: expected,
-                                                                       assumeNew: assumeNew, command)
+            return try await pets.execute(handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, command)
         } catch let error as DomainError {
             throw Problem(error)
         } catch let error as EventLogError where error.code == .wrongExpectedVersion {
@@ -143,8 +140,6 @@ struct PetRoutes {
             throw Problem(type: Problem.typeBase + "precondition-failed", title: "Precondition Failed", status: .preconditionFailed,
                           detail: "The pet changed since that version: it is at version \(error.actualVersion ?? 0).")
         }
-        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["pets"], using: handle.client) }
-        return (outcome.state, outcome.version)
     }
 
     // MARK: - Queries
@@ -153,16 +148,11 @@ struct PetRoutes {
         let id = try petID(context)
         let handle = catalog.handle(for: context.tenant)
         if let asOf = try Self.asOf(request) {
-            let (state, _) = try await PetCommands.runner(logger: logger).load(handle, id: id, until: asOf)
-            guard let state else { throw Problem.notFound() }
-            if state.removed, !(try await includeDeleted(handle, context)) { throw Problem.notFound() }
+            guard let state = try await pets.pet(handle, id: id, at: asOf) else { throw Problem.notFound() }
+            if state.removed, !(try await pets.includeDeleted(handle)) { throw Problem.notFound() }
             return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(state.version)\""])
         }
-        // One statement: read_pet enters the tenant and reads the pet and the setting together.
-        let rows = try await handle.client.execute(ReadPet(tenant: handle.tenant.id.rawValue, pet: id), logger: context.logger)
-        guard let row = try await rows.first(where: { _ in true }) else { throw Problem.notFound() }
-        let pet = PetRows.state((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8))
-        guard !pet.removed || row.9 else { throw Problem.notFound() }
+        guard let (pet, includeDeleted) = try await pets.pet(handle, id: id), !pet.removed || includeDeleted else { throw Problem.notFound() }
         return try JSONResponse.make(PetBody(pet), headers: [.eTag: "\"\(pet.version)\""])
     }
 
@@ -180,12 +170,7 @@ struct PetRoutes {
                                      errors: [.init(field: "species", message: "must be 1 to 50 characters without control characters")])
         }
         let handle = catalog.handle(for: context.tenant)
-        var rows: [(pet: PetState, seq: Int64)] = []
-        let page = try await handle.client.execute(
-            ReadPets(tenant: handle.tenant.id.rawValue, after: after, species: species, limit: Int32(limit + 1)), logger: context.logger)
-        for try await row in page {
-            rows.append((PetRows.state((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8)), row.9))
-        }
+        let rows = try await pets.page(handle, after: after, species: species, limit: limit + 1)
         let items = Array(rows.prefix(limit))
         let next = rows.count > limit ? items.last.map { Pagination.encode(String($0.seq)) } : nil
         return try JSONResponse.make(ListPage(items: items.map { PetBody($0.pet) }, nextCursor: next))
@@ -206,7 +191,7 @@ struct PetRoutes {
         let id = try petID(context)
         let handle = catalog.handle(for: context.tenant)
         let until = try Self.asOf(request)
-        let events = try await handle.store.read(tenant: handle.tenant.id, stream: try StreamName(type: PetEventCoding.streamType, id: id), until: until)
+        let events = try await pets.history(handle, id: id, until: until)
         guard !events.isEmpty else { throw Problem.notFound() }
         let items = events.map {
             HistoryItem(seq: $0.seq, version: $0.streamVersion, type: $0.type, data: $0.data, metadata: $0.metadataJSON, recordedAt: $0.recordedAtText)
@@ -215,16 +200,6 @@ struct PetRoutes {
     }
 
     // MARK: - Helpers
-
-    /// Whether this tenant lists removed pets, from its configuration.
-    func includeDeleted(_ handle: TenantHandle, _ context: TenantRequestContext) async throws -> Bool {
-        try await handle.withTransaction(logger: context.logger) { connection in
-            let rows = try await connection.query("""
-                SELECT value = 'true'::jsonb FROM tenant_config WHERE tenant_id = \(handle.tenant.id.rawValue) AND key = 'include_deleted_pets'
-                """, logger: context.logger)
-            return try await rows.decode(Bool.self).first(where: { _ in true }) ?? false
-        }
-    }
 
     /// A pet id; anything not a UUID cannot name a pet, so it is the same 404 as a missing one.
     func petID(_ context: TenantRequestContext) throws -> UUID {
@@ -250,74 +225,6 @@ struct PetRoutes {
             throw Problem.badRequest("as_of is in the future.", errors: [.init(field: "as_of", message: "is in the future")])
         }
         return date
-    }
-}
-
-/// `read_pet(tenant, id)`: a pet and the tenant's include_deleted_pets, in one statement.
-struct ReadPet: PostgresPreparedStatement {
-    static let sql = "SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, include_deleted FROM read_pet($1, $2)"
-    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int, Bool)
-
-    let tenant: UUID
-    let pet: UUID
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(tenant)
-        bindings.append(pet)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
-}
-
-/// `read_pets(tenant, after, species, limit)`: a page of the list, in one statement.
-struct ReadPets: PostgresPreparedStatement {
-    static let sql = """
-        SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, registered_seq FROM read_pets($1, $2, $3, $4)
-        """
-    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int, Int64)
-
-    let tenant: UUID
-    let after: Int64
-    let species: String?
-    let limit: Int32
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(tenant)
-        bindings.append(after)
-        bindings.append(species)
-        bindings.append(limit)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
-}
-
-/// Reads pets rows into `PetState`.
-enum PetRows {
-    static let columns = "id, name, species, breed, microchip_id, deleted, created_at, updated_at, version"
-    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int)
-
-    static func state(_ row: Row) -> PetState {
-        PetState(id: row.0, name: row.1, species: row.2, breed: row.3, microchipID: row.4, removed: row.5,
-                 createdAt: row.6, updatedAt: row.7, version: row.8)
-    }
-
-    static func fetch(_ connection: PostgresConnection, logger: Logger, _ query: PostgresQuery) async throws -> [PetState] {
-        var pets: [PetState] = []
-        for try await row in try await connection.query(query, logger: logger).decode(Row.self) { pets.append(state(row)) }
-        return pets
-    }
-
-    static func fetchWithSeq(_ connection: PostgresConnection, logger: Logger, _ query: PostgresQuery) async throws -> [(pet: PetState, seq: Int64)] {
-        var pets: [(PetState, Int64)] = []
-        let rows = try await connection.query(query, logger: logger)
-        for try await row in rows.decode((UUID, String, String, String?, String?, Bool, Date, Date, Int, Int64).self) {
-            pets.append((state((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8)), row.9))
-        }
-        return pets
     }
 }
 

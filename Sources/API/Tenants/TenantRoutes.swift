@@ -89,10 +89,13 @@ struct TenantRoutes {
 
     func revoke(_ context: TenantRequestContext) async throws -> Response {
         guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
-        try await mapping { try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) }
+        try await mapping {
+            // Inside a keyed request the revocation commits later than this returns; forget the key again then.
+            try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) { [authenticator] in
+                authenticator.invalidate()
+            }
+        }
         authenticator.invalidate()
-        // Inside a keyed request the revocation commits later; forget the key again then.
-        CommandTransaction.current?.afterCommit { [authenticator] in authenticator.invalidate() }
         return Response(status: .noContent)
     }
 }

@@ -1,18 +1,16 @@
+import Database
 import Foundation
 import PostgresNIO
 
-// The event log's hot statements, prepared once per connection. Their SQL is checked by
-// EventLogStatementTests so that a change here is a deliberate one.
+// The event log's hot statements, prepared once per connection.
 
-/// `append_events(…)`: the whole append in one statement; see Schema/0002_event_log.sql.
-struct AppendEvents: PostgresPreparedStatement {
-    static let sql = """
-        SELECT first_seq, last_seq, head_hash, recorded_at, stream_versions
-          FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        """
+/// `append_events(…)`: the whole append in one statement; see Schema/0002_event_log.sql and its
+/// tenant check in 0010_tenant_assertions.sql.
+struct AppendEvents: TenantFunction {
+    static let name = "append_events"
+    static let parameterTypes = ["text", "text[]", "uuid[]", "integer[]", "integer[]", "text[]", "text[]", "smallint[]", "text[]"]
     typealias Row = (Int64, Int64, ByteBuffer, String, [Int32])
 
-    let tenant: UUID
     let metadata: String
     var streamTypes: [String] = []
     var streamIDs: [UUID] = []
@@ -25,9 +23,7 @@ struct AppendEvents: PostgresPreparedStatement {
     var schemaVersions: [Int16] = []
     var data: [String] = []
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(tenant)
+    func bind(into bindings: inout PostgresBindings) {
         bindings.append(metadata)
         bindings.append(streamTypes)
         bindings.append(streamIDs)
@@ -37,7 +33,6 @@ struct AppendEvents: PostgresPreparedStatement {
         bindings.append(eventTypeJSON)
         bindings.append(schemaVersions)
         bindings.append(data)
-        return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
@@ -57,7 +52,7 @@ struct ReadTenantLog: PostgresPreparedStatement {
     static let sql = "SELECT \(EventColumns.list) FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
     typealias Row = EventColumns.Row
 
-    let tenant: UUID
+    let tenant: TenantID
     let after: Int64
     let limit: Int64
 
@@ -82,7 +77,7 @@ struct ReadStream: PostgresPreparedStatement {
         """
     typealias Row = EventColumns.Row
 
-    let tenant: UUID
+    let tenant: TenantID
     let stream: StreamName
     let afterVersion: Int32
     let until: String

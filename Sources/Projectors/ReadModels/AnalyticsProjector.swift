@@ -127,16 +127,17 @@ public struct AnalyticsProjector: Projector {
         self.pacing = pacing
     }
 
-    public func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
-        let t = tenant.rawValue
+    public func apply(_ events: [RecordedEvent], in session: TenantSession) async throws {
+        let tenant = session.tenant
+        let t = tenant
         var cursor: String?
         var known: [UUID: AnalyticsFold.Pet] = [:]
-        let rows = try await connection.query("""
+        let rows = try await session.query("""
             SELECT NULL::uuid, NULL::text, NULL::boolean, last_append FROM analytics_cursor WHERE tenant_id = \(t)
             UNION ALL
             SELECT id, species, removed, NULL FROM analytics_pets
              WHERE tenant_id = \(t) AND id = ANY(\(Array(AnalyticsFold.petsToLoad(events)))::uuid[])
-            """, logger: logger)
+            """)
         for try await (id, species, removed, last) in rows.decode((UUID?, String?, Bool?, String?).self) {
             if let last { cursor = last }
             if let id, let species, let removed { known[id] = AnalyticsFold.Pet(species: species, removed: removed) }
@@ -148,7 +149,7 @@ public struct AnalyticsProjector: Projector {
         let days = fold.days.sorted { $0.key < $1.key }
         let species = fold.species.filter { $0.value != AnalyticsFold.Count() }.sorted { $0.key < $1.key }
         let pets = fold.changedPets.sorted { $0.uuidString < $1.uuidString }.compactMap { id in fold.pets[id].map { (id, $0) } }
-        try await connection.execute("""
+        try await session.run("""
             WITH daily AS (
               INSERT INTO analytics_daily (tenant_id, day, commands, events)
               SELECT \(t), d.day, d.commands, d.events
@@ -172,6 +173,6 @@ public struct AnalyticsProjector: Projector {
             )
             INSERT INTO analytics_cursor (tenant_id, last_append) VALUES (\(t), \(last))
             ON CONFLICT (tenant_id) DO UPDATE SET last_append = EXCLUDED.last_append
-            """, logger: logger)
+            """)
     }
 }

@@ -14,7 +14,8 @@ public struct PetsProjector: Projector {
 
     public init() {}
 
-    public func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+    public func apply(_ events: [RecordedEvent], in session: TenantSession) async throws {
+        let tenant = session.tenant
         // Registrations are gathered and written with one INSERT; any other event writes what was
         // gathered first, so rows change in log order.
         var registrations = Registrations()
@@ -26,34 +27,34 @@ public struct PetsProjector: Projector {
                 registrations.add(id: id, seq: event.seq, registered: registered, version: version)
                 continue
             }
-            try await registrations.flush(tenant: tenant, on: connection, logger: logger)
+            try await registrations.flush(in: session)
             switch decoded {
             case .registered:
                 break
             case .renamed(let renamed):
-                try await connection.execute("""
+                try await session.run("""
                     UPDATE pets SET name = \(renamed.name), updated_at = \(renamed.at), version = \(version)
-                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
-                    """, logger: logger)
+                     WHERE tenant_id = \(tenant) AND id = \(id)
+                    """)
             case .detailsChanged(let changed):
-                try await connection.execute("""
+                try await session.run("""
                     UPDATE pets SET species = \(changed.species), breed = \(changed.breed), microchip_id = \(changed.microchipID),
                                     updated_at = \(changed.at), version = \(version)
-                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
-                    """, logger: logger)
+                     WHERE tenant_id = \(tenant) AND id = \(id)
+                    """)
             case .removed(let removed):
-                try await connection.execute("""
+                try await session.run("""
                     UPDATE pets SET deleted = true, updated_at = \(removed.at), version = \(version)
-                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
-                    """, logger: logger)
+                     WHERE tenant_id = \(tenant) AND id = \(id)
+                    """)
             case .restored(let restored):
-                try await connection.execute("""
+                try await session.run("""
                     UPDATE pets SET deleted = false, updated_at = \(restored.at), version = \(version)
-                     WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
-                    """, logger: logger)
+                     WHERE tenant_id = \(tenant) AND id = \(id)
+                    """)
             }
         }
-        try await registrations.flush(tenant: tenant, on: connection, logger: logger)
+        try await registrations.flush(in: session)
     }
 
     /// New pets waiting to be inserted together.
@@ -79,15 +80,16 @@ public struct PetsProjector: Projector {
             versions.append(Int32(version))
         }
 
-        mutating func flush(tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+        mutating func flush(in session: TenantSession) async throws {
+        let tenant = session.tenant
             guard !ids.isEmpty else { return }
-            try await connection.execute("""
+            try await session.run("""
                 INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
-                SELECT \(tenant.rawValue), r.id, r.seq, r.name, r.species, NULLIF(r.breed, ''), NULLIF(r.microchip, ''), false, r.at, r.at, r.version
+                SELECT \(tenant), r.id, r.seq, r.name, r.species, NULLIF(r.breed, ''), NULLIF(r.microchip, ''), false, r.at, r.at, r.version
                   FROM unnest(\(ids)::uuid[], \(seqs)::bigint[], \(names)::text[], \(species)::text[], \(breeds)::text[],
                               \(microchips)::text[], \(times)::timestamptz[], \(versions)::int[])
                     AS r(id, seq, name, species, breed, microchip, at, version)
-                """, logger: logger)
+                """)
             self = Registrations()
         }
     }
@@ -109,18 +111,19 @@ public struct TenantConfigProjector: Projector {
         return encoder
     }()
 
-    public func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws {
+    public func apply(_ events: [RecordedEvent], in session: TenantSession) async throws {
+        let tenant = session.tenant
         for event in events where event.stream.type == ConfigEventCoding.streamType {
             switch try ConfigEventCoding.decode(event) {
             case .set(let set):
                 let value = String(decoding: try Self.valueEncoder.encode(set.value), as: UTF8.self)
-                try await connection.execute("""
-                    INSERT INTO tenant_config (tenant_id, key, value, updated_at) VALUES (\(tenant.rawValue), \(set.key), \(value)::jsonb, \(set.at))
+                try await session.run("""
+                    INSERT INTO tenant_config (tenant_id, key, value, updated_at) VALUES (\(tenant), \(set.key), \(value)::jsonb, \(set.at))
                     ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
-                    """, logger: logger)
+                    """)
             case .unset(let unset):
-                try await connection.execute(
-                    "DELETE FROM tenant_config WHERE tenant_id = \(tenant.rawValue) AND key = \(unset.key)", logger: logger)
+                try await session.run(
+                    "DELETE FROM tenant_config WHERE tenant_id = \(tenant) AND key = \(unset.key)")
             }
         }
     }

@@ -68,31 +68,30 @@ extension ProjectionRuntime {
 
     private func rebuild(tenant: TenantID, version: Version, tables: [String], projector: any Projector) async throws {
         let lockKey = "\(version.name)/\(version.version)/\(tenant)"
-        try await client.withTenantTransaction(tenant.rawValue, logger: logger) { connection in
-            try await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
-            try await connection.execute("SELECT set_config('search_path', \(version.schema + ", public"), true)", logger: logger)
+        try await database.withTenant(tenant) { session in
+            try await session.run("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))")
+            try await session.run("SELECT set_config('search_path', \(version.schema + ", public"), true)")
             for table in tables {
                 // Table names come from the projections table, written from our own SQL files.
-                try await connection.execute(
-                    PostgresQuery(unsafeSQL: "DELETE FROM \(version.schema).\(table) WHERE tenant_id = $1", binds: try bindings(tenant.rawValue)),
-                    logger: logger)
+                try await session.run(
+                    PostgresQuery(unsafeSQL: "DELETE FROM \(version.schema).\(table) WHERE tenant_id = $1", binds: try bindings(session.tenant)))
             }
             var position: Int64 = 0
             while true {
-                let events = try await store.read(tenant: tenant, after: position, limit: batchSize, on: connection)
+                let events = try await store.read(after: position, limit: batchSize, in: session)
                 guard let last = events.last else { break }
-                try await projector.apply(events, tenant: tenant, on: connection, logger: logger)
+                try await projector.apply(events, in: session)
                 position = last.seq
                 if events.count < batchSize { break }
             }
-            try await connection.execute("""
-                INSERT INTO projection_checkpoints (tenant_id, projection, version, applied_seq) VALUES (\(tenant.rawValue), \(version.name), \(version.version), \(position))
+            try await session.run("""
+                INSERT INTO projection_checkpoints (tenant_id, projection, version, applied_seq) VALUES (\(session.tenant), \(version.name), \(version.version), \(position))
                 ON CONFLICT (tenant_id, projection, version) DO UPDATE SET applied_seq = EXCLUDED.applied_seq, updated_at = now()
-                """, logger: logger)
+                """)
         }
     }
 
-    private func bindings(_ value: UUID) throws -> PostgresBindings {
+    private func bindings(_ value: TenantID) throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(value)
         return bindings

@@ -27,6 +27,7 @@ public final class ProjectionRuntime: Service, Sendable {
     }
 
     let client: PostgresClient
+    let database: TenantDatabase
     let store: EventStore
     let projectors: [String: any Projector]
     let batchSize: Int
@@ -44,6 +45,7 @@ public final class ProjectionRuntime: Service, Sendable {
     ) {
         self.lagObserver = lagObserver
         self.client = client
+        self.database = TenantDatabase(client: client, logger: logger)
         self.store = store
         self.projectors = Dictionary(uniqueKeysWithValues: projectors.map { ($0.name, $0) })
         self.batchSize = batchSize
@@ -139,13 +141,13 @@ public final class ProjectionRuntime: Service, Sendable {
     /// caller's (the request pool), so request-driven catch-ups never wait for the background
     /// loop's connections, nor it for theirs.
     ///
-    /// Inside a request's `CommandTransaction` the events are not visible yet (and waiting for
-    /// them would wait on ourselves), so the catch-up runs once that transaction commits.
-    public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: PostgresClient? = nil) async throws {
-        if let ambient = CommandTransaction.current, ambient.tenant == tenant.rawValue {
+    /// Inside a unit of work open for the tenant the events are not visible yet (and waiting for
+    /// them would wait on ourselves), so the catch-up runs once that unit of work commits.
+    public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: TenantDatabase? = nil) async throws {
+        if let ambient = TenantSession.unitOfWork(for: tenant) {
             ambient.afterCommit { [self] in
                 do {
-                    try await CommandTransaction.$current.withValue(nil) { try await self.catchUp(tenant: tenant, projections: names, using: pool) }
+                    try await self.catchUp(tenant: tenant, projections: names, using: pool)
                 } catch {
                     // The background loop applies the events anyway; the client may read a moment stale.
                     self.logger.warning("catch-up after commit failed", metadata: ["error": "\(DatabaseURL.describe(error))"])
@@ -154,7 +156,7 @@ public final class ProjectionRuntime: Service, Sendable {
             return
         }
         for version in try await cachedVersions() where names?.contains(version.name) ?? true {
-            _ = try await catchUp(tenant: tenant, version: version, using: pool ?? client)
+            _ = try await catchUp(tenant: tenant, version: version, using: pool ?? database)
         }
     }
 
@@ -169,31 +171,29 @@ public final class ProjectionRuntime: Service, Sendable {
 
     /// Applies batches until the tenant's log is exhausted; false if it stopped early.
     @discardableResult
-    func catchUp(tenant: TenantID, version: Version, using pool: PostgresClient? = nil) async throws -> Bool {
+    func catchUp(tenant: TenantID, version: Version, using pool: TenantDatabase? = nil) async throws -> Bool {
         guard let projector = projectors[version.name] else { return true }
         while true {
-            let applied = try await applyBatch(tenant: tenant, version: version, projector: projector, using: pool ?? client)
+            let applied = try await applyBatch(tenant: tenant, version: version, projector: projector, using: pool ?? database)
             if applied < batchSize { return true }
             if Task.isCancelled { return false }
         }
     }
 
     /// One transaction; returns how many events it covered.
-    func applyBatch(tenant: TenantID, version: Version, projector: any Projector, using pool: PostgresClient) async throws -> Int {
-        let applied: [RecordedEvent] = try await pool.withTransaction(logger: logger) { connection in
-            // Enters the tenant, takes the pair's lock, sets the search path, locks the checkpoint.
-            let position = try await connection.execute(
-                BeginProjectionBatch(tenant: tenant.rawValue, name: version.name, version: version.version, schema: version.schema),
-                logger: logger
-            ).first(where: { _ in true }) ?? 0
-            let events = try await store.read(tenant: tenant, after: position, limit: batchSize, on: connection)
+    func applyBatch(tenant: TenantID, version: Version, projector: any Projector, using pool: TenantDatabase) async throws -> Int {
+        let applied: [RecordedEvent] = try await pool.withTenant(tenant) { session in
+            // Takes the pair's lock, sets the search path, locks the checkpoint.
+            let position = try await session.call(
+                BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema)).first ?? 0
+            let events = try await store.read(after: position, limit: batchSize, in: session)
             guard let last = events.last else { return [] }
-            try await projector.apply(events, tenant: tenant, on: connection, logger: logger)
+            try await projector.apply(events, in: session)
             try beforeCommit(tenant, events.count)
-            try await connection.execute("""
+            try await session.run("""
                 UPDATE projection_checkpoints SET applied_seq = \(last.seq), updated_at = now()
-                 WHERE tenant_id = \(tenant.rawValue) AND projection = \(version.name) AND version = \(version.version)
-                """, logger: logger)
+                 WHERE tenant_id = \(session.tenant) AND projection = \(version.name) AND version = \(version.version)
+                """)
             return events
         }
         recordLag(of: applied, in: version.name)
@@ -225,22 +225,19 @@ public final class ProjectionRuntime: Service, Sendable {
 }
 
 /// `begin_projection_batch(…)`; see Schema/0004_projections.sql.
-struct BeginProjectionBatch: PostgresPreparedStatement {
-    static let sql = "SELECT begin_projection_batch($1, $2, $3, $4)"
+struct BeginProjectionBatch: TenantFunction {
+    static let name = "begin_projection_batch"
+    static let parameterTypes = ["text", "text", "text"]
     typealias Row = Int64
 
-    let tenant: UUID
-    let name: String
+    let projection: String
     let version: String
     let schema: String
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(tenant)
-        bindings.append(name)
+    func bind(into bindings: inout PostgresBindings) {
+        bindings.append(projection)
         bindings.append(version)
         bindings.append(schema)
-        return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }

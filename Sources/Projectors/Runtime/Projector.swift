@@ -1,3 +1,4 @@
+import Database
 import EventLog
 import Logging
 import PostgresNIO
@@ -15,7 +16,7 @@ public protocol Projector: Sendable {
     /// without a pause, a burst of commands costs a pass (and a transaction per tenant) per
     /// append, on top of the catch-up the command itself runs. Zero by default.
     var pacing: Duration { get }
-    func apply(_ events: [RecordedEvent], tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws
+    func apply(_ events: [RecordedEvent], in session: TenantSession) async throws
 }
 
 extension Projector {

@@ -13,7 +13,7 @@ import Synchronization
 /// Lookups by slug are cached for `cacheTTL`; changes made through this catalog clear the cache
 /// at once, and other processes see them within the TTL.
 public final class Catalog: Sendable {
-    public let client: PostgresClient
+    let client: PostgresClient
     public let store: EventStore
     let logger: Logger
     let cacheTTL: Duration
@@ -62,7 +62,7 @@ public final class Catalog: Sendable {
 
     /// Where to reach a tenant's data.
     public func handle(for tenant: TenantRecord) -> TenantHandle {
-        TenantHandle(tenant: tenant, client: client, store: store, schema: tenant.placement == .shared ? nil : tenant.location)
+        TenantHandle(tenant: tenant, store: store)
     }
 
     /// The tenant's state as its own events tell it, with the stream version.
@@ -101,11 +101,16 @@ public final class Catalog: Sendable {
 
     /// Runs a tenant command (plan, status, users, key revocation) and returns the new state.
     @discardableResult
-    public func execute(_ command: TenantCommand, on tenant: TenantID, metadata: EventMetadata) async throws(TenancyError) -> TenantState? {
+    /// `afterCommit` runs once the change committed (later than the return inside a unit of work
+    /// that a keyed request holds open).
+    public func execute(
+        _ command: TenantCommand, on tenant: TenantID, metadata: EventMetadata, afterCommit: (@Sendable () async -> Void)? = nil
+    ) async throws(TenancyError) -> TenantState? {
         let (state, version) = try await state(of: tenant)
         let events = try decide(command, state: state)
         if !events.isEmpty {
-            try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata)
+            try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata,
+                             afterCommit: afterCommit)
             if let slug = state?.slug { invalidate(slug: slug) }
         }
         return Tenant.fold(events, from: state)
@@ -194,19 +199,19 @@ public final class Catalog: Sendable {
 
     /// Applies the events to the catalog tables and appends them to the tenant's log, atomically.
     private func commit(
-        tenant: TenantID, events: [TenantEvent], expected: ExpectedVersion, metadata: EventMetadata, keyHashes: [UUID: [UInt8]] = [:]
+        tenant: TenantID, events: [TenantEvent], expected: ExpectedVersion, metadata: EventMetadata, keyHashes: [UUID: [UInt8]] = [:],
+        afterCommit: (@Sendable () async -> Void)? = nil
     ) async throws(TenancyError) {
         do {
             let stream = try StreamName(type: Self.tenantStreamType, id: tenant.rawValue)
             let newEvents = try events.map { event throws(EventLogError) in try TenantEventCoding.encode(event) }
-            try await client.withCommandTransaction(tenant: tenant.rawValue, logger: logger) { connection in
+            try await store.database.withTenant(tenant) { session in
+                if let afterCommit { session.afterCommit(afterCommit) }
                 for event in events {
-                    try await apply(event, tenant: tenant, keyHashes: keyHashes, on: connection)
+                    try await apply(event, keyHashes: keyHashes, in: session)
                 }
-                _ = try await store.append(tenant: tenant, [StreamAppend(stream: stream, expected: expected, events: newEvents)],
-                                           metadata: metadata, on: connection)
+                _ = try await store.append([StreamAppend(stream: stream, expected: expected, events: newEvents)], metadata: metadata, in: session)
             }
-            store.signal.appended(tenant)
         } catch let error as TenancyError {
             throw error
         } catch let error as EventLogError {
@@ -220,66 +225,66 @@ public final class Catalog: Sendable {
 
     /// Writes the catalog rows of a tenant from its events, for a log imported from an export.
     /// Exports hold no key hashes, so the tenant's keys come back revoked: new ones are issued.
-    public func restore(tenant: TenantID, events: [TenantEvent], on connection: PostgresConnection) async throws {
-        for event in events { try await apply(event, tenant: tenant, keyHashes: [:], restoring: true, on: connection) }
-        try await connection.execute(
-            "UPDATE tenants SET status = 'active' WHERE id = \(tenant.rawValue) AND status = 'provisioning'", logger: logger)
+    public func restore(events: [TenantEvent], in session: TenantSession) async throws {
+        for event in events { try await apply(event, keyHashes: [:], restoring: true, in: session) }
+        try await session.run("UPDATE tenants SET status = 'active' WHERE id = \(session.tenant) AND status = 'provisioning'")
     }
 
     private func apply(
-        _ event: TenantEvent, tenant: TenantID, keyHashes: [UUID: [UInt8]], restoring: Bool = false, on connection: PostgresConnection
+        _ event: TenantEvent, keyHashes: [UUID: [UInt8]], restoring: Bool = false, in session: TenantSession
     ) async throws {
+        let tenant = session.tenant
         switch event {
         case .created(let created):
             if created.placement != .shared {
                 // Before the tenant's first event: its partition must exist before any row would
                 // land in the shared ones.
-                try await connection.execute("SELECT provision_tenant_schema(\(tenant.rawValue))", logger: logger)
+                try await session.run("SELECT provision_tenant_schema(\(tenant))")
             }
             let location = created.placement == .shared ? nil : "t_" + tenant.description.replacingOccurrences(of: "-", with: "")
-            try await connection.execute("""
+            try await session.run("""
                 INSERT INTO tenants (id, slug, name, plan, status, placement, location, created_at, updated_at)
-                VALUES (\(tenant.rawValue), \(created.slug), \(created.name), \(created.plan.rawValue), 'provisioning',
+                VALUES (\(tenant), \(created.slug), \(created.name), \(created.plan.rawValue), 'provisioning',
                         \(created.placement.rawValue), \(location), \(created.at), \(created.at))
-                """, logger: logger)
+                """)
         case .planChanged(let changed):
-            try await connection.execute(
-                "UPDATE tenants SET plan = \(changed.to.rawValue), updated_at = \(changed.at) WHERE id = \(tenant.rawValue)", logger: logger)
+            try await session.run(
+                "UPDATE tenants SET plan = \(changed.to.rawValue), updated_at = \(changed.at) WHERE id = \(tenant)")
         case .suspended(let suspended):
-            try await connection.execute(
-                "UPDATE tenants SET status = 'suspended', updated_at = \(suspended.at) WHERE id = \(tenant.rawValue)", logger: logger)
+            try await session.run(
+                "UPDATE tenants SET status = 'suspended', updated_at = \(suspended.at) WHERE id = \(tenant)")
         case .reactivated(let reactivated):
-            try await connection.execute("""
-                UPDATE tenants SET status = 'active', removal_scheduled_at = NULL, updated_at = \(reactivated.at) WHERE id = \(tenant.rawValue)
-                """, logger: logger)
+            try await session.run("""
+                UPDATE tenants SET status = 'active', removal_scheduled_at = NULL, updated_at = \(reactivated.at) WHERE id = \(tenant)
+                """)
         case .userAdded(let added):
-            try await connection.execute("""
+            try await session.run("""
                 INSERT INTO users (tenant_id, id, email, role, created_at)
-                VALUES (\(tenant.rawValue), \(added.userID), \(added.email), \(added.role.rawValue), \(added.at))
-                """, logger: logger)
+                VALUES (\(tenant), \(added.userID), \(added.email), \(added.role.rawValue), \(added.at))
+                """)
         case .apiKeyIssued(let issued) where restoring:
             // No hash travels with an export: a random one no key matches, and the key revoked.
-            try await connection.execute("""
+            try await session.run("""
                 INSERT INTO api_keys (tenant_id, id, prefix, key_hash, user_id, role, created_at, revoked_at)
-                VALUES (\(tenant.rawValue), \(issued.keyID), \(issued.prefix), \(ByteBuffer(bytes: APIKey.generate(.tenant).hash)), \(issued.userID),
+                VALUES (\(tenant), \(issued.keyID), \(issued.prefix), \(ByteBuffer(bytes: APIKey.generate(.tenant).hash)), \(issued.userID),
                         \(issued.role.rawValue), \(issued.at), now())
-                """, logger: logger)
+                """)
         case .apiKeyIssued(let issued):
             guard let hash = keyHashes[issued.keyID] else { throw TenancyError(.storage, "a key was issued without its hash") }
-            try await connection.execute("""
+            try await session.run("""
                 INSERT INTO api_keys (tenant_id, id, prefix, key_hash, user_id, role, created_at)
-                VALUES (\(tenant.rawValue), \(issued.keyID), \(issued.prefix), \(ByteBuffer(bytes: hash)), \(issued.userID),
+                VALUES (\(tenant), \(issued.keyID), \(issued.prefix), \(ByteBuffer(bytes: hash)), \(issued.userID),
                         \(issued.role.rawValue), \(issued.at))
-                """, logger: logger)
+                """)
         case .apiKeyRevoked(let revoked):
-            try await connection.execute(
-                "UPDATE api_keys SET revoked_at = \(revoked.at) WHERE tenant_id = \(tenant.rawValue) AND id = \(revoked.keyID)", logger: logger)
+            try await session.run(
+                "UPDATE api_keys SET revoked_at = \(revoked.at) WHERE tenant_id = \(tenant) AND id = \(revoked.keyID)")
         case .offboardingRequested(let requested):
             let removal = requested.at.addingTimeInterval(30 * 86_400)
-            try await connection.execute("""
+            try await session.run("""
                 UPDATE tenants SET status = 'offboarding', removal_scheduled_at = \(removal), updated_at = \(requested.at)
-                 WHERE id = \(tenant.rawValue)
-                """, logger: logger)
+                 WHERE id = \(tenant)
+                """)
         }
     }
 

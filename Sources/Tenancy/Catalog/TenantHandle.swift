@@ -1,33 +1,29 @@
 import Database
 import EventLog
 import Foundation
-import Logging
-import PostgresNIO
 
-/// The way to a tenant's data: which pool (database), which schema, which log.
+/// The way to one tenant's data: its catalog record, its log and its sessions.
 ///
 /// Every tenant-scoped read or write goes through a handle from `Catalog.handle(for:)`, so that
-/// callers never decide where a tenant lives: the shared tables, a schema of its own or (later)
-/// a database of its own all look the same from here.
+/// callers never decide where a tenant lives: the sessions it hands out are where placement
+/// (shared tables, a schema or a database of its own) is resolved.
 public struct TenantHandle: Sendable {
     public let tenant: TenantRecord
-    public let client: PostgresClient
     public let store: EventStore
-    /// The schema holding the tenant's read models; nil for the shared placement.
-    public let schema: String?
 
-    /// A transaction entered into the tenant (row-level security on, its schema first on the path).
-    public func withTransaction<Result>(
-        logger: Logger,
+    /// A unit of work in the tenant (see `TenantDatabase.withTenant`).
+    public func withTenant<Result>(
         isolation: isolated (any Actor)? = #isolation,
-        _ body: (PostgresConnection) async throws -> sending Result
+        _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
-        try await client.withTenantTransaction(tenant.id.rawValue, logger: logger, isolation: isolation) { connection in
-            if let schema {
-                // The schema name comes from the catalog, which only ever stores t_<hex> names.
-                try await connection.execute("SELECT set_config('search_path', \(schema + ", public"), true)", logger: logger)
-            }
-            return try await body(connection)
-        }
+        try await store.database.withTenant(tenant.id, isolation: isolation, body)
+    }
+
+    /// Reads in the tenant (see `TenantDatabase.readTenant`).
+    public func readTenant<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await store.database.readTenant(tenant.id, isolation: isolation, body)
     }
 }

@@ -140,32 +140,34 @@ public final class SecurityLog: FlushingService, Sendable {
     private func write(key: Key, entry: Pending) async throws {
         let attempt = entry.first
         let windowStart = Date(timeIntervalSince1970: TimeInterval(key.window * 60))
-        // The row and the tenant's event commit together, so a retry after a failure can neither
-        // skip the event (row already there) nor write it twice.
-        let appended = try await client.withTransaction(logger: logger) { connection -> Bool in
-        let rows = try await connection.query("""
+        let upsert: PostgresQuery = """
             INSERT INTO security_events (kind, window_start, first_seen, last_seen, attempts, actor_tenant, actor_user, actor_key,
                                          target_tenant, target_slug, method, route, client_address, request_id)
-            VALUES (\(key.kind.rawValue), \(windowStart), \(attempt.at), \(entry.last), \(entry.count), \(attempt.actor?.tenant?.rawValue),
-                    \(attempt.actor?.userID), \(key.actorKey), \(key.targetTenant?.rawValue), \(key.targetSlug), \(key.method), \(key.route),
+            VALUES (\(key.kind.rawValue), \(windowStart), \(attempt.at), \(entry.last), \(entry.count), \(attempt.actor?.tenant),
+                    \(attempt.actor?.userID), \(key.actorKey), \(key.targetTenant), \(key.targetSlug), \(key.method), \(key.route),
                     \(attempt.clientAddress), \(attempt.requestID))
             ON CONFLICT (kind, window_start, actor_key, target_tenant, target_slug, method, route) DO UPDATE
               SET attempts = security_events.attempts + EXCLUDED.attempts, last_seen = EXCLUDED.last_seen
             RETURNING xmax = 0
-            """, logger: logger)
-        let inserted = try await rows.decode(Bool.self).first(where: { _ in true }) ?? false
-        guard inserted, key.kind == .crossTenant, let target = key.targetTenant, let actor = attempt.actor else { return false }
-        let event = try NewEvent(CrossTenantAccessAttempted(
-            actorTenant: actor.tenant?.description, actorUser: actor.userID?.uuidString.lowercased(),
-            actorKey: actor.keyID.uuidString.lowercased(), targetTenant: target.description, method: attempt.method,
-            route: attempt.route, clientAddress: attempt.clientAddress, requestId: attempt.requestID, at: attempt.at
-        ))
-        _ = try await store.append(
-            tenant: target, [StreamAppend(stream: try StreamName(type: "security", id: target.rawValue), expected: .any, events: [event])],
-            metadata: EventMetadata(actor: actor.actor, requestID: attempt.requestID), on: connection
-        )
-        return true
+            """
+        guard let target = key.targetTenant else {
+            try await client.query(upsert, logger: logger).consume()
+            return
         }
-        if appended, let target = key.targetTenant { store.signal.appended(target) }
+        // The row and the tenant's event commit together, so a retry after a failure can neither
+        // skip the event (row already there) nor write it twice.
+        try await store.database.withTenant(target) { session in
+            let inserted = try await session.query(upsert).decode(Bool.self).first(where: { _ in true }) ?? false
+            guard inserted, key.kind == .crossTenant, let actor = attempt.actor else { return }
+            let event = try NewEvent(CrossTenantAccessAttempted(
+                actorTenant: actor.tenant?.description, actorUser: actor.userID?.uuidString.lowercased(),
+                actorKey: actor.keyID.uuidString.lowercased(), targetTenant: target.description, method: attempt.method,
+                route: attempt.route, clientAddress: attempt.clientAddress, requestId: attempt.requestID, at: attempt.at
+            ))
+            _ = try await store.append(
+                [StreamAppend(stream: try StreamName(type: "security", id: target.rawValue), expected: .any, events: [event])],
+                metadata: EventMetadata(actor: actor.actor, requestID: attempt.requestID), in: session
+            )
+        }
     }
 }

@@ -43,10 +43,10 @@ public struct Provisioner: Sendable {
             try beforeStep(step)
             switch step {
             case .placement:
-                if tenant.placement != .shared {
-                    try await catalog.client.query("SELECT provision_tenant_schema(\(tenant.id.rawValue))", logger: logger).consume()
+                try await handle.withTenant { session in
+                    if tenant.placement != .shared { try await session.run("SELECT provision_tenant_schema(\(session.tenant))") }
+                    try await Self.record(step, in: session)
                 }
-                try await record(step, for: tenant)
             case .migrated:
                 // The shared tables are migrated with the control plane; a schema of its own gets
                 // its read-model tables from the projections when they first run for it.
@@ -63,14 +63,14 @@ public struct Provisioner: Sendable {
             case .samplePet:
                 let runner = PetCommands.runner(logger: logger)
                 let id = UUID(), now = Date()
-                _ = try await runner.run(handle, id: id, metadata: metadata, alongside: { try await Self.record(step, for: tenant, on: $0, logger: logger) }) { _ in
+                _ = try await runner.run(handle, id: id, metadata: metadata, alongside: { try await Self.record(step, in: $0) }) { _ in
                     .register(id: id, name: "Biscuit", species: "dog", breed: "Beagle", microchipID: nil, at: now)
                 }
             case .defaultConfig:
                 let runner = ConfigCommands.runner(logger: logger)
                 let now = Date()
                 let outcome = try await runner.run(handle, id: tenant.id.rawValue, metadata: metadata,
-                                                   alongside: { try await Self.record(step, for: tenant, on: $0, logger: logger) }) { _ in
+                                                   alongside: { try await Self.record(step, in: $0) }) { _ in
                     .set(key: "include_deleted_pets", value: .bool(false), at: now)
                 }
                 if outcome.events.isEmpty { try await record(step, for: tenant) }
@@ -80,16 +80,16 @@ public struct Provisioner: Sendable {
                     JSONValue.Member("tenant", .string(tenant.slug)),
                     JSONValue.Member("to", .string(adminEmail)),
                 ])), as: UTF8.self)
-                try await handle.withTransaction(logger: logger) { connection in
-                    try await connection.execute("""
-                        INSERT INTO outbox (tenant_id, kind, payload) VALUES (\(tenant.id.rawValue), 'welcome', \(payload)::jsonb)
+                try await handle.withTenant { session in
+                    try await session.run("""
+                        INSERT INTO outbox (tenant_id, kind, payload) VALUES (\(session.tenant), 'welcome', \(payload)::jsonb)
                         ON CONFLICT DO NOTHING
-                        """, logger: logger)
-                    try await Self.record(step, for: tenant, on: connection, logger: logger)
+                        """)
+                    try await Self.record(step, in: session)
                 }
             }
         }
-        try await runtime?.catchUp(tenant: tenant.id, using: catalog.client)
+        try await runtime?.catchUp(tenant: tenant.id, using: catalog.store.database)
         try await catalog.activate(tenant)
         return adminKey
     }
@@ -108,23 +108,21 @@ public struct Provisioner: Sendable {
     }
 
     func completedSteps(_ tenant: TenantRecord) async throws -> Set<Step> {
-        try await catalog.client.withTenantTransaction(tenant.id.rawValue, logger: logger) { connection in
+        try await catalog.handle(for: tenant).readTenant { session in
             var steps = Set<Step>()
-            let rows = try await connection.query("SELECT step FROM tenant_provisioning WHERE tenant_id = \(tenant.id.rawValue)", logger: logger)
+            let rows = try await session.query("SELECT step FROM tenant_provisioning WHERE tenant_id = \(session.tenant)")
             for try await step in rows.decode(String.self) { if let step = Step(rawValue: step) { steps.insert(step) } }
             return steps
         }
     }
 
     func record(_ step: Step, for tenant: TenantRecord) async throws {
-        try await catalog.client.withTenantTransaction(tenant.id.rawValue, logger: logger) { connection in
-            try await Self.record(step, for: tenant, on: connection, logger: logger)
-        }
+        try await catalog.handle(for: tenant).withTenant { session in try await Self.record(step, in: session) }
     }
 
-    static func record(_ step: Step, for tenant: TenantRecord, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.execute("""
-            INSERT INTO tenant_provisioning (tenant_id, step) VALUES (\(tenant.id.rawValue), \(step.rawValue)) ON CONFLICT DO NOTHING
-            """, logger: logger)
+    static func record(_ step: Step, in session: TenantSession) async throws {
+        try await session.run("""
+            INSERT INTO tenant_provisioning (tenant_id, step) VALUES (\(session.tenant), \(step.rawValue)) ON CONFLICT DO NOTHING
+            """)
     }
 }

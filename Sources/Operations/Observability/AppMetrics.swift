@@ -168,7 +168,8 @@ final class TenantLabels: Sendable {
 }
 
 extension Duration {
-    var nanoseconds: Int64 {
+    /// The whole duration in nanoseconds, for log lines and histograms.
+    public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }

@@ -1,0 +1,321 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The way into tenants' data: every statement on a tenant's rows runs in a `TenantSession`
+/// handed out here, and nowhere else is a tenant entered.
+///
+/// The pool's connections run as the application role (see `DatabaseURL.clientConfiguration`),
+/// so row-level security applies to all of them; a session adds the tenant. Placement (which
+/// server, database and schema hold a tenant) is decided here too, so nothing above it knows.
+public struct TenantDatabase: Sendable {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Refuses a pool whose role could see past row-level security: a superuser, a role with
+    /// BYPASSRLS, or one with the privileges of the tables' owner (whose policies see every
+    /// tenant). Run before serving; the error is one line naming the role and the reason.
+    public func checkRole() async throws {
+        let rows = try await client.query("""
+            SELECT current_user::text, r.rolsuper, r.rolbypassrls,
+                   EXISTS (SELECT 1 FROM pg_class c
+                            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+                              AND pg_has_role(current_user, c.relowner, 'USAGE'))
+              FROM pg_roles r WHERE r.rolname = current_user
+            """, logger: logger)
+        for try await (role, superuser, bypass, owner) in rows.decode((String, Bool, Bool, Bool).self) {
+            let reason = superuser ? "is a superuser" : bypass ? "has BYPASSRLS" : owner ? "has the privileges of the tables' owner" : nil
+            if let reason {
+                throw DatabaseError(.unsafeRole, "the serving connections run as role \(role), which \(reason) and so could read every tenant's rows; "
+                    + "give an APP_DATABASE_URL of a role that owns nothing (or let \(LocalCluster.appRole) be set at connect)")
+            }
+            return
+        }
+        throw DatabaseError(.unsafeRole, "the serving connections' role was not found in pg_roles")
+    }
+
+    /// A unit of work in one tenant: a transaction that has entered the tenant before `body`
+    /// runs, committed when `body` returns, rolled back when it throws. Work registered with
+    /// `afterCommit` runs once the commit succeeded.
+    ///
+    /// Inside a unit of work already open for the same tenant on this task (a keyed command that
+    /// records its response in the same transaction), `body` runs in a savepoint of it instead.
+    public func withTenant<Result>(
+        _ tenant: TenantID,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        if let ambient = TenantSession.unitOfWork(for: tenant) {
+            return try await ambient.withSavepoint(body)
+        }
+        var opened: TenantSession?
+        let result: Result
+        do {
+            result = try await client.withConnection(isolation: isolation) { connection in
+                try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
+                    try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
+                    let session = TenantSession(tenant: tenant, mode: .transaction, connection: connection, logger: logger)
+                    opened = session
+                    defer { session.close() }
+                    return try await body(session)
+                }
+            }
+        } catch let error as PostgresTransactionError {
+            // The body's own error comes back as it was thrown (after the rollback); a failed
+            // BEGIN or COMMIT stays a transaction error, whose commit outcome may be unknown.
+            if let thrown = error.closureError { throw thrown }
+            throw error
+        }
+        await opened?.committed()
+        return result
+    }
+
+    /// Reads in one tenant. A call of a tenant read function enters the tenant within its own
+    /// statement, so it costs one round trip; a plain statement first opens a read-only
+    /// transaction entered into the tenant, which the rest of the session then shares.
+    public func readTenant<Result>(
+        _ tenant: TenantID,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        if let ambient = TenantSession.unitOfWork(for: tenant) {
+            return try await body(ambient)
+        }
+        var opened: TenantSession?
+        let result = try await client.withConnection(isolation: isolation) { connection in
+            let session = TenantSession(tenant: tenant, mode: .reads, connection: connection, logger: logger)
+            opened = session
+            do {
+                let result = try await body(session)
+                session.close()
+                if session.openedTransaction { try await connection.query("COMMIT", logger: logger).consume() }
+                return result
+            } catch {
+                session.close()
+                if session.openedTransaction { try? await connection.query("ROLLBACK", logger: logger).consume() }
+                throw error
+            }
+        }
+        await opened?.committed()
+        return result
+    }
+}
+
+/// One tenant's session on one connection, valid only inside the closure that received it.
+///
+/// Statements take the session, never a tenant id of their own: the tenant they run as is the
+/// one the session entered. Tenant functions in SQL check that the tenant they are given is
+/// the entered one and refuse any other.
+public final class TenantSession: Sendable {
+    enum Mode: Sendable { case transaction, reads }
+
+    public let tenant: TenantID
+    let mode: Mode
+    private let connection: PostgresConnection
+    package let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var open = true
+        var inTransaction = false
+        var afterCommit: [@Sendable () async -> Void] = []
+        var savepoints = 0
+    }
+
+    /// The unit of work a keyed command opened on this task, which command code joins.
+    @TaskLocal static var ambient: TenantSession?
+
+    /// The unit of work open for `tenant` on this task, if any.
+    package static func unitOfWork(for tenant: TenantID) -> TenantSession? {
+        guard let ambient, ambient.tenant == tenant, ambient.isOpen else { return nil }
+        return ambient
+    }
+
+    init(tenant: TenantID, mode: Mode, connection: PostgresConnection, logger: Logger) {
+        self.tenant = tenant
+        self.mode = mode
+        self.connection = connection
+        self.logger = logger
+        state.withLock { $0.inTransaction = mode == .transaction }
+    }
+
+    var isOpen: Bool { state.withLock { $0.open } }
+    var openedTransaction: Bool { state.withLock { $0.inTransaction } }
+
+    func close() { state.withLock { $0.open = false } }
+
+    /// Runs `action` once this session's transaction has committed; dropped if it rolls back.
+    /// In a read session, which commits nothing, it runs when the session ends.
+    public func afterCommit(_ action: @escaping @Sendable () async -> Void) {
+        state.withLock { $0.afterCommit.append(action) }
+    }
+
+    func committed() async {
+        for action in state.withLock({ state in defer { state.afterCommit = [] }; return state.afterCommit }) { await action() }
+    }
+
+    /// Makes this session the unit of work that `withTenant` joins for the rest of `body`.
+    package func asAmbient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+        try await Self.$ambient.withValue(self) { try await body() }
+    }
+
+    // MARK: - Statements
+
+    /// A statement on the tenant's data.
+    package func query(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        try await enterIfNeeded()
+        return try await connection.query(query, logger: logger)
+    }
+
+    /// A statement whose rows nobody needs.
+    package func run(_ query: PostgresQuery) async throws {
+        try await self.query(query).consume()
+    }
+
+    /// A prepared statement on the tenant's data.
+    package func execute<Statement: PostgresPreparedStatement>(
+        _ statement: Statement
+    ) async throws -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row> {
+        try await enterIfNeeded()
+        return try await connection.execute(statement, logger: logger)
+    }
+
+    /// A call of a tenant function. Outside a transaction the call enters the tenant itself, in
+    /// the same statement, so the setting lives exactly as long as the call.
+    package func call<Function: TenantFunction>(_ function: Function) async throws -> [Function.Row] {
+        let inTransaction = try checkOpen()
+        var rows: [Function.Row] = []
+        if inTransaction {
+            for try await row in try await connection.execute(TenantCall(function: function, tenant: tenant), logger: logger) {
+                rows.append(row)
+            }
+        } else {
+            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant), logger: logger) {
+                rows.append(row)
+            }
+        }
+        return rows
+    }
+
+    /// `body` in a savepoint: a failure undoes only what `body` did, and leaves the session usable.
+    package func withSavepoint<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await enterIfNeeded()
+        let name = "unit_\(state.withLock { state in state.savepoints += 1; return state.savepoints })"
+        try await connection.query(PostgresQuery(unsafeSQL: "SAVEPOINT \(name)"), logger: logger).consume()
+        do {
+            let result = try await body(self)
+            try await connection.query(PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT \(name)"), logger: logger).consume()
+            return result
+        } catch {
+            try? await connection.query(PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT \(name)"), logger: logger).consume()
+            throw error
+        }
+    }
+
+    @discardableResult
+    private func checkOpen() throws -> Bool {
+        let (open, inTransaction) = state.withLock { ($0.open, $0.inTransaction) }
+        guard open else {
+            throw DatabaseError(.sessionClosed, "a tenant session was used after its transaction ended")
+        }
+        return inTransaction
+    }
+
+    private func enterIfNeeded() async throws {
+        guard try !checkOpen() else { return }
+        try await connection.query("BEGIN READ ONLY", logger: logger).consume()
+        state.withLock { $0.inTransaction = true }
+        try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
+    }
+}
+
+/// A SQL function over one tenant's data whose first parameter is the tenant. It checks that
+/// parameter against the session's tenant (`assert_tenant`), so a call can never reach past it.
+package protocol TenantFunction: Sendable {
+    associatedtype Row
+    /// The function's name, a fixed identifier.
+    static var name: String { get }
+    /// The parameters after the tenant, as SQL types (`uuid`, `bigint`, …), in order.
+    static var parameterTypes: [String] { get }
+    func bind(into bindings: inout PostgresBindings)
+    func decodeRow(_ row: PostgresRow) throws -> Row
+}
+
+extension TenantFunction {
+    static var arguments: String {
+        parameterTypes.enumerated().map { ", $\($0.offset + 2)::\($0.element)" }.joined()
+    }
+}
+
+/// A tenant function called inside the session's transaction, which has entered the tenant.
+struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
+    typealias Row = Function.Row
+    static var sql: String { "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments))" }
+
+    let function: Function
+    let tenant: TenantID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant)
+        function.bind(into: &bindings)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try function.decodeRow(row) }
+}
+
+/// A tenant function called on its own: the statement enters the tenant (transaction-local, and
+/// the statement is its transaction) before the function runs, which the LATERAL reference to
+/// the entered value orders.
+struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
+    typealias Row = Function.Row
+    static var sql: String {
+        "SELECT called.* FROM set_config('app.tenant_id', $1::text, true) AS entered(tenant), "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments)) AS called"
+    }
+
+    let function: Function
+    let tenant: TenantID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant.description)
+        function.bind(into: &bindings)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try function.decodeRow(row) }
+}
+
+/// Sets the tenant for the rest of the transaction: the one place a transaction enters a tenant.
+struct EnterTenant: PostgresPreparedStatement {
+    static let sql = "SELECT set_config('app.tenant_id', $1::text, true)"
+    typealias Row = String
+
+    let tenant: TenantID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant.description)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+extension AsyncSequence {
+    /// Reads a result to its end, for statements whose rows nobody needs.
+    package func consume() async throws {
+        for try await _ in self {}
+    }
+}

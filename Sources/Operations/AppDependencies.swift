@@ -1,0 +1,138 @@
+import Database
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+import Projectors
+import ServiceLifecycle
+import Tenancy
+
+/// Everything the HTTP layer needs, built once per process.
+public struct AppDependencies: Sendable {
+    /// The request pool: handlers and the command path. Not for the layers above: they reach
+    /// data through the named operations below, tenants' data through tenant sessions.
+    let client: PostgresClient
+    /// A small pool of its own for background work (projectors, relay, security log, outbox),
+    /// so that a burst of requests cannot starve it, nor it the requests.
+    let backgroundClient: PostgresClient
+    public let store: EventStore
+    public let catalog: Catalog
+    public let authenticator: Authenticator
+    public let securityLog: SecurityLog
+    public let provisioner: Provisioner
+    public let runtime: ProjectionRuntime
+    public let migrator: Migrator
+    public let resolver: TenantResolver
+    /// Nil when rate limiting is switched off.
+    public let rateLimiter: RateLimiter?
+    /// Counts refused requests for the analytics; nil with the limiter.
+    public let rateLimitLedger: RateLimitLedger?
+    /// Nil when metrics are switched off.
+    public let metrics: AppMetrics?
+    /// How long a keyed command's response is replayed.
+    public let idempotencyRetention: Duration
+    /// Signs the tenants' checkpoints.
+    public let signer: CheckpointSigner
+    public let checkpointInterval: Duration
+    /// The pools `/metrics` reports on: name, client, size.
+    var pools: [(name: String, client: PostgresClient, maximum: Int)] = []
+    /// The size of the request pool, which the per-tenant bulkhead divides.
+    public var requestPoolSize: Int { pools.first?.maximum ?? 20 }
+    /// Keyed commands' recorded responses.
+    public let idempotency: IdempotencyLedger
+    public let logger: Logger
+
+    public init(
+        client: PostgresClient, backgroundClient: PostgresClient? = nil, migrator: Migrator, resolver: TenantResolver = TenantResolver(),
+        catalogCacheTTL: Duration = .seconds(2), keyCacheTTL: Duration = .seconds(5), securityFlushInterval: Duration = .milliseconds(50),
+        rateLimits: RateLimits? = .defaults, rateLimitFailureMode: RateLimiter.FailureMode = .open,
+        metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
+        signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
+        logger: Logger
+    ) {
+        let background = backgroundClient ?? client
+        let metrics = metricsEnabled ? AppMetrics(tenantLabelCap: tenantLabelCap, logger: logger) : nil
+        var observer: EventStore.AppendObserver?
+        var lagObserver: (@Sendable (String, [Double]) -> Void)?
+        if let metrics {
+            observer = { tenant, types in metrics.appended(tenant: tenant, types: types) }
+            lagObserver = { name, lags in metrics.projected(name, lags: lags) }
+        }
+        let store = EventStore(client: client, observer: observer, logger: logger)
+        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
+        self.client = client
+        self.backgroundClient = background
+        self.store = store
+        self.catalog = catalog
+        self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
+        self.securityLog = SecurityLog(
+            client: background, store: EventStore(client: background, signal: store.signal, observer: observer, logger: logger),
+            interval: securityFlushInterval, logger: logger)
+        let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
+                                        lagObserver: lagObserver, logger: logger)
+        self.runtime = runtime
+        self.provisioner = Provisioner(catalog: catalog, runtime: runtime, logger: logger)
+        self.migrator = migrator
+        self.resolver = resolver
+        self.rateLimiter = rateLimits.map { RateLimiter(client: client, limits: $0, failureMode: rateLimitFailureMode, logger: logger) }
+        self.rateLimitLedger = rateLimits.map { _ in RateLimitLedger(client: background, logger: logger) }
+        self.metrics = metrics
+        self.idempotencyRetention = idempotencyRetention
+        self.idempotency = IdempotencyLedger(database: store.database, retention: idempotencyRetention)
+        self.signer = signer
+        self.checkpointInterval = checkpointInterval
+        self.logger = logger
+    }
+
+    /// The background services besides the HTTP server and the database client, in start order.
+    public func backgroundServices(outboxDirectory: URL) -> [any Service] {
+        let ledger: [any Service] = rateLimitLedger.map { [$0] } ?? []
+        return ledger + [
+            NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
+            runtime,
+            securityLog,
+            OutboxDispatcher(client: backgroundClient, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
+            IdempotencyJanitor.service(client: backgroundClient, interval: .seconds(600), logger: logger),
+            CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, logger: logger), signer: signer,
+                                       interval: checkpointInterval, logger: logger),
+        ]
+    }
+}
+
+extension AppDependencies {
+    /// Names the pools `/metrics` reports on (the first is the request pool).
+    public mutating func reportPools(_ pools: [(name: String, client: PostgresClient, maximum: Int)]) {
+        self.pools = pools
+    }
+
+    /// The Prometheus exposition of everything measured, with the database's gauges read now.
+    public func renderMetrics() async -> [UInt8]? {
+        guard let metrics else { return nil }
+        return await metrics.render(runtime: runtime, pools: pools, limiter: rateLimiter) { [catalog] id in try? await catalog.tenant(id: id)?.slug }
+    }
+
+    /// Refuses to serve when a pool's connections could read past row-level security (see
+    /// `TenantDatabase.checkRole`). The pools must be running.
+    public func checkServingRoles() async throws {
+        for pool in [client, backgroundClient] { try await TenantDatabase(client: pool, logger: logger).checkRole() }
+    }
+
+    /// Which of this build's migrations the database lacks.
+    public func migrationStatus() async throws -> Migrator.Status {
+        try await client.withConnection { [migrator, logger] in try await migrator.status(on: $0, logger: logger) }
+    }
+
+    /// The platform's analytics over `range`, for every tenant or the one with slug `tenant`.
+    public func analyticsReport(range: AnalyticsRange, tenant: String? = nil) async throws -> AnalyticsReport {
+        try await AnalyticsReport.read(client: client, range: range, tenant: tenant, logger: logger)
+    }
+
+    /// The platform's security log, newest first.
+    public var securityEvents: SecurityEventQueries { SecurityEventQueries(client: client, logger: logger) }
+
+    /// Pets, their history and their tenant's settings as the API shows them.
+    public var pets: PetOperations { PetOperations(runtime: runtime, logger: logger) }
+
+    /// A tenant's configuration as the API shows it.
+    public var config: ConfigOperations { ConfigOperations(runtime: runtime, logger: logger) }
+}

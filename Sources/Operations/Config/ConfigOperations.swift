@@ -1,0 +1,48 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import Logging
+import Projectors
+import Tenancy
+
+/// What the API does with a tenant's configuration.
+public struct ConfigOperations: Sendable {
+    let runtime: ProjectionRuntime
+    let logger: Logger
+
+    public init(runtime: ProjectionRuntime, logger: Logger) {
+        self.runtime = runtime
+        self.logger = logger
+    }
+
+    /// Every effective value: the defaults, overridden by what the tenant set.
+    public func values(_ handle: TenantHandle) async throws -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        for (key, value) in TenantConfig.defaults { values[key] = try Self.json(value) }
+        let stored = try await handle.readTenant { session in
+            var stored: [(String, String)] = []
+            let rows = try await session.query("SELECT key, value::text FROM tenant_config WHERE tenant_id = \(session.tenant)")
+            for try await row in rows.decode((String, String).self) { stored.append(row) }
+            return stored
+        }
+        for (key, value) in stored { values[key] = try CanonicalJSON.parse(value) }
+        return values
+    }
+
+    /// Runs a configuration command and, when it appended, brings the read model up to date.
+    public func execute(
+        _ handle: TenantHandle, metadata: EventMetadata, _ command: @escaping @Sendable () -> TenantConfigCommand
+    ) async throws -> CommandRunner<TenantConfig>.Outcome {
+        let outcome = try await ConfigCommands.runner(logger: logger).run(handle, id: handle.tenant.id.rawValue, metadata: metadata) { _ in command() }
+        if outcome.append != nil {
+            try await runtime.catchUp(tenant: handle.tenant.id, projections: ["tenant_config"], using: handle.store.database)
+        }
+        return outcome
+    }
+
+    /// A value as the API shows it.
+    public static func json(_ value: ConfigValue) throws -> JSONValue {
+        try CanonicalJSON.parse(try TenantConfigProjector.valueEncoder.encode(value))
+    }
+}

@@ -1,0 +1,114 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import Logging
+import PostgresNIO
+import Projectors
+import Tenancy
+
+/// What the API does with pets: commands that wait for the read model to show them, and the
+/// reads it serves, from the read model or, for a past time, from the log.
+public struct PetOperations: Sendable {
+    let runtime: ProjectionRuntime
+    let logger: Logger
+
+    public init(runtime: ProjectionRuntime, logger: Logger) {
+        self.runtime = runtime
+        self.logger = logger
+    }
+
+    /// Runs a pet command and, when it appended, brings the pets read model up to date so the
+    /// caller reads its own write. Returns the pet after the command and its version.
+    public func execute(
+        _ handle: TenantHandle, id: UUID, metadata: EventMetadata, expected: Int? = nil, assumeNew: Bool = false,
+        _ command: @escaping @Sendable (PetState?) -> PetCommand
+    ) async throws -> (PetState?, Int) {
+        let outcome = try await PetCommands.runner(logger: logger).run(
+            handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, command)
+        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["pets"], using: handle.store.database) }
+        return (outcome.state, outcome.version)
+    }
+
+    /// The pet as the read model has it, and whether the tenant shows removed pets; one round trip.
+    public func pet(_ handle: TenantHandle, id: UUID) async throws -> (pet: PetState, includeDeleted: Bool)? {
+        try await handle.readTenant { session in
+            try await session.call(ReadPet(pet: id)).first.map { (PetRows.state($0.pet), $0.includeDeleted) }
+        }
+    }
+
+    /// The pet as it was at `time`, folded from its stream.
+    public func pet(_ handle: TenantHandle, id: UUID, at time: Date) async throws -> PetState? {
+        try await PetCommands.runner(logger: logger).load(handle, id: id, until: time).0
+    }
+
+    /// Pets registered after `after` (a registration seq), in registration order, with that seq.
+    public func page(_ handle: TenantHandle, after: Int64, species: String?, limit: Int) async throws -> [(pet: PetState, seq: Int64)] {
+        try await handle.readTenant { session in
+            try await session.call(ReadPets(after: after, species: species, limit: Int32(clamping: limit))).map { (PetRows.state($0.pet), $0.seq) }
+        }
+    }
+
+    /// The pet's events, up to `until` when given.
+    public func history(_ handle: TenantHandle, id: UUID, until: Date?) async throws -> [RecordedEvent] {
+        try await handle.store.read(tenant: handle.tenant.id, stream: try StreamName(type: PetEventCoding.streamType, id: id), until: until)
+    }
+
+    /// Whether this tenant lists removed pets, from its configuration.
+    public func includeDeleted(_ handle: TenantHandle) async throws -> Bool {
+        try await handle.readTenant { session in
+            let rows = try await session.query("""
+                SELECT value = 'true'::jsonb FROM tenant_config WHERE tenant_id = \(session.tenant) AND key = 'include_deleted_pets'
+                """)
+            return try await rows.decode(Bool.self).first(where: { _ in true }) ?? false
+        }
+    }
+}
+
+/// `read_pet(tenant, id)`: a pet and the tenant's include_deleted_pets, in one statement.
+struct ReadPet: TenantFunction {
+    static let name = "read_pet"
+    static let parameterTypes = ["uuid"]
+    typealias Row = (pet: PetRows.Row, includeDeleted: Bool)
+
+    let pet: UUID
+
+    func bind(into bindings: inout PostgresBindings) { bindings.append(pet) }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let r = try row.decode((UUID, String, String, String?, String?, Bool, Date, Date, Int, Bool).self)
+        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8), r.9)
+    }
+}
+
+/// `read_pets(tenant, after, species, limit)`: a page of the list, in one statement.
+struct ReadPets: TenantFunction {
+    static let name = "read_pets"
+    static let parameterTypes = ["bigint", "text", "integer"]
+    typealias Row = (pet: PetRows.Row, seq: Int64)
+
+    let after: Int64
+    let species: String?
+    let limit: Int32
+
+    func bind(into bindings: inout PostgresBindings) {
+        bindings.append(after)
+        bindings.append(species)
+        bindings.append(limit)
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let r = try row.decode((UUID, String, String, String?, String?, Bool, Date, Date, Int, Int64).self)
+        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8), r.9)
+    }
+}
+
+/// Reads pets rows into `PetState`.
+enum PetRows {
+    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int)
+
+    static func state(_ row: Row) -> PetState {
+        PetState(id: row.0, name: row.1, species: row.2, breed: row.3, microchipID: row.4, removed: row.5,
+                 createdAt: row.6, updatedAt: row.7, version: row.8)
+    }
+}
