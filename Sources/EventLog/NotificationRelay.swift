@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// Carries append wake-ups between processes over LISTEN/NOTIFY.
 ///
 /// A NOTIFY inside the append transaction serializes every committing append on PostgreSQL's
-/// notification queue lock (bench/notify-cost.sh measures the cost). So appends never notify;
+/// notification queue lock, one commit at a time across every tenant. So appends never notify;
 /// this relay collects the tenants appended to in this process and sends at most one NOTIFY per
 /// `interval`, from outside any append transaction. Readers also poll, so a lost notification
 /// delays a reader by at most its poll interval and never loses an event.
