@@ -16,12 +16,13 @@ import Tenancy
 public enum ApplicationBuilder {
     /// `routes` is filled in as the router is built: the OpenAPI document and the tests read it.
     public static func router(
-        _ dependencies: AppDependencies, configuration: ServerConfiguration, routes: RouteTable = RouteTable()
+        _ dependencies: AppDependencies, configuration: ServerConfiguration, routes: RouteTable = RouteTable(),
+        unmapped: UnmappedErrors = UnmappedErrors()
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: AccessLogMiddleware(metrics: dependencies.metrics))
-        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: ProblemMiddleware(unmapped: unmapped))
         router.add(middleware: SingleHeaderMiddleware())
         router.add(middleware: MethodNotAllowedMiddleware(table: routes))
         HealthRoutes(dependencies: dependencies, timeout: configuration.readinessTimeout)
@@ -61,7 +62,8 @@ public enum ApplicationBuilder {
             .add(middleware: TenantAccessMiddleware(catalog: dependencies.catalog, authenticator: dependencies.authenticator,
                                                     securityLog: dependencies.securityLog))
         if let limiter = dependencies.rateLimiter {
-            tenantMiddleware = tenantMiddleware.add(middleware: RateLimitMiddleware(limiter: limiter, ledger: dependencies.rateLimitLedger, metrics: dependencies.metrics))
+            tenantMiddleware = tenantMiddleware.add(middleware: RateLimitMiddleware(limiter: limiter, ledger: dependencies.rateLimitLedger, metrics: dependencies.metrics,
+                                                                                 problems: ProblemMiddleware(unmapped: unmapped)))
         }
         let tenant = tenantMiddleware
             .add(middleware: idempotency)
@@ -77,12 +79,13 @@ public enum ApplicationBuilder {
 
     /// The router behind tenant resolution: what the server and in-process tests run.
     public static func responder(
-        _ dependencies: AppDependencies, configuration: ServerConfiguration, routes: RouteTable = RouteTable()
+        _ dependencies: AppDependencies, configuration: ServerConfiguration, routes: RouteTable = RouteTable(),
+        unmapped: UnmappedErrors = UnmappedErrors()
     ) -> DeadlineResponder<TenantResolvingResponder<RouterResponder<AppRequestContext>>> {
         DeadlineResponder(
             timeout: configuration.requestTimeout,
             inner: TenantResolvingResponder(
-                resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration, routes: routes).buildResponder())
+                resolver: dependencies.resolver, inner: router(dependencies, configuration: configuration, routes: routes, unmapped: unmapped).buildResponder())
         )
     }
 

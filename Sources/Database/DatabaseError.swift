@@ -1,8 +1,8 @@
 /// The one error type of the `Database` module.
 ///
 /// `description` is safe to show to an operator: it never contains passwords or bound values.
-public struct DatabaseError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Code: String, Sendable {
+public struct DatabaseError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable, Equatable {
+    public enum Code: String, Sendable, CaseIterable {
         case invalidURL = "invalid_url"
         case binariesNotFound = "postgres_binaries_not_found"
         case directoryNotUsable = "directory_not_usable"
@@ -25,4 +25,7 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable, Equatable
     }
 
     public var description: String { message }
+
+    /// For logs: the code and the message.
+    public var debugDescription: String { "DatabaseError.\(code.rawValue): \(message)" }
 }

@@ -50,6 +50,8 @@ extension DatabaseURL {
             return describe(error.closureError ?? error.commitError ?? error.beginError ?? error)
         }
         if let error = error as? DatabaseError { return error.message }
+        // The module errors above this one keep their cause for logs in debugDescription.
+        if let error = error as? any CustomDebugStringConvertible { return error.debugDescription }
         return "\(error)"
     }
 }

@@ -107,10 +107,13 @@ public struct EventStore: Sendable {
                 return EventLogError(.wrongExpectedVersion, "a concurrent append reached the stream first")
             }
             if state == "22P02" || state == "22P05" || state == "54000" {
-                return EventLogError(.invalidEvent, "the event data was refused by the database: \(DatabaseURL.describe(error))")
+                var refused = EventLogError(.invalidEvent, "the event data was refused by the database")
+                refused.cause = DatabaseURL.describe(error)
+                return refused
             }
         }
-        var storage = EventLogError(.storage, "the event log could not be written or read: \(DatabaseURL.describe(error))")
+        var storage = EventLogError(.storage, "the event log could not be written or read")
+        storage.cause = DatabaseURL.describe(error)
         storage.databaseFault = DatabaseFault.classify(error)
         return storage
     }

@@ -1,8 +1,8 @@
 import Database
 
 /// The one error type of the tenancy module: a code to branch on and a message safe to show.
-public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible, CarriesDatabaseFault {
-    public enum Code: String, Sendable {
+public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CarriesDatabaseFault {
+    public enum Code: String, Sendable, CaseIterable {
         case notFound = "not_found"
         case slugTaken = "slug_taken"
         case invalid
@@ -18,6 +18,8 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible,
     public let fieldErrors: [FieldError]
     /// For `storage`: set when the database was unreachable or timed out, rather than broken.
     public var databaseFault: DatabaseFault?
+    /// What went wrong underneath, for logs only (it may name tables or server messages).
+    public var cause: String?
 
     public struct FieldError: Sendable, Equatable {
         public let field: String
@@ -35,12 +37,17 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible,
         self.fieldErrors = fieldErrors
     }
 
+    /// Safe to show to a caller.
     public var description: String { message }
+
+    /// For logs: the code, the message and the cause.
+    public var debugDescription: String { "TenancyError.\(code.rawValue): \(message)" + (cause.map { " (\($0))" } ?? "") }
 
     /// A storage failure caused by `cause`, keeping whether the database was merely unavailable.
     public static func storage(_ message: String, cause: any Error) -> TenancyError {
         var error = TenancyError(.storage, message)
         error.databaseFault = DatabaseFault.classify(cause)
+        error.cause = (cause as? CustomDebugStringConvertible)?.debugDescription ?? DatabaseURL.describe(cause)
         return error
     }
 }

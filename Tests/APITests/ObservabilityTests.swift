@@ -164,7 +164,7 @@ final class CapturedLines: Sendable {
 
     @Test func `an unexpected error is logged once, with its cause, and answered as an opaque 500`() async throws {
         let captured = CapturedLines()
-        try await withApp(.router, logger: captured.logger) { app, client in
+        try await withApp(.router, logger: captured.logger, allowUnmappedErrors: true) { app, client in
             let tenant = try await app.tenantClient(client, slug: "broken")
             // Break the read model under the app: the pets list cannot be read.
             try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
@@ -178,6 +178,8 @@ final class CapturedLines: Sendable {
             #expect(errors.count == 1, "\(lines)")
             #expect(errors.first?["error"]?.contains("does not exist") == true, "\(errors)")
             #expect(lines.filter { $0["message"] == "request" && $0["status"] == "500" }.count == 1)
+            #expect(app.unmapped.all.count == 1 && app.unmapped.all.first?.contains("read_pets") == true,
+                    "a driver error is no module's error: it is recorded as unmapped, \(app.unmapped.all)")
         }
     }
 }

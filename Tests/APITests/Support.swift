@@ -20,6 +20,8 @@ struct TestApp: Sendable {
     let platformKey: String
     /// The routes the app was built with.
     let routes: RouteTable
+    /// Errors that reached HTTP without a mapping.
+    let unmapped: UnmappedErrors
 
     var catalog: Catalog { dependencies.catalog }
     var store: EventStore { dependencies.store }
@@ -30,7 +32,7 @@ func withApp(
     _ testing: TestingSetup = .live, poolSize: Int = 8, securityFlush: Duration = .milliseconds(20),
     rateLimits: RateLimits? = .generous, rateLimitFailure: RateLimiter.FailureMode = .open,
     idempotencyRetention: Duration = .seconds(86_400), tenantLabelCap: Int = 500, logger: Logger = TestCluster.logger,
-    configuration: ServerConfiguration = .tests, timeouts: StatementTimeouts? = nil,
+    configuration: ServerConfiguration = .tests, timeouts: StatementTimeouts? = nil, allowUnmappedErrors: Bool = false,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     let database = try await TestCluster.shared.database()
@@ -43,16 +45,19 @@ func withApp(
     dependencies.reportPools([(pool, client, poolSize)])
     let app = dependencies
     let routes = RouteTable()
+    let unmapped = UnmappedErrors()
     let application = Application(
-        responder: ApplicationBuilder.responder(app, configuration: configuration, routes: routes),
+        responder: ApplicationBuilder.responder(app, configuration: configuration, routes: routes, unmapped: unmapped),
         server: ApplicationBuilder.server,
         services: [client, app.securityLog, app.runtime],
         logger: logger
     )
     try await application.test(testing) { testClient in
         let key = try await app.catalog.createPlatformKey(name: "tests")
-        try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes), testClient)
+        try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes, unmapped: unmapped), testClient)
     }
+    // Every error a module throws has its answer in ErrorMapping; one without is a bug here.
+    if !allowUnmappedErrors { #expect(unmapped.all.isEmpty, "errors reached HTTP without a mapping: \(unmapped.all)") }
 }
 
 extension ServerConfiguration {

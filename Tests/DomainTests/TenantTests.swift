@@ -17,8 +17,27 @@ import Testing
     @Test(arguments: Plan.allCases)
     func `creating a tenant places it by its plan`(plan: Plan) {
         let state = given(Tenant.self).when(create(plan: plan)).then([F.created(plan: plan)])
-        #expect(state?.status == .active)
+        #expect(state?.status == .provisioning)
         #expect(state?.placement == plan.defaultPlacement)
+    }
+
+    // MARK: Activating
+
+    @Test func `onboarding's end activates a provisioning tenant, once`() {
+        let activated = TenantEvent.activated(TenantActivated(at: F.minute(1)))
+        let state = given(Tenant.self, [F.created()]).when(.activate(at: F.minute(1))).then([activated])
+        #expect(state?.status == .active)
+        given(Tenant.self, [F.created(), activated]).when(.activate(at: F.minute(2))).then([])
+    }
+
+    @Test func `activation neither lifts a suspension nor cancels offboarding`() {
+        let activated = TenantEvent.activated(TenantActivated(at: F.minute(1)))
+        given(Tenant.self, [F.created(), activated, Self.suspended]).when(.activate(at: F.minute(5))).then([])
+        given(Tenant.self, [F.created(), activated, Self.offboarding]).when(.activate(at: F.minute(5))).then([])
+    }
+
+    @Test func `a provisioning tenant is activated by onboarding, not by a reactivation`() {
+        given(Tenant.self, [F.created()]).when(.reactivate(at: F.minute(1))).then([])
     }
 
     @Test func `each plan has the documented default placement`() {
@@ -51,7 +70,7 @@ import Testing
         TenantCommand.changePlan(.premium, at: Fixture.start), .suspend(reason: nil, at: Fixture.start), .reactivate(at: Fixture.start),
         .addUser(id: Fixture.aliceID, email: "a@b.c", role: .admin, at: Fixture.start),
         .issueApiKey(id: Fixture.keyID, prefix: "ps_x", userID: Fixture.aliceID, role: .admin, at: Fixture.start),
-        .revokeApiKey(id: Fixture.keyID, at: Fixture.start), .requestOffboarding(at: Fixture.start),
+        .revokeApiKey(id: Fixture.keyID, at: Fixture.start), .requestOffboarding(at: Fixture.start), .activate(at: Fixture.start),
     ])
     func `commands on a tenant that was never created are answered with not found`(command: TenantCommand) {
         given(Tenant.self).when(command).thenThrows(.notFound)
@@ -100,7 +119,7 @@ import Testing
     }
 
     @Test func `reactivating an active tenant is a no-op`() {
-        given(Tenant.self, [F.created()]).when(.reactivate(at: F.minute(5))).then([])
+        given(Tenant.self, [F.created(), .activated(TenantActivated(at: F.minute(1)))]).when(.reactivate(at: F.minute(5))).then([])
     }
 
     // MARK: Users

@@ -78,7 +78,7 @@ struct AdminTenantRoutes {
         }
         guard problems.isEmpty, let chosenPlan else { throw Problem.validation("The tenant cannot be created as asked.", errors: problems) }
 
-        let record = try await mapping { try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context)) }
+        let record = try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context))
         let key = try await provisioner.provision(record, adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
         let current = try await catalog.tenant(id: record.id) ?? record
         // A replay of this response must not hand out the key again: it is stored without it.
@@ -91,7 +91,7 @@ struct AdminTenantRoutes {
         let query = try QueryParameters(request, allowed: ["limit", "cursor"])
         let limit = try Pagination.limit(query, default: 50, maximum: 200)
         let cursor = try Pagination.cursor(query)
-        let records = try await mapping { try await catalog.tenants(after: cursor, limit: limit + 1) }
+        let records = try await catalog.tenants(after: cursor, limit: limit + 1)
         let page = Array(records.prefix(limit))
         let next = records.count > limit ? page.last.map { Pagination.encode($0.slug) } : nil
         return try JSONResponse.make(ListPage(items: page.map(TenantBody.init), nextCursor: next))
@@ -99,7 +99,7 @@ struct AdminTenantRoutes {
 
     func tenant(_ context: PlatformRequestContext) async throws -> TenantRecord {
         let slug = try context.parameters.require("slug")
-        guard let record = try await mapping({ try await catalog.tenant(slug: slug) }) else { throw Problem.notFound() }
+        guard let record = try await catalog.tenant(slug: slug) else { throw Problem.notFound() }
         return record
     }
 
@@ -122,12 +122,12 @@ struct AdminTenantRoutes {
 
         let now = Date()
         if let newPlan = newPlan ?? nil {
-            try await mapping { try await catalog.execute(.changePlan(newPlan, at: now), on: record.id, metadata: metadata(context)) }
+            try await catalog.execute(.changePlan(newPlan, at: now), on: record.id, metadata: metadata(context))
         }
         if status == "suspended" {
-            try await mapping { try await catalog.execute(.suspend(reason: nil, at: now), on: record.id, metadata: metadata(context)) }
+            try await catalog.execute(.suspend(reason: nil, at: now), on: record.id, metadata: metadata(context))
         } else if status == "active" {
-            try await mapping { try await catalog.execute(.reactivate(at: now), on: record.id, metadata: metadata(context)) }
+            try await catalog.execute(.reactivate(at: now), on: record.id, metadata: metadata(context))
         }
         catalog.invalidate(slug: record.slug)
         return try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record))
@@ -136,27 +136,8 @@ struct AdminTenantRoutes {
     /// Offboarding suspends at once and schedules removal; nothing is exported or deleted yet.
     func offboard(_ context: PlatformRequestContext) async throws -> Response {
         let record = try await tenant(context)
-        try await mapping { try await catalog.execute(.requestOffboarding(at: Date()), on: record.id, metadata: metadata(context)) }
+        try await catalog.execute(.requestOffboarding(at: Date()), on: record.id, metadata: metadata(context))
         catalog.invalidate(slug: record.slug)
         return try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record), status: .accepted)
-    }
-}
-
-/// Tenancy's errors in HTTP terms.
-@discardableResult
-func mapping<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as TenancyError {
-        let errors = error.fieldErrors.map { Problem.FieldError(field: $0.field, message: $0.message) }
-        switch error.code {
-        case .notFound: throw Problem.notFound()
-        case .slugTaken: throw Problem.conflict("That slug is taken.")
-        case .invalid: throw Problem.validation(error.message, errors: errors)
-        case .conflict: throw Problem.conflict(error.message)
-        case .lastAdminKey: throw Problem.lastAdminKey(error.message)
-        case .unavailable: throw Problem.conflict(error.message)
-        case .storage: throw error
-        }
     }
 }

@@ -1,3 +1,4 @@
+import Domain
 import Database
 import EventLog
 import Foundation
@@ -18,7 +19,7 @@ struct EventRoutes {
     let securityEvents: SecurityEventQueries
     let table: RouteTable
 
-    static let readers: Set<Principal.Role> = [.admin, .auditor]
+    static let readers: Set<Role> = [.admin, .auditor]
 
     func register(on group: RouterGroup<TenantRequestContext>) {
         group.route(.get, "/events", roles: Self.readers, in: table) { request, context in try await events(request, context) }

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Hummingbird
 import Logging
@@ -48,8 +49,8 @@ public struct TenantRequestContext: ChildRequestContext {
     public var maxUploadSize: Int { 64 * 1024 }
 
     /// Throws 403 unless the caller has one of `roles`.
-    public func require(_ roles: Set<Principal.Role>) throws {
-        guard roles.contains(principal.role) else { throw Problem.forbidden(role: principal.role) }
+    public func require(_ roles: Set<Role>) throws {
+        guard let role = principal.role, roles.contains(role) else { throw Problem.forbidden(role: principal.role) }
     }
 }
 
@@ -60,7 +61,7 @@ public struct PlatformRequestContext: ChildRequestContext {
     public let requestID: String
 
     public init(context: AppRequestContext) throws {
-        guard let principal = context.principal, principal.role == .platformAdmin else { throw Problem.internalError() }
+        guard let principal = context.principal, principal.isPlatformAdmin else { throw Problem.internalError() }
         self.coreContext = context.coreContext
         self.principal = principal
         self.requestID = context.requestID

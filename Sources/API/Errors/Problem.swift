@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -57,9 +58,9 @@ public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
                 headers: [.wwwAuthenticate: "Bearer realm=\"petstore\""])
     }
 
-    public static func forbidden(role: Principal.Role) -> Problem {
+    public static func forbidden(role: Role?) -> Problem {
         Problem(type: typeBase + "forbidden", title: "Forbidden", status: .forbidden,
-                detail: "The \(role.rawValue) role may not do this.")
+                detail: "The \(role?.rawValue ?? Principal.platformAdminName) role may not do this.")
     }
 
     public static func tenantSuspended() -> Problem {

@@ -16,7 +16,7 @@ public struct PlatformAccessMiddleware: RouterMiddleware {
             throw Problem.unauthorized()
         }
         context.record.principal = principal.actor
-        guard principal.role == .platformAdmin else { throw Problem.forbidden(role: principal.role) }
+        guard principal.isPlatformAdmin else { throw Problem.forbidden(role: principal.role) }
         var context = context
         context.principal = principal
         context.logger[metadataKey: "principal"] = "\(principal.actor)"

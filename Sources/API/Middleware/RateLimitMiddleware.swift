@@ -12,6 +12,8 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     let ledger: RateLimitLedger?
     let metrics: AppMetrics?
+    /// Answers errors here already, so the quota headers go on them too.
+    let problems: ProblemMiddleware<AppRequestContext>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let tenant = context.tenant else { return try await next(request, context) }
@@ -41,7 +43,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
-            response = try ProblemMiddleware.response(for: error, request: request, context: context)
+            response = try problems.response(for: error, request: request, context: context)
         }
         response.headers.append(contentsOf: fields)
         return response

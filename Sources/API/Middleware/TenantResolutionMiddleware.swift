@@ -24,12 +24,7 @@ public struct TenantResolvingResponder<Inner: HTTPResponder>: HTTPResponder wher
         do {
             resolution = try resolver.resolve(host: request.head.authority, path: request.uri.path, header: request.headers[.tenantID])
         } catch {
-            let problem: Problem = switch error {
-            case .malformedSlug: .badRequest("The tenant slug is malformed: it must match ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$.")
-            case .malformedHost: .badRequest("The Host header is malformed.")
-            case .conflicting: .badRequest("The request names different tenants (subdomain, path and X-Tenant-ID disagree).")
-            }
-            var response = try problem.response(from: request, context: context)
+            var response = try ErrorMapping.resolution(error).response(from: request, context: context)
             let offered = request.headers[.requestID].flatMap { RequestIDMiddleware.isAcceptable($0) ? $0 : nil }
             response.headers[.requestID] = offered ?? UUID().uuidString.lowercased()
             return response

@@ -1,3 +1,4 @@
+import Domain
 import EventLog
 import HTTPTypes
 import Tenancy
@@ -13,7 +14,7 @@ struct OpenAPIOperation: Sendable {
         /// `/api/admin/...`: a platform admin key.
         case platform
         /// `/api/...` under a resolved tenant, for these roles of that tenant.
-        case tenant(Set<Principal.Role>)
+        case tenant(Set<Role>)
     }
 
     struct Parameter: Sendable {
@@ -103,7 +104,7 @@ extension OpenAPIOperation {
     var roleNames: [String] {
         switch access {
         case .open: []
-        case .platform: [Principal.Role.platformAdmin.rawValue]
+        case .platform: [Principal.platformAdminName]
         case .tenant(let roles): roles.map(\.rawValue).sorted()
         }
     }

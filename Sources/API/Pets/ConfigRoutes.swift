@@ -46,11 +46,7 @@ struct ConfigRoutes {
     private func run(_ context: TenantRequestContext, _ command: @escaping @Sendable () -> TenantConfigCommand) async throws -> CommandRunner<TenantConfig>.Outcome {
         let handle = catalog.handle(for: context.tenant)
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
-        do {
-            return try await config.execute(handle, metadata: metadata, command)
-        } catch let error as DomainError {
-            throw Problem(error)
-        }
+        return try await config.execute(handle, metadata: metadata, command)
     }
 
     static func json(_ value: ConfigValue) throws -> JSONValue { try ConfigOperations.json(value) }

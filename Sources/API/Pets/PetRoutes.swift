@@ -16,8 +16,8 @@ struct PetRoutes {
     let pets: PetOperations
     let table: RouteTable
 
-    static let writers: Set<Principal.Role> = [.admin, .member]
-    static let readers: Set<Principal.Role> = [.admin, .member, .auditor]
+    static let writers: Set<Role> = [.admin, .member]
+    static let readers: Set<Role> = [.admin, .member, .auditor]
 
     struct PetBody: Encodable {
         let id: String
@@ -130,16 +130,7 @@ struct PetRoutes {
         _ command: @escaping @Sendable (PetState?) -> PetCommand
     ) async throws -> (PetState?, Int) {
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
-        do {
-            return try await pets.execute(handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, command)
-        } catch let error as DomainError {
-            throw Problem(error)
-        } catch let error as EventLogError where error.code == .wrongExpectedVersion {
-            // Only reachable with If-Match: the client's version is stale.
-            if error.actualVersion == 0 { throw Problem.notFound() }
-            throw Problem(type: Problem.typeBase + "precondition-failed", title: "Precondition Failed", status: .preconditionFailed,
-                          detail: "The pet changed since that version: it is at version \(error.actualVersion ?? 0).")
-        }
+        return try await pets.execute(handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, command)
     }
 
     // MARK: - Queries
@@ -225,20 +216,5 @@ struct PetRoutes {
             throw Problem.badRequest("as_of is in the future.", errors: [.init(field: "as_of", message: "is in the future")])
         }
         return date
-    }
-}
-
-extension Problem {
-    /// A decider's refusal in HTTP terms.
-    init(_ error: DomainError) {
-        let errors = error.fieldErrors.map { FieldError(field: $0.field, message: $0.message) }
-        switch error.code {
-        case .validation: self = .validation(error.message, errors: errors)
-        case .notFound: self = .notFound()
-        case .alreadyExists: self = .conflict(error.message)
-        case .removed: self = .notFound()
-        case .conflict: self = .conflict(error.message)
-        case .lastAdminKey: self = .lastAdminKey(error.message)
-        }
     }
 }

@@ -1,3 +1,4 @@
+import Domain
 import HTTPTypes
 import Hummingbird
 import Synchronization
@@ -10,9 +11,11 @@ public final class RouteTable: Sendable {
         public let method: HTTPRequest.Method
         /// As registered, with `{name}` parameters, after the group prefix (`/api/...`).
         public let path: String
-        /// Empty for routes that need no tenant role (platform routes).
-        public let roles: Set<Principal.Role>
+        /// The tenant roles that may call a tenant route; empty for the others.
+        public let roles: Set<Role>
         public let tenantScoped: Bool
+        /// A platform admin's route (`/api/admin/...`, `/metrics`).
+        public var platform = false
     }
 
     private let entries = Mutex<[Entry]>([])
@@ -44,7 +47,7 @@ extension RouterGroup where Context == TenantRequestContext {
     /// one without saying who may call it, so every route denies by default.
     @discardableResult
     func route(
-        _ method: HTTPRequest.Method, _ path: String, roles: Set<Principal.Role>, in table: RouteTable,
+        _ method: HTTPRequest.Method, _ path: String, roles: Set<Role>, in table: RouteTable,
         _ handler: @escaping @Sendable (Request, TenantRequestContext) async throws -> Response
     ) -> Self {
         table.add(.init(method: method, path: "/api" + path, roles: roles, tenantScoped: true))
@@ -62,7 +65,7 @@ extension RouterGroup where Context == PlatformRequestContext {
         _ method: HTTPRequest.Method, _ path: String, in table: RouteTable, prefix: String = "/api/admin",
         _ handler: @escaping @Sendable (Request, PlatformRequestContext) async throws -> Response
     ) -> Self {
-        table.add(.init(method: method, path: prefix + path, roles: [.platformAdmin], tenantScoped: false))
+        table.add(.init(method: method, path: prefix + path, roles: [], tenantScoped: false, platform: true))
         on(RouterPath(path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")), method: method, use: handler)
         return self
     }

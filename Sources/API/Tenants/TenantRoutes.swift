@@ -36,14 +36,14 @@ struct TenantRoutes {
             try JSONResponse.make(AdminTenantRoutes.TenantBody(context.tenant))
         }
         group.route(.get, "/users", roles: [.admin], in: table) { _, context in
-            let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
+            let state = try await catalog.state(of: context.tenant.id).state
             let users = (state?.users.values.sorted { $0.email < $1.email } ?? []).map {
                 UserBody(id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue)
             }
             return try JSONResponse.make(["items": users])
         }
         group.route(.get, "/keys", roles: [.admin], in: table) { _, context in
-            let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
+            let state = try await catalog.state(of: context.tenant.id).state
             let keys = (state?.apiKeys.values.sorted { $0.prefix < $1.prefix } ?? []).map {
                 KeyBody(id: $0.id.uuidString.lowercased(), prefix: $0.prefix, userId: $0.userID.uuidString.lowercased(),
                         role: $0.role.rawValue, revoked: $0.revoked)
@@ -68,17 +68,15 @@ struct TenantRoutes {
         guard let role = Role(rawValue: roleName) else {
             throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "must be admin, member or auditor")])
         }
-        let state = try await mapping { try await catalog.state(of: context.tenant.id).state }
+        let state = try await catalog.state(of: context.tenant.id).state
         let issued: (keyID: UUID, key: APIKey)
         if let user = state?.user(withEmail: email.lowercased()) {
             guard user.role == role else {
                 throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "the user has role \(user.role.rawValue)")])
             }
-            issued = try await mapping { try await catalog.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context)) }
+            issued = try await catalog.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context))
         } else {
-            let added = try await mapping {
-                try await catalog.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context))
-            }
+            let added = try await catalog.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context))
             issued = (added.keyID, added.key)
         }
         // A replay of this response must not hand out the secret again: it is stored without it.
@@ -89,11 +87,9 @@ struct TenantRoutes {
 
     func revoke(_ context: TenantRequestContext) async throws -> Response {
         guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
-        try await mapping {
-            // Inside a keyed request the revocation commits later than this returns; forget the key again then.
-            try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) { [authenticator] in
-                authenticator.invalidate()
-            }
+        // Inside a keyed request the revocation commits later than this returns; forget the key again then.
+        try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) { [authenticator] in
+            authenticator.invalidate()
         }
         authenticator.invalidate()
         return Response(status: .noContent)

@@ -1,8 +1,8 @@
 /// The one error type of `Domain`: a code to branch on and a message safe to show.
 ///
 /// It deliberately knows nothing of HTTP; the `API` module maps each code to a status.
-public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public enum Code: String, Sendable, CaseIterable {
         /// The input breaks a rule; `fieldErrors` names every bad field.
         case validation
         case notFound = "not_found"
@@ -28,7 +28,11 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         self.fieldErrors = fieldErrors
     }
 
+    /// Safe to show to a caller: it names fields and rules, never stored data of others.
     public var description: String { message }
+
+    /// For logs: the code and the message.
+    public var debugDescription: String { "DomainError.\(code.rawValue): \(message)" }
 
     /// Input that breaks one or more rules.
     public static func validation(_ fieldErrors: [FieldError]) -> DomainError {

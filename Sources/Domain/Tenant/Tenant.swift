@@ -50,6 +50,8 @@ public enum Tenant: Decider {
             )
             try validation.check()
             return [.created(event)]
+        case .activate(let at):
+            return try existing(state).status == .provisioning ? [.activated(TenantActivated(at: at))] : []
         case .changePlan(let plan, let at):
             let tenant = try notOffboarding(state)
             return plan == tenant.plan ? [] : [.planChanged(PlanChanged(from: tenant.plan, to: plan, at: at))]
@@ -60,7 +62,9 @@ public enum Tenant: Decider {
             try validation.check()
             return tenant.status == .suspended ? [] : [.suspended(TenantSuspended(reason: reason, at: at))]
         case .reactivate(let at):
-            return try existing(state).status == .active ? [] : [.reactivated(TenantReactivated(at: at))]
+            // A tenant still provisioning is activated by onboarding, not by a reactivation.
+            let status = try existing(state).status
+            return status == .active || status == .provisioning ? [] : [.reactivated(TenantReactivated(at: at))]
         case .addUser(let id, let email, let role, let at):
             let tenant = try notOffboarding(state)
             var validation = Validation()
@@ -107,7 +111,7 @@ public enum Tenant: Decider {
     public static func evolve(_ state: TenantState?, _ event: TenantEvent) -> TenantState? {
         if case .created(let created) = event {
             return TenantState(
-                id: created.tenantID, slug: created.slug, name: created.name, plan: created.plan, status: .active,
+                id: created.tenantID, slug: created.slug, name: created.name, plan: created.plan, status: .provisioning,
                 placement: created.placement, createdAt: created.at
             )
         }
@@ -116,6 +120,8 @@ public enum Tenant: Decider {
         switch event {
         case .created:
             break
+        case .activated:
+            tenant.status = .active
         case .planChanged(let changed):
             tenant.plan = changed.to
         case .suspended:

@@ -4,6 +4,8 @@ import Foundation
 public enum TenantCommand: Sendable, Equatable {
     /// `placement` nil means the plan's default.
     case create(id: UUID, slug: String, name: String, plan: Plan, placement: Placement?, at: Date)
+    /// Onboarding is done: a tenant still provisioning becomes active; otherwise nothing changes.
+    case activate(at: Date)
     case changePlan(Plan, at: Date)
     case suspend(reason: String?, at: Date)
     /// Ends a suspension or cancels offboarding.

@@ -59,6 +59,18 @@ public struct TenantSuspended: Sendable, Equatable, Codable {
     }
 }
 
+/// Onboarding finished: the tenant is served.
+public struct TenantActivated: Sendable, Equatable, Codable {
+    public static let eventType = "TenantActivated"
+    public static let schemaVersion = 1
+
+    public let at: Date
+
+    public init(at: Date) {
+        self.at = at
+    }
+}
+
 /// A suspended or offboarding tenant is active again.
 public struct TenantReactivated: Sendable, Equatable, Codable {
     public static let eventType = "TenantReactivated"
@@ -151,6 +163,7 @@ public struct OffboardingRequested: Sendable, Equatable, Codable {
 /// Everything that can happen to a tenant.
 public enum TenantEvent: Sendable, Equatable {
     case created(TenantCreated)
+    case activated(TenantActivated)
     case planChanged(PlanChanged)
     case suspended(TenantSuspended)
     case reactivated(TenantReactivated)
@@ -163,6 +176,7 @@ public enum TenantEvent: Sendable, Equatable {
     public var eventType: String {
         switch self {
         case .created: TenantCreated.eventType
+        case .activated: TenantActivated.eventType
         case .planChanged: PlanChanged.eventType
         case .suspended: TenantSuspended.eventType
         case .reactivated: TenantReactivated.eventType

@@ -171,7 +171,7 @@ public struct AnalyticsReport: Codable, Sendable, Equatable {
     public var tenants: [Tenant]
 }
 
-public enum AnalyticsError: Error, Equatable, CustomStringConvertible {
+public enum AnalyticsError: Error, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     case unknownTenant(String)
     case notInstalled
 
@@ -181,6 +181,8 @@ public enum AnalyticsError: Error, Equatable, CustomStringConvertible {
         case .notInstalled: "The analytics projection is not installed; run petstore migrate."
         }
     }
+
+    public var debugDescription: String { "AnalyticsError: \(description)" }
 }
 
 extension AnalyticsReport {

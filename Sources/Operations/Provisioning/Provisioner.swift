@@ -90,7 +90,7 @@ public struct Provisioner: Sendable {
             }
         }
         try await runtime?.catchUp(tenant: tenant.id, using: catalog.store.database)
-        try await catalog.activate(tenant)
+        try await catalog.execute(.activate(at: Date()), on: tenant.id, metadata: metadata)
         return adminKey
     }
 

@@ -73,7 +73,7 @@ public final class Catalog: Sendable {
             let decoded = try events.map { event throws(EventLogError) in try TenantEventCoding.decode(event) }
             return (Tenant.fold(decoded), events.last?.streamVersion ?? 0)
         } catch {
-            throw TenancyError.storage("the tenant's history could not be read: \(error.message)", cause: error)
+            throw TenancyError.storage("the tenant's history could not be read", cause: error)
         }
     }
 
@@ -148,7 +148,7 @@ public final class Catalog: Sendable {
             let rows = try await client.query("SELECT tenant_id, id FROM find_api_key(\(prefix))", logger: logger)
             return try await rows.decode((UUID, UUID).self).first(where: { _ in true }).map { (TenantID($0.0), $0.1) }
         } catch {
-            throw TenancyError.storage("keys could not be read: \(DatabaseURL.describe(error))", cause: error)
+            throw TenancyError.storage("keys could not be read", cause: error)
         }
     }
 
@@ -160,7 +160,7 @@ public final class Catalog: Sendable {
                 INSERT INTO platform_keys (id, prefix, key_hash, name) VALUES (\(UUID()), \(key.prefix), \(ByteBuffer(bytes: key.hash)), \(name))
                 """, logger: logger).consume()
         } catch {
-            throw TenancyError.storage("the platform key could not be stored: \(DatabaseURL.describe(error))", cause: error)
+            throw TenancyError.storage("the platform key could not be stored", cause: error)
         }
         return key
     }
@@ -171,20 +171,8 @@ public final class Catalog: Sendable {
                 "UPDATE platform_keys SET revoked_at = now() WHERE prefix = \(prefix) AND revoked_at IS NULL RETURNING id", logger: logger)
             return try await rows.decode(UUID.self).first(where: { _ in true }) != nil
         } catch {
-            throw TenancyError.storage("the platform key could not be revoked: \(DatabaseURL.describe(error))", cause: error)
+            throw TenancyError.storage("the platform key could not be revoked", cause: error)
         }
-    }
-
-    /// Marks the end of provisioning: the tenant starts being served.
-    public func activate(_ tenant: TenantRecord) async throws(TenancyError) {
-        do {
-            try await client.query(
-                "UPDATE tenants SET status = 'active', updated_at = now() WHERE id = \(tenant.id.rawValue) AND status = 'provisioning'",
-                logger: logger).consume()
-        } catch {
-            throw TenancyError.storage("the tenant could not be activated: \(DatabaseURL.describe(error))", cause: error)
-        }
-        invalidate(slug: tenant.slug)
     }
 
     // MARK: - Internals
@@ -217,7 +205,7 @@ public final class Catalog: Sendable {
         } catch let error as EventLogError {
             throw error.code == .wrongExpectedVersion
                 ? TenancyError(.conflict, "the tenant changed at the same time; try again")
-                : TenancyError.storage(error.message, cause: error)
+                : TenancyError.storage("the tenant could not be changed", cause: error)
         } catch {
             throw Self.map(error)
         }
@@ -247,6 +235,9 @@ public final class Catalog: Sendable {
                 VALUES (\(tenant), \(created.slug), \(created.name), \(created.plan.rawValue), 'provisioning',
                         \(created.placement.rawValue), \(location), \(created.at), \(created.at))
                 """)
+        case .activated(let activated):
+            try await session.run(
+                "UPDATE tenants SET status = 'active', updated_at = \(activated.at) WHERE id = \(tenant) AND status = 'provisioning'")
         case .planChanged(let changed):
             try await session.run(
                 "UPDATE tenants SET plan = \(changed.to.rawValue), updated_at = \(changed.at) WHERE id = \(tenant)")
@@ -294,7 +285,7 @@ public final class Catalog: Sendable {
         if let error = error as? EventLogError {
             return error.code == .wrongExpectedVersion
                 ? TenancyError(.conflict, "the tenant changed at the same time; try again")
-                : TenancyError.storage(error.message, cause: error)
+                : TenancyError.storage("the tenant could not be changed", cause: error)
         }
         if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "23505" {
             let constraint = error.serverInfo?[.constraintName] ?? ""
@@ -302,7 +293,7 @@ public final class Catalog: Sendable {
             if constraint.contains("email") { return TenancyError(.conflict, "a user with that email exists") }
             return TenancyError(.conflict, "that already exists")
         }
-        return TenancyError.storage("the catalog could not be changed: \(DatabaseURL.describe(error))", cause: error)
+        return TenancyError.storage("the catalog could not be changed", cause: error)
     }
 
     static let columns = "id, slug, name, plan, status, placement, location, created_at, updated_at, removal_scheduled_at"
@@ -315,13 +306,13 @@ public final class Catalog: Sendable {
                 in rows.decode((UUID, String, String, String, String, String, String?, Date, Date, Date?).self) {
                 records.append(TenantRecord(
                     id: TenantID(id), slug: slug, name: name, plan: Plan(rawValue: plan) ?? .free,
-                    status: TenantRecord.Status(rawValue: status) ?? .suspended, placement: Placement(rawValue: placement) ?? .shared,
+                    status: TenantStatus(rawValue: status) ?? .suspended, placement: Placement(rawValue: placement) ?? .shared,
                     location: location, createdAt: created, updatedAt: updated, removalScheduledAt: removal
                 ))
             }
             return records
         } catch {
-            throw TenancyError.storage("the catalog could not be read: \(DatabaseURL.describe(error))", cause: error)
+            throw TenancyError.storage("the catalog could not be read", cause: error)
         }
     }
 }

@@ -2,6 +2,7 @@ import Domain
 import EventLog
 
 extension TenantCreated: EventPayload {}
+extension TenantActivated: EventPayload {}
 extension PlanChanged: EventPayload {}
 extension TenantSuspended: EventPayload {}
 extension TenantReactivated: EventPayload {}
@@ -15,6 +16,7 @@ public enum TenantEventCoding {
     public static let registry: EventTypeRegistry = {
         var registry = EventTypeRegistry()
         registry.register(TenantCreated.self)
+        registry.register(TenantActivated.self)
         registry.register(PlanChanged.self)
         registry.register(TenantSuspended.self)
         registry.register(TenantReactivated.self)
@@ -28,6 +30,7 @@ public enum TenantEventCoding {
     public static func encode(_ event: TenantEvent) throws(EventLogError) -> NewEvent {
         switch event {
         case .created(let event): try NewEvent(event)
+        case .activated(let event): try NewEvent(event)
         case .planChanged(let event): try NewEvent(event)
         case .suspended(let event): try NewEvent(event)
         case .reactivated(let event): try NewEvent(event)
@@ -41,6 +44,7 @@ public enum TenantEventCoding {
     public static func decode(_ recorded: RecordedEvent) throws(EventLogError) -> TenantEvent {
         switch try registry.decode(recorded) {
         case let event as TenantCreated: .created(event)
+        case let event as TenantActivated: .activated(event)
         case let event as PlanChanged: .planChanged(event)
         case let event as TenantSuspended: .suspended(event)
         case let event as TenantReactivated: .reactivated(event)

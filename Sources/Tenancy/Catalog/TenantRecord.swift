@@ -5,20 +5,11 @@ import Foundation
 
 /// A tenant as the catalog knows it.
 public struct TenantRecord: Sendable, Equatable, Codable {
-    public enum Status: String, Sendable, Codable, CaseIterable {
-        /// Created, provisioning steps not all done yet.
-        case provisioning
-        case active
-        case suspended
-        /// Offboarding requested: suspended, removal scheduled.
-        case offboarding
-    }
-
     public let id: TenantID
     public let slug: String
     public var name: String
     public var plan: Plan
-    public var status: Status
+    public var status: TenantStatus
     public let placement: Placement
     /// The schema or database holding the tenant's data; nil for the shared placement.
     public let location: String?
@@ -27,7 +18,7 @@ public struct TenantRecord: Sendable, Equatable, Codable {
     public var removalScheduledAt: Date?
 
     public init(
-        id: TenantID, slug: String, name: String, plan: Plan, status: Status, placement: Placement,
+        id: TenantID, slug: String, name: String, plan: Plan, status: TenantStatus, placement: Placement,
         location: String?, createdAt: Date, updatedAt: Date, removalScheduledAt: Date? = nil
     ) {
         self.id = id
@@ -48,18 +39,19 @@ public struct TenantRecord: Sendable, Equatable, Codable {
 
 /// Who is calling: a tenant user through one of their keys, or a platform admin.
 public struct Principal: Sendable, Equatable {
-    public enum Role: String, Sendable, Equatable, Codable {
-        case admin, member, auditor
-        case platformAdmin = "platform_admin"
-    }
-
     /// The tenant the key belongs to; nil for platform keys.
     public let tenant: TenantID?
     public let userID: UUID?
     public let keyID: UUID
-    public let role: Role
+    /// The user's role in their tenant; nil for a platform admin, who has no tenant role.
+    public let role: Role?
 
-    public init(tenant: TenantID?, userID: UUID?, keyID: UUID, role: Role) {
+    /// What the role is called in answers and documents: a tenant role, or `platform_admin`.
+    public static let platformAdminName = "platform_admin"
+
+    public var isPlatformAdmin: Bool { tenant == nil }
+
+    public init(tenant: TenantID?, userID: UUID?, keyID: UUID, role: Role?) {
         self.tenant = tenant
         self.userID = userID
         self.keyID = keyID

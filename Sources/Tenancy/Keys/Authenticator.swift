@@ -1,3 +1,4 @@
+import Domain
 import Database
 import EventLog
 import Foundation
@@ -50,7 +51,7 @@ public final class Authenticator: Sendable {
             let rows = try await client.query(
                 "SELECT id, tenant_id, user_id, role, key_hash, revoked FROM find_api_key(\(key.prefix))", logger: logger)
             for try await (id, tenant, user, role, stored, revoked) in rows.decode((UUID, UUID, UUID, String, ByteBuffer, Bool).self) {
-                guard !revoked, AuthenticatorHash.matches(stored, hash), let role = Principal.Role(rawValue: role) else { return nil }
+                guard !revoked, AuthenticatorHash.matches(stored, hash), let role = Role(rawValue: role) else { return nil }
                 return Principal(tenant: TenantID(tenant), userID: user, keyID: id, role: role)
             }
             return nil
@@ -59,7 +60,7 @@ public final class Authenticator: Sendable {
                 "SELECT id, key_hash, revoked_at IS NOT NULL FROM platform_keys WHERE prefix = \(key.prefix)", logger: logger)
             for try await (id, stored, revoked) in rows.decode((UUID, ByteBuffer, Bool).self) {
                 guard !revoked, AuthenticatorHash.matches(stored, hash) else { return nil }
-                return Principal(tenant: nil, userID: nil, keyID: id, role: .platformAdmin)
+                return Principal(tenant: nil, userID: nil, keyID: id, role: nil)
             }
             return nil
         }
