@@ -119,13 +119,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ProjectorTests",
-            dependencies: ["Projectors", "EventLog", "Database", "Domain", "PetstoreTesting", postgres, log],
+            dependencies: ["Projectors", "Operations", "EventLog", "Database", "Domain", "PetstoreTesting", postgres, log],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "Database", "EventLog", "Domain", "Projectors", "PetstoreTesting", nioCore,
+                "Database", "EventLog", "Domain", "Projectors", "Operations", "PetstoreTesting", nioCore,
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

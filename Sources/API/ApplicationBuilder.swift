@@ -28,7 +28,8 @@ public enum ApplicationBuilder {
         HealthRoutes(dependencies: dependencies, timeout: configuration.readinessTimeout)
             .register(on: router, table: routes)
         OpenAPIRoutes(resolver: dependencies.resolver, port: configuration.port, table: routes).register(on: router)
-        let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer, table: routes)
+        let checkpoints = CheckpointRoutes(catalog: dependencies.catalog, signer: dependencies.signer,
+                                           commands: CommandResponder(pipeline: dependencies.commands), table: routes)
         checkpoints.registerOpen(on: router)
         AdminPageRoutes().register(on: router)
         if dependencies.metrics != nil {
@@ -45,13 +46,15 @@ public enum ApplicationBuilder {
         let bulkhead = Bulkhead(capacity: poolSize, perKey: Int(Double(poolSize) * configuration.tenantPoolShare),
                                 wait: configuration.connectionWaitTimeout)
 
-        let idempotency = IdempotencyMiddleware(ledger: dependencies.idempotency)
+        let idempotency = IdempotencyMiddleware()
+        let commands = CommandResponder(pipeline: dependencies.commands)
         let admin = router.group("/api/admin")
             .add(middleware: BulkheadMiddleware(bulkhead: bulkhead) { _ in "platform" })
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
             .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
-        AdminTenantRoutes(catalog: dependencies.catalog, provisioner: dependencies.provisioner, table: routes).register(on: admin)
+        AdminTenantRoutes(catalog: dependencies.catalog, tenants: dependencies.tenants, provisioner: dependencies.provisioner, commands: commands,
+                          table: routes).register(on: admin)
         SecurityEventRoutes(queries: dependencies.securityEvents, catalog: dependencies.catalog, table: routes).register(on: admin)
         AnalyticsRoutes(dependencies: dependencies, table: routes).register(on: admin)
         ProjectionRoutes(runtime: dependencies.runtime, table: routes).register(on: admin)
@@ -68,9 +71,10 @@ public enum ApplicationBuilder {
         let tenant = tenantMiddleware
             .add(middleware: idempotency)
             .group(context: TenantRequestContext.self)
-        TenantRoutes(catalog: dependencies.catalog, authenticator: dependencies.authenticator, table: routes).register(on: tenant)
-        PetRoutes(catalog: dependencies.catalog, pets: dependencies.pets, table: routes).register(on: tenant)
-        ConfigRoutes(catalog: dependencies.catalog, config: dependencies.config, table: routes).register(on: tenant)
+        TenantRoutes(catalog: dependencies.catalog, tenants: dependencies.tenants, authenticator: dependencies.authenticator, commands: commands,
+                     table: routes).register(on: tenant)
+        PetRoutes(catalog: dependencies.catalog, pets: dependencies.pets, commands: commands, table: routes).register(on: tenant)
+        ConfigRoutes(catalog: dependencies.catalog, config: dependencies.config, commands: commands, table: routes).register(on: tenant)
         EventRoutes(catalog: dependencies.catalog, signer: dependencies.signer, securityEvents: dependencies.securityEvents, table: routes)
             .register(on: tenant)
         checkpoints.register(on: tenant)

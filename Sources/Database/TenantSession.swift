@@ -42,18 +42,13 @@ public struct TenantDatabase: Sendable {
 
     /// A unit of work in one tenant: a transaction that has entered the tenant before `body`
     /// runs, committed when `body` returns, rolled back when it throws. Work registered with
-    /// `afterCommit` runs once the commit succeeded.
-    ///
-    /// Inside a unit of work already open for the same tenant on this task (a keyed command that
-    /// records its response in the same transaction), `body` runs in a savepoint of it instead.
+    /// `afterCommit` runs once the commit succeeded, before this returns. The session is the
+    /// unit of work: code that must commit with it takes it as an argument.
     public func withTenant<Result>(
         _ tenant: TenantID,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
-        if let ambient = TenantSession.unitOfWork(for: tenant) {
-            return try await ambient.withSavepoint(body)
-        }
         var opened: TenantSession?
         let result: Result
         do {
@@ -84,9 +79,6 @@ public struct TenantDatabase: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
-        if let ambient = TenantSession.unitOfWork(for: tenant) {
-            return try await body(ambient)
-        }
         var opened: TenantSession?
         let result = try await client.withConnection(isolation: isolation) { connection in
             let session = TenantSession(tenant: tenant, mode: .reads, connection: connection, logger: logger)
@@ -128,15 +120,6 @@ public final class TenantSession: Sendable {
         var savepoints = 0
     }
 
-    /// The unit of work a keyed command opened on this task, which command code joins.
-    @TaskLocal static var ambient: TenantSession?
-
-    /// The unit of work open for `tenant` on this task, if any.
-    package static func unitOfWork(for tenant: TenantID) -> TenantSession? {
-        guard let ambient, ambient.tenant == tenant, ambient.isOpen else { return nil }
-        return ambient
-    }
-
     init(tenant: TenantID, mode: Mode, connection: PostgresConnection, logger: Logger) {
         self.tenant = tenant
         self.mode = mode
@@ -158,11 +141,6 @@ public final class TenantSession: Sendable {
 
     func committed() async {
         for action in state.withLock({ state in defer { state.afterCommit = [] }; return state.afterCommit }) { await action() }
-    }
-
-    /// Makes this session the unit of work that `withTenant` joins for the rest of `body`.
-    package func asAmbient<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
-        try await Self.$ambient.withValue(self) { try await body() }
     }
 
     // MARK: - Statements
@@ -203,13 +181,17 @@ public final class TenantSession: Sendable {
         return rows
     }
 
-    /// `body` in a savepoint: a failure undoes only what `body` did, and leaves the session usable.
+    /// `body` in a savepoint: a failure undoes only what `body` did (and drops the after-commit
+    /// work it registered), and leaves the session usable.
     package func withSavepoint<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
         try await enterIfNeeded()
-        let name = "unit_\(state.withLock { state in state.savepoints += 1; return state.savepoints })"
+        let (name, registered) = state.withLock { state in
+            state.savepoints += 1
+            return ("unit_\(state.savepoints)", state.afterCommit.count)
+        }
         try await connection.query(PostgresQuery(unsafeSQL: "SAVEPOINT \(name)"), logger: logger).consume()
         do {
             let result = try await body(self)
@@ -217,6 +199,7 @@ public final class TenantSession: Sendable {
             return result
         } catch {
             try? await connection.query(PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT \(name)"), logger: logger).consume()
+            state.withLock { $0.afterCommit.removeSubrange(min(registered, $0.afterCommit.count)...) }
             throw error
         }
     }

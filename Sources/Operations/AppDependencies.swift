@@ -38,8 +38,8 @@ public struct AppDependencies: Sendable {
     var pools: [(name: String, client: PostgresClient, maximum: Int)] = []
     /// The size of the request pool, which the per-tenant bulkhead divides.
     public var requestPoolSize: Int { pools.first?.maximum ?? 20 }
-    /// Keyed commands' recorded responses.
-    public let idempotency: IdempotencyLedger
+    /// The one path of every command: unit of work, Idempotency-Key, recorded response.
+    public let commands: CommandPipeline
     public let logger: Logger
 
     public init(
@@ -69,6 +69,7 @@ public struct AppDependencies: Sendable {
             client: background, store: EventStore(client: background, signal: store.signal, observer: observer, logger: logger),
             interval: securityFlushInterval, logger: logger)
         let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
+                                        projectors: ReadModels.all,
                                         lagObserver: lagObserver, logger: logger)
         self.runtime = runtime
         self.provisioner = Provisioner(catalog: catalog, runtime: runtime, logger: logger)
@@ -78,7 +79,7 @@ public struct AppDependencies: Sendable {
         self.rateLimitLedger = rateLimits.map { _ in RateLimitLedger(client: background, logger: logger) }
         self.metrics = metrics
         self.idempotencyRetention = idempotencyRetention
-        self.idempotency = IdempotencyLedger(database: store.database, retention: idempotencyRetention)
+        self.commands = CommandPipeline(database: store.database, retention: idempotencyRetention)
         self.signer = signer
         self.checkpointInterval = checkpointInterval
         self.logger = logger
@@ -132,6 +133,9 @@ extension AppDependencies {
 
     /// Pets, their history and their tenant's settings as the API shows them.
     public var pets: PetOperations { PetOperations(runtime: runtime, logger: logger) }
+
+    /// The tenant decider's commands (onboarding, plan, status, users, keys).
+    public var tenants: TenantCommands { TenantCommands(catalog: catalog) }
 
     /// A tenant's configuration as the API shows it.
     public var config: ConfigOperations { ConfigOperations(runtime: runtime, logger: logger) }

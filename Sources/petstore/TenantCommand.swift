@@ -45,7 +45,7 @@ struct TenantCommand: AsyncParsableCommand {
             }
             let (slug, name, adminEmail) = (slug, name, adminEmail)
             let (tenant, key) = try await options.withDependencies { dependencies in
-                let record = try await dependencies.catalog.create(slug: slug, name: name, plan: plan, placement: placement,
+                let record = try await dependencies.tenants.create(slug: slug, name: name, plan: plan, placement: placement,
                                                                     metadata: TenantCommand.cliMetadata)
                 let key = try await dependencies.provisioner.provision(record, adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid",
                                                                       metadata: TenantCommand.cliMetadata)
@@ -75,7 +75,7 @@ struct TenantCommand: AsyncParsableCommand {
             let slug = slug
             let (tenant, state) = try await options.withDependencies { dependencies -> (TenantRecord?, TenantState?) in
                 guard let tenant = try await dependencies.catalog.tenant(slug: slug) else { return (nil, nil) }
-                return (tenant, try await dependencies.catalog.state(of: tenant.id).state)
+                return (tenant, try await dependencies.tenants.state(of: tenant.id))
             }
             guard let tenant else { throw ValidationError("no tenant with slug '\(slug)'") }
             print(TenantCommand.describe(tenant))
@@ -104,9 +104,9 @@ struct TenantCommand: AsyncParsableCommand {
             let (slug, status) = (slug, status)
             let tenant = try await options.withDependencies { dependencies -> TenantRecord? in
                 guard let tenant = try await dependencies.catalog.tenant(slug: slug) else { return nil }
-                if let newPlan { try await dependencies.catalog.execute(.changePlan(newPlan, at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata) }
-                if status == "suspended" { try await dependencies.catalog.execute(.suspend(reason: nil, at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata) }
-                if status == "active" { try await dependencies.catalog.execute(.reactivate(at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata) }
+                if let newPlan { try await dependencies.tenants.execute(.changePlan(newPlan, at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata) }
+                if status == "suspended" { try await dependencies.tenants.execute(.suspend(reason: nil, at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata) }
+                if status == "active" { try await dependencies.tenants.execute(.reactivate(at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata) }
                 return try await dependencies.catalog.tenant(id: tenant.id)
             }
             guard let tenant else { throw ValidationError("no tenant with slug '\(slug)'") }
@@ -150,11 +150,11 @@ struct KeyCommand: AsyncParsableCommand {
                 guard let tenant, let email, let role, let record = try await dependencies.catalog.tenant(slug: tenant) else {
                     throw ValidationError("no tenant with slug '\(tenant ?? "")'")
                 }
-                let state = try await dependencies.catalog.state(of: record.id).state
+                let state = try await dependencies.tenants.state(of: record.id)
                 if let user = state?.user(withEmail: email.lowercased()) {
-                    return try await dependencies.catalog.issueKey(tenant: record.id, userID: user.id, role: role, metadata: TenantCommand.cliMetadata).key
+                    return try await dependencies.tenants.issueKey(tenant: record.id, userID: user.id, role: role, metadata: TenantCommand.cliMetadata).key
                 }
-                return try await dependencies.catalog.addUserWithKey(tenant: record.id, email: email, role: role, metadata: TenantCommand.cliMetadata).key
+                return try await dependencies.tenants.addUserWithKey(tenant: record.id, email: email, role: role, metadata: TenantCommand.cliMetadata).key
             }
             print(key.value)
         }
@@ -176,9 +176,9 @@ struct KeyCommand: AsyncParsableCommand {
             let revoked = try await options.withDependencies { dependencies -> Bool? in
                 if prefix.hasPrefix("ppk_") { return try await dependencies.catalog.revokePlatformKey(prefix: prefix) ? true : nil }
                 guard let (tenant, keyID) = try await dependencies.catalog.keyOwner(prefix: prefix) else { return nil }
-                if try await dependencies.catalog.state(of: tenant).state?.apiKeys[keyID]?.revoked == true { return false }
+                if try await dependencies.tenants.state(of: tenant)?.apiKeys[keyID]?.revoked == true { return false }
                 do {
-                    try await dependencies.catalog.execute(.revokeApiKey(id: keyID, at: Date(), force: force), on: tenant, metadata: TenantCommand.cliMetadata)
+                    try await dependencies.tenants.execute(.revokeApiKey(id: keyID, at: Date(), force: force), on: tenant, metadata: TenantCommand.cliMetadata)
                 } catch let error as TenancyError where error.code == .lastAdminKey {
                     throw ValidationError("\(prefix) is the tenant's last active admin key: issue another with `petstore key create --tenant SLUG --email E --role admin` first, or pass --force")
                 }

@@ -111,7 +111,7 @@ import Testing
             let record = try #require(try await app.catalog.tenant(slug: "busy-key"))
             let principal = try #require(try await app.dependencies.authenticator.authenticate(authorization: "Bearer \(tenant.key)"))
             // Hold the key's lock as the first request would while it runs.
-            let lock = IdempotencyLedger.Key(scope: record.id, apiKey: principal.keyID, value: "slow", fingerprint: []).lock
+            let lock = CommandPipeline.Key(scope: record.id, apiKey: principal.keyID, value: "slow", fingerprint: []).lock
             try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(lock))", logger: TestCluster.logger).consume()
                 let retry = try await tenant.call(.post, "/api/pets", json: #"{"name":"Slow","species":"dog"}"#, extra: [Self.key: "slow"])

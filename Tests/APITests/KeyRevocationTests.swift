@@ -92,7 +92,7 @@ import Testing
                 #expect(statuses.contains(.noContent), "round \(round): \(statuses)")
                 #expect(statuses.allSatisfy { ([.noContent, .conflict, .unauthorized] as [HTTPResponse.Status]).contains($0) },
                         "round \(round): \(statuses)")
-                let left = try #require(try await app.catalog.state(of: record.id).state).apiKeys.values
+                let left = try #require(try await app.dependencies.tenants.state(of: record.id)).apiKeys.values
                     .filter { $0.role == .admin && !$0.revoked }.map { $0.id.uuidString.lowercased() }
                 #expect(left.count == 1, "round \(round): exactly one admin key is left, not \(left.count); \(statuses)")
                 guard let kept = pair.first(where: { left.contains($0.id) }) else { return }
@@ -107,16 +107,16 @@ import Testing
             let record = try #require(try await app.catalog.tenant(slug: "catalog-race"))
             let metadata = EventMetadata(actor: "test")
             for round in 0..<5 {
-                let state = try #require(try await app.catalog.state(of: record.id).state)
+                let state = try #require(try await app.dependencies.tenants.state(of: record.id))
                 let admin = try #require(state.users.values.first { $0.role == .admin })
-                _ = try await app.catalog.issueKey(tenant: record.id, userID: admin.id, role: .admin, metadata: metadata)
-                let pair = try #require(try await app.catalog.state(of: record.id).state).apiKeys.values.filter { $0.role == .admin && !$0.revoked }.map(\.id)
+                _ = try await app.dependencies.tenants.issueKey(tenant: record.id, userID: admin.id, role: .admin, metadata: metadata)
+                let pair = try #require(try await app.dependencies.tenants.state(of: record.id)).apiKeys.values.filter { $0.role == .admin && !$0.revoked }.map(\.id)
                 #expect(pair.count == 2)
                 let outcomes = await withTaskGroup(of: TenancyError?.self) { group in
                     for id in pair {
                         group.addTask {
                             do {
-                                try await app.catalog.execute(.revokeApiKey(id: id, at: Date()), on: record.id, metadata: metadata)
+                                try await app.dependencies.tenants.execute(.revokeApiKey(id: id, at: Date()), on: record.id, metadata: metadata)
                                 return nil
                             } catch {
                                 return error as? TenancyError ?? TenancyError(.storage, "\(error)")
@@ -127,12 +127,12 @@ import Testing
                 }
                 #expect(outcomes.filter { $0 == nil }.count == 1, "round \(round): \(outcomes)")
                 #expect(outcomes.compactMap { $0?.code.rawValue }.allSatisfy { ["conflict", "last_admin_key"].contains($0) }, "round \(round): \(outcomes)")
-                let left = try #require(try await app.catalog.state(of: record.id).state).apiKeys.values.filter { $0.role == .admin && !$0.revoked }
+                let left = try #require(try await app.dependencies.tenants.state(of: record.id)).apiKeys.values.filter { $0.role == .admin && !$0.revoked }
                 #expect(left.count == 1, "round \(round)")
                 // Whichever won, the key left is now the last one and stays.
                 let last = try #require(left.first)
                 await #expect(throws: TenancyError.self, "round \(round)") {
-                    try await app.catalog.execute(.revokeApiKey(id: last.id, at: Date()), on: record.id, metadata: metadata)
+                    try await app.dependencies.tenants.execute(.revokeApiKey(id: last.id, at: Date()), on: record.id, metadata: metadata)
                 }
             }
         }

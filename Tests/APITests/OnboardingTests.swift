@@ -98,7 +98,7 @@ import Testing
             let crashing = Provisioner(catalog: app.catalog, logger: TestCluster.logger) { step in
                 if step == .defaultConfig { throw Crash() }
             }
-            let record = try await app.catalog.create(slug: "crashy", name: "Crashy", plan: .free, metadata: .init(actor: "test"))
+            let record = try await app.dependencies.tenants.create(slug: "crashy", name: "Crashy", plan: .free, metadata: .init(actor: "test"))
             await #expect(throws: Crash.self) { try await crashing.provision(record, adminEmail: "a@crashy.test", metadata: .init()) }
             #expect(try await app.catalog.tenant(slug: "crashy")?.status == .provisioning, "not served until provisioned")
 

@@ -3,6 +3,7 @@ import Domain
 import EventLog
 import Foundation
 import Projectors
+import Operations
 import PetstoreTesting
 import Testing
 

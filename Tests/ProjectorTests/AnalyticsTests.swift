@@ -2,6 +2,7 @@ import Database
 import Domain
 import Foundation
 import PetstoreTesting
+import Operations
 import PostgresNIO
 import Projectors
 import Testing

@@ -3,6 +3,7 @@ import Domain
 import EventLog
 import Foundation
 import PetstoreTesting
+import Operations
 import PostgresNIO
 import Projectors
 import Testing
@@ -28,7 +29,7 @@ import Testing
         let database = try await TestCluster.shared.database()
         try await database.withAppClient { client in
             let store = EventStore(client: client, logger: logger)
-            let runtime = ProjectionRuntime(client: client, store: store, batchSize: 13, logger: logger)
+            let runtime = ProjectionRuntime(client: client, store: store, projectors: ReadModels.all, batchSize: 13, logger: logger)
             let tenants = (0..<3).map { _ in TenantID() }
             var pets: [TenantID: [UUID: (state: PetState?, version: Int)]] = [:]
             var configs: [TenantID: (state: TenantConfigState, version: Int)] = [:]

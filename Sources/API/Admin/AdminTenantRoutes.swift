@@ -9,7 +9,9 @@ import Tenancy
 /// `/api/admin/tenants`: onboarding, listing, plan and status changes, offboarding.
 struct AdminTenantRoutes {
     let catalog: Catalog
+    let tenants: TenantCommands
     let provisioner: Provisioner
+    let commands: CommandResponder
     let table: RouteTable
 
     struct TenantBody: Encodable {
@@ -78,13 +80,15 @@ struct AdminTenantRoutes {
         }
         guard problems.isEmpty, let chosenPlan else { throw Problem.validation("The tenant cannot be created as asked.", errors: problems) }
 
-        let record = try await catalog.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context))
-        let key = try await provisioner.provision(record, adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
-        let current = try await catalog.tenant(id: record.id) ?? record
-        // A replay of this response must not hand out the key again: it is stored without it.
-        Idempotency.storeInstead(try JSONResponse.body(Created(tenant: TenantBody(current), adminApiKey: nil)))
-        return try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: key?.value), status: .created,
-                                     headers: [.location: "/api/admin/tenants/\(slug)"])
+        return try await commands.respond(context) {
+            let record = try await tenants.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context))
+            let key = try await provisioner.provision(record, adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
+            let current = try await catalog.tenant(id: record.id) ?? record
+            // A replay of this response must not hand out the key again: it is recorded without it.
+            return Reply(try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: key?.value), status: .created,
+                                               headers: [.location: "/api/admin/tenants/\(slug)"]),
+                         replayBody: try JSONResponse.body(Created(tenant: TenantBody(current), adminApiKey: nil)))
+        }
     }
 
     func list(_ request: Request) async throws -> Response {
@@ -121,23 +125,25 @@ struct AdminTenantRoutes {
         guard problems.isEmpty else { throw Problem.validation("The tenant cannot be changed as asked.", errors: problems) }
 
         let now = Date()
-        if let newPlan = newPlan ?? nil {
-            try await catalog.execute(.changePlan(newPlan, at: now), on: record.id, metadata: metadata(context))
+        return try await commands.respond(context) {
+            if let newPlan = newPlan ?? nil {
+                try await tenants.execute(.changePlan(newPlan, at: now), on: record.id, metadata: metadata(context))
+            }
+            if status == "suspended" {
+                try await tenants.execute(.suspend(reason: nil, at: now), on: record.id, metadata: metadata(context))
+            } else if status == "active" {
+                try await tenants.execute(.reactivate(at: now), on: record.id, metadata: metadata(context))
+            }
+            return Reply(try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record)))
         }
-        if status == "suspended" {
-            try await catalog.execute(.suspend(reason: nil, at: now), on: record.id, metadata: metadata(context))
-        } else if status == "active" {
-            try await catalog.execute(.reactivate(at: now), on: record.id, metadata: metadata(context))
-        }
-        catalog.invalidate(slug: record.slug)
-        return try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record))
     }
 
     /// Offboarding suspends at once and schedules removal; nothing is exported or deleted yet.
     func offboard(_ context: PlatformRequestContext) async throws -> Response {
         let record = try await tenant(context)
-        try await catalog.execute(.requestOffboarding(at: Date()), on: record.id, metadata: metadata(context))
-        catalog.invalidate(slug: record.slug)
-        return try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record), status: .accepted)
+        return try await commands.respond(context) {
+            try await tenants.execute(.requestOffboarding(at: Date()), on: record.id, metadata: metadata(context))
+            return Reply(try JSONResponse.make(TenantBody(try await catalog.tenant(id: record.id) ?? record), status: .accepted))
+        }
     }
 }

@@ -11,6 +11,7 @@ import Tenancy
 struct CheckpointRoutes {
     let catalog: Catalog
     let signer: CheckpointSigner
+    let commands: CommandResponder
     let table: RouteTable
 
     static func json(_ checkpoint: Checkpoint) -> JSONValue {
@@ -58,10 +59,12 @@ struct CheckpointRoutes {
     func register(on group: RouterGroup<PlatformRequestContext>) {
         group.route(.post, "/tenants/{slug}/checkpoints", in: table) { _, context in
             guard let tenant = try await catalog.tenant(slug: try context.parameters.require("slug")) else { throw Problem.notFound() }
-            guard let signed = try await catalog.handle(for: tenant).store.checkpoint(tenant: tenant.id, signer: signer) else {
-                throw Problem.conflict("The tenant's log is empty: there is nothing to sign.")
+            return try await commands.respond(context) {
+                guard let signed = try await catalog.handle(for: tenant).store.checkpoint(tenant: tenant.id, signer: signer) else {
+                    throw Problem.conflict("The tenant's log is empty: there is nothing to sign.")
+                }
+                return Reply(Self.response(Self.json(signed), status: .created))
             }
-            return Self.response(Self.json(signed), status: .created)
         }
     }
 }

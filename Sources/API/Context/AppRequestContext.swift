@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Operations
 import Tenancy
 
 /// The context of every request, filled in as middleware learns who is asking for what.
@@ -15,6 +16,8 @@ public struct AppRequestContext: RequestContext {
     public var tenantSlug: String?
     public var tenant: TenantRecord?
     public var principal: Principal?
+    /// The request's `Idempotency-Key`, checked and fingerprinted, on command routes.
+    public var idempotencyKey: CommandPipeline.Key?
     /// Shared with the middleware outside, which logs and counts the request.
     public let record = RequestRecord()
 
@@ -34,6 +37,7 @@ public struct TenantRequestContext: ChildRequestContext {
     public let tenant: TenantRecord
     public let principal: Principal
     public let requestID: String
+    public let idempotencyKey: CommandPipeline.Key?
 
     public init(context: AppRequestContext) throws {
         guard let tenant = context.tenant, let principal = context.principal, principal.tenant == tenant.id else {
@@ -44,6 +48,7 @@ public struct TenantRequestContext: ChildRequestContext {
         self.tenant = tenant
         self.principal = principal
         self.requestID = context.requestID
+        self.idempotencyKey = context.idempotencyKey
     }
 
     public var maxUploadSize: Int { 64 * 1024 }
@@ -59,12 +64,14 @@ public struct PlatformRequestContext: ChildRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let principal: Principal
     public let requestID: String
+    public let idempotencyKey: CommandPipeline.Key?
 
     public init(context: AppRequestContext) throws {
         guard let principal = context.principal, principal.isPlatformAdmin else { throw Problem.internalError() }
         self.coreContext = context.coreContext
         self.principal = principal
         self.requestID = context.requestID
+        self.idempotencyKey = context.idempotencyKey
     }
 
     public var maxUploadSize: Int { 64 * 1024 }

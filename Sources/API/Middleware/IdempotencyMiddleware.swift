@@ -10,19 +10,12 @@ import NIOCore
 import Synchronization
 import Tenancy
 
-/// `Idempotency-Key` on command routes (POST, PUT, PATCH, DELETE), scoped to the tenant and the
-/// API key that sent it; platform routes are scoped to the platform key (tenant id all zeros).
-///
-/// The keyed command runs inside the unit of work of `IdempotencyLedger.run`, which records a 2xx
-/// response in it: the events and the response commit together, anything but a 2xx rolls back
-/// and leaves the key unused. A key in use is 409 `idempotency-key-in-use`, a key reused for
-/// another request 422, a recorded response is replayed with `Idempotent-Replayed: true`.
-/// Platform commands (onboarding, plan changes) write to the tenant they act on in units of
-/// work of their own, so for them only the lock and the replay hold.
+/// `Idempotency-Key` on command routes (POST, PUT, PATCH, DELETE): checked, and fingerprinted
+/// with the request (method, path, body), for the command pipeline to use. The key is scoped to
+/// the tenant and the API key that sent it; platform routes are scoped to the platform key.
+/// What a key does (lock, replay, record with the command's events) is `CommandPipeline`'s.
 struct IdempotencyMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
-
-    let ledger: IdempotencyLedger
 
     static let methods: Set<HTTPRequest.Method> = [.post, .put, .patch, .delete]
 
@@ -31,35 +24,17 @@ struct IdempotencyMiddleware: RouterMiddleware {
         guard !values.isEmpty, Self.methods.contains(request.method), let principal = context.principal else {
             return try await next(request, context)
         }
-        let scope = context.tenant?.id ?? IdempotencyLedger.platformScope
         guard values.count == 1, let key = values.first, Self.isAcceptable(key) else {
             throw Problem.badRequest("Idempotency-Key must be one value of 1 to 255 visible ASCII characters.",
                                      errors: [.init(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")])
         }
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
-        let keyed = IdempotencyLedger.Key(
-            scope: scope, apiKey: principal.keyID, value: key,
+        var context = context
+        context.idempotencyKey = CommandPipeline.Key(
+            scope: context.tenant?.id ?? CommandPipeline.platformScope, apiKey: principal.keyID, value: key,
             fingerprint: Self.fingerprint(method: request.method, path: request.uri.description, body: body))
-        let requestForHandler = request
-
-        var answer: StoredResponse?
-        let replay = try await ledger.run(keyed) {
-            let hints = Idempotency()
-            let response = try await Idempotency.$current.withValue(hints) { try await next(requestForHandler, context) }
-            let captured = try await StoredResponse(response)
-            answer = captured
-            guard (200..<300).contains(captured.status) else { return nil }
-            let kept = hints.replacementBody.map { StoredResponse(status: captured.status, headers: captured.headers, body: $0) } ?? captured
-            return IdempotencyLedger.Recorded(status: kept.status, headersJSON: kept.headersJSON, body: kept.body)
-        }
-        if let replay {
-            var response = try StoredResponse(status: replay.status, headersJSON: replay.headersJSON, body: replay.body).response()
-            response.headers[.idempotentReplayed] = "true"
-            return response
-        }
-        guard let answer else { throw Problem.internalError() }
-        return answer.response()
+        return try await next(request, context)
     }
 
     static func isAcceptable(_ key: String) -> Bool {
@@ -71,21 +46,6 @@ struct IdempotencyMiddleware: RouterMiddleware {
         hash.update(data: Array("\(method.rawValue) \(path)\n".utf8))
         hash.update(data: Array(buffer: body))
         return Array(hash.finalize())
-    }
-}
-
-/// What a handler may tell the idempotency layer about its response.
-final class Idempotency: Sendable {
-    @TaskLocal static var current: Idempotency?
-
-    private let replacement = Mutex<ByteBuffer?>(nil)
-
-    var replacementBody: ByteBuffer? { replacement.withLock { $0 } }
-
-    /// Stores `body` for replays instead of the response's own, for a response that carries a
-    /// secret shown once (an issued API key). Outside a keyed request it does nothing.
-    static func storeInstead(_ body: ByteBuffer) {
-        current?.replacement.withLock { $0 = body }
     }
 }
 

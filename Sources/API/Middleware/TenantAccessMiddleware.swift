@@ -53,9 +53,6 @@ public struct TenantAccessMiddleware: RouterMiddleware {
         context.principal = principal
         context.logger[metadataKey: "tenant"] = "\(tenant.slug)"
         context.logger[metadataKey: "principal"] = "\(principal.actor)"
-        let tenantContext = TenantContext(tenant: tenant, principal: principal, requestID: context.requestID)
-        return try await TenantContext.$current.withValue(tenantContext) {
-            try await next(request, context)
-        }
+        return try await next(request, context)
     }
 }

@@ -1,3 +1,4 @@
+import Database
 import Domain
 import EventLog
 import Foundation
@@ -11,6 +12,7 @@ import Tenancy
 struct ConfigRoutes {
     let catalog: Catalog
     let config: ConfigOperations
+    let commands: CommandResponder
     let table: RouteTable
 
     func register(on group: RouterGroup<TenantRequestContext>) {
@@ -32,21 +34,27 @@ struct ConfigRoutes {
             throw Problem.badRequest("The body must be {\"value\": <json>}.", errors: [.init(field: "value", message: "is required")])
         }
         let value = try JSONDecoder().decode(ConfigValue.self, from: Data(CanonicalJSON.serialize(raw)))
-        let outcome = try await run(context) { .set(key: key, value: value, at: Date()) }
-        guard let stored = outcome.state.values[key] else { throw Problem.internalError() }
-        return try JSONResponse.make(JSONValue.object(["key": .string(key), "value": try Self.json(stored)]))
+        return try await commands.respond(context) { session in
+            let outcome = try await run(context, in: session) { .set(key: key, value: value, at: Date()) }
+            guard let stored = outcome.state.values[key] else { throw Problem.internalError() }
+            return Reply(try JSONResponse.make(JSONValue.object(["key": .string(key), "value": try Self.json(stored)])))
+        }
     }
 
     func unset(_ context: TenantRequestContext) async throws -> Response {
         let key = try context.parameters.require("key")
-        _ = try await run(context) { .unset(key: key, at: Date()) }
-        return Response(status: .noContent)
+        return try await commands.respond(context) { session in
+            _ = try await run(context, in: session) { .unset(key: key, at: Date()) }
+            return Reply(Response(status: .noContent))
+        }
     }
 
-    private func run(_ context: TenantRequestContext, _ command: @escaping @Sendable () -> TenantConfigCommand) async throws -> CommandRunner<TenantConfig>.Outcome {
+    private func run(
+        _ context: TenantRequestContext, in session: TenantSession, _ command: @Sendable () -> TenantConfigCommand
+    ) async throws -> CommandRunner<TenantConfig>.Outcome {
         let handle = catalog.handle(for: context.tenant)
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
-        return try await config.execute(handle, metadata: metadata, command)
+        return try await config.execute(handle, metadata: metadata, in: session, command)
     }
 
     static func json(_ value: ConfigValue) throws -> JSONValue { try ConfigOperations.json(value) }

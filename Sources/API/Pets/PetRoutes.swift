@@ -14,6 +14,7 @@ import Tenancy
 struct PetRoutes {
     let catalog: Catalog
     let pets: PetOperations
+    let commands: CommandResponder
     let table: RouteTable
 
     static let writers: Set<Role> = [.admin, .member]
@@ -88,12 +89,14 @@ struct PetRoutes {
         }
         let handle = catalog.handle(for: context.tenant)
         let now = Date()
-        let (state, version) = try await execute(handle, id: id, context: context, assumeNew: true) { _ in
-            .register(id: id, name: name ?? "", species: species ?? "", breed: breed, microchipID: microchip, at: now)
+        return try await commands.respond(context) { session in
+            let (state, version) = try await execute(handle, id: id, context: context, assumeNew: true, in: session) { _ in
+                .register(id: id, name: name ?? "", species: species ?? "", breed: breed, microchipID: microchip, at: now)
+            }
+            guard let state else { throw Problem.internalError() }
+            return Reply(try JSONResponse.make(PetBody(state), status: .created,
+                                               headers: [.location: "/api/pets/\(id.uuidString.lowercased())", .eTag: "\"\(version)\""]))
         }
-        guard let state else { throw Problem.internalError() }
-        return try JSONResponse.make(PetBody(state), status: .created,
-                                     headers: [.location: "/api/pets/\(id.uuidString.lowercased())", .eTag: "\"\(version)\""])
     }
 
     func update(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
@@ -107,12 +110,14 @@ struct PetRoutes {
         try body.finish()
         let handle = catalog.handle(for: context.tenant)
         let now = Date()
-        let (state, version) = try await execute(handle, id: id, context: context, expected: expected) { _ in
-            .update(name: name, species: species, breed: breed, microchipID: microchip, at: now)
+        return try await commands.respond(context) { session in
+            let (state, version) = try await execute(handle, id: id, context: context, expected: expected, in: session) { _ in
+                .update(name: name, species: species, breed: breed, microchipID: microchip, at: now)
+            }
+            guard let state else { throw Problem.notFound() }
+            if state.removed, !(try await pets.includeDeleted(in: session)) { throw Problem.notFound() }
+            return Reply(try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(version)\""]))
         }
-        guard let state else { throw Problem.notFound() }
-        if state.removed, !(try await pets.includeDeleted(handle)) { throw Problem.notFound() }
-        return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(version)\""])
     }
 
     func remove(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
@@ -120,17 +125,19 @@ struct PetRoutes {
         let expected = try ifMatch(request)
         let handle = catalog.handle(for: context.tenant)
         let now = Date()
-        _ = try await execute(handle, id: id, context: context, expected: expected) { _ in .remove(at: now) }
-        return Response(status: .noContent)
+        return try await commands.respond(context) { session in
+            _ = try await execute(handle, id: id, context: context, expected: expected, in: session) { _ in .remove(at: now) }
+            return Reply(Response(status: .noContent))
+        }
     }
 
     /// Runs a pet command and waits until the read model shows its effect.
     func execute(
         _ handle: TenantHandle, id: UUID, context: TenantRequestContext, expected: Int? = nil, assumeNew: Bool = false,
-        _ command: @escaping @Sendable (PetState?) -> PetCommand
+        in session: TenantSession, _ command: @Sendable (PetState?) -> PetCommand
     ) async throws -> (PetState?, Int) {
         let metadata = EventMetadata(actor: context.principal.actor, requestID: context.requestID, correlationID: context.requestID)
-        return try await pets.execute(handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, command)
+        return try await pets.execute(handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, in: session, command)
     }
 
     // MARK: - Queries

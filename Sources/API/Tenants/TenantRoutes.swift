@@ -3,12 +3,15 @@ import Domain
 import EventLog
 import Foundation
 import Hummingbird
+import Operations
 import Tenancy
 
 /// The caller's own tenant: `GET /api/tenant`, its users and keys.
 struct TenantRoutes {
     let catalog: Catalog
+    let tenants: TenantCommands
     let authenticator: Authenticator
+    let commands: CommandResponder
     let table: RouteTable
 
     struct UserBody: Encodable {
@@ -36,14 +39,14 @@ struct TenantRoutes {
             try JSONResponse.make(AdminTenantRoutes.TenantBody(context.tenant))
         }
         group.route(.get, "/users", roles: [.admin], in: table) { _, context in
-            let state = try await catalog.state(of: context.tenant.id).state
+            let state = try await tenants.state(of: context.tenant.id)
             let users = (state?.users.values.sorted { $0.email < $1.email } ?? []).map {
                 UserBody(id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue)
             }
             return try JSONResponse.make(["items": users])
         }
         group.route(.get, "/keys", roles: [.admin], in: table) { _, context in
-            let state = try await catalog.state(of: context.tenant.id).state
+            let state = try await tenants.state(of: context.tenant.id)
             let keys = (state?.apiKeys.values.sorted { $0.prefix < $1.prefix } ?? []).map {
                 KeyBody(id: $0.id.uuidString.lowercased(), prefix: $0.prefix, userId: $0.userID.uuidString.lowercased(),
                         role: $0.role.rawValue, revoked: $0.revoked)
@@ -68,30 +71,31 @@ struct TenantRoutes {
         guard let role = Role(rawValue: roleName) else {
             throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "must be admin, member or auditor")])
         }
-        let state = try await catalog.state(of: context.tenant.id).state
-        let issued: (keyID: UUID, key: APIKey)
-        if let user = state?.user(withEmail: email.lowercased()) {
-            guard user.role == role else {
-                throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "the user has role \(user.role.rawValue)")])
+        return try await commands.respond(context) { session in
+            let issued: (keyID: UUID, key: APIKey)
+            if let user = try await tenants.state(in: session)?.user(withEmail: email.lowercased()) {
+                guard user.role == role else {
+                    throw Problem.validation("The key cannot be issued as asked.", errors: [.init(field: "role", message: "the user has role \(user.role.rawValue)")])
+                }
+                issued = try await tenants.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context), in: session)
+            } else {
+                let added = try await tenants.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context), in: session)
+                issued = (added.keyID, added.key)
             }
-            issued = try await catalog.issueKey(tenant: context.tenant.id, userID: user.id, role: role, metadata: metadata(context))
-        } else {
-            let added = try await catalog.addUserWithKey(tenant: context.tenant.id, email: email, role: role, metadata: metadata(context))
-            issued = (added.keyID, added.key)
+            let id = issued.keyID.uuidString.lowercased()
+            // A replay of this response must not hand out the secret again: it is recorded without it.
+            return Reply(try JSONResponse.make(IssuedKey(id: id, prefix: issued.key.prefix, apiKey: issued.key.value), status: .created),
+                         replayBody: try JSONResponse.body(IssuedKey(id: id, prefix: issued.key.prefix, apiKey: nil)))
         }
-        // A replay of this response must not hand out the secret again: it is stored without it.
-        Idempotency.storeInstead(try JSONResponse.body(IssuedKey(id: issued.keyID.uuidString.lowercased(), prefix: issued.key.prefix, apiKey: nil)))
-        return try JSONResponse.make(IssuedKey(id: issued.keyID.uuidString.lowercased(), prefix: issued.key.prefix, apiKey: issued.key.value),
-                                     status: .created)
     }
 
     func revoke(_ context: TenantRequestContext) async throws -> Response {
         guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
-        // Inside a keyed request the revocation commits later than this returns; forget the key again then.
-        try await catalog.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context)) { [authenticator] in
-            authenticator.invalidate()
+        return try await commands.respond(context) { session in
+            try await tenants.execute(.revokeApiKey(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context), in: session)
+            // Cached keys are forgotten once the revocation is visible to every lookup.
+            session.afterCommit { [authenticator] in authenticator.invalidate() }
+            return Reply(Response(status: .noContent))
         }
-        authenticator.invalidate()
-        return Response(status: .noContent)
     }
 }

@@ -30,14 +30,14 @@ public struct ConfigOperations: Sendable {
         return values
     }
 
-    /// Runs a configuration command and, when it appended, brings the read model up to date.
+    /// Runs a configuration command in the unit of work `session` and, once that commits, brings
+    /// the read model up to date.
     public func execute(
-        _ handle: TenantHandle, metadata: EventMetadata, _ command: @escaping @Sendable () -> TenantConfigCommand
+        _ handle: TenantHandle, metadata: EventMetadata, in session: TenantSession, _ command: @Sendable () -> TenantConfigCommand
     ) async throws -> CommandRunner<TenantConfig>.Outcome {
-        let outcome = try await ConfigCommands.runner(logger: logger).run(handle, id: handle.tenant.id.rawValue, metadata: metadata) { _ in command() }
-        if outcome.append != nil {
-            try await runtime.catchUp(tenant: handle.tenant.id, projections: ["tenant_config"], using: handle.store.database)
-        }
+        let outcome = try await ConfigCommands.runner(store: handle.store).run(
+            id: handle.tenant.id.rawValue, metadata: metadata, in: session) { _ in command() }
+        if outcome.append != nil { runtime.catchUpAfterCommit(of: session, projections: ["tenant_config"], using: handle.store.database) }
         return outcome
     }
 

@@ -18,15 +18,16 @@ public struct PetOperations: Sendable {
         self.logger = logger
     }
 
-    /// Runs a pet command and, when it appended, brings the pets read model up to date so the
-    /// caller reads its own write. Returns the pet after the command and its version.
+    /// Runs a pet command in the unit of work `session` and, once that commits, brings the pets
+    /// read model up to date so the caller reads its own write. Returns the pet after the command
+    /// and its version.
     public func execute(
         _ handle: TenantHandle, id: UUID, metadata: EventMetadata, expected: Int? = nil, assumeNew: Bool = false,
-        _ command: @escaping @Sendable (PetState?) -> PetCommand
+        in session: TenantSession, _ command: @Sendable (PetState?) -> PetCommand
     ) async throws -> (PetState?, Int) {
-        let outcome = try await PetCommands.runner(logger: logger).run(
-            handle, id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, command)
-        if outcome.append != nil { try await runtime.catchUp(tenant: handle.tenant.id, projections: ["pets"], using: handle.store.database) }
+        let outcome = try await PetCommands.runner(store: handle.store).run(
+            id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, in: session, command)
+        if outcome.append != nil { runtime.catchUpAfterCommit(of: session, projections: ["pets"], using: handle.store.database) }
         return (outcome.state, outcome.version)
     }
 
@@ -39,7 +40,7 @@ public struct PetOperations: Sendable {
 
     /// The pet as it was at `time`, folded from its stream.
     public func pet(_ handle: TenantHandle, id: UUID, at time: Date) async throws -> PetState? {
-        try await PetCommands.runner(logger: logger).load(handle, id: id, until: time).0
+        try await handle.readTenant { session in try await PetCommands.runner(store: handle.store).load(id: id, until: time, in: session).0 }
     }
 
     /// Pets registered after `after` (a registration seq), in registration order, with that seq.
@@ -56,12 +57,15 @@ public struct PetOperations: Sendable {
 
     /// Whether this tenant lists removed pets, from its configuration.
     public func includeDeleted(_ handle: TenantHandle) async throws -> Bool {
-        try await handle.readTenant { session in
-            let rows = try await session.query("""
-                SELECT value = 'true'::jsonb FROM tenant_config WHERE tenant_id = \(session.tenant) AND key = 'include_deleted_pets'
-                """)
-            return try await rows.decode(Bool.self).first(where: { _ in true }) ?? false
-        }
+        try await handle.readTenant { session in try await includeDeleted(in: session) }
+    }
+
+    /// As `includeDeleted(_:)`, inside a unit of work already open.
+    public func includeDeleted(in session: TenantSession) async throws -> Bool {
+        let rows = try await session.query("""
+            SELECT value = 'true'::jsonb FROM tenant_config WHERE tenant_id = \(session.tenant) AND key = 'include_deleted_pets'
+            """)
+        return try await rows.decode(Bool.self).first(where: { _ in true }) ?? false
     }
 }
 

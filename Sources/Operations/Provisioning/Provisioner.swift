@@ -18,6 +18,7 @@ public struct Provisioner: Sendable {
     }
 
     let catalog: Catalog
+    let tenants: TenantCommands
     /// Brings the read models up to date once provisioning is done, so the sample pet and the
     /// default config are there for the tenant's first request.
     let runtime: ProjectionRuntime?
@@ -28,6 +29,7 @@ public struct Provisioner: Sendable {
     public init(catalog: Catalog, runtime: ProjectionRuntime? = nil, logger: Logger,
                 beforeStep: @escaping @Sendable (Step) throws -> Void = { _ in }) {
         self.catalog = catalog
+        self.tenants = TenantCommands(catalog: catalog)
         self.runtime = runtime
         self.logger = logger
         self.beforeStep = beforeStep
@@ -54,26 +56,29 @@ public struct Provisioner: Sendable {
             case .admin:
                 // The user and key commit before the step record; after a crash in between, the
                 // admin exists and only the record is missing.
-                let state = try await catalog.state(of: tenant.id).state
+                let state = try await tenants.state(of: tenant.id)
                 if state?.users.values.contains(where: { $0.role == .admin }) != true {
-                    let (_, _, key) = try await catalog.addUserWithKey(tenant: tenant.id, email: adminEmail, role: .admin, metadata: metadata)
+                    let (_, _, key) = try await tenants.addUserWithKey(tenant: tenant.id, email: adminEmail, role: .admin, metadata: metadata)
                     adminKey = key
                 }
                 try await record(step, for: tenant)
             case .samplePet:
-                let runner = PetCommands.runner(logger: logger)
+                let runner = PetCommands.runner(store: handle.store)
                 let id = UUID(), now = Date()
-                _ = try await runner.run(handle, id: id, metadata: metadata, alongside: { try await Self.record(step, in: $0) }) { _ in
-                    .register(id: id, name: "Biscuit", species: "dog", breed: "Beagle", microchipID: nil, at: now)
+                try await handle.withTenant { session in
+                    _ = try await runner.run(id: id, metadata: metadata, in: session, inline: { _, session in try await Self.record(step, in: session) }) { _ in
+                        .register(id: id, name: "Biscuit", species: "dog", breed: "Beagle", microchipID: nil, at: now)
+                    }
                 }
             case .defaultConfig:
-                let runner = ConfigCommands.runner(logger: logger)
+                let runner = ConfigCommands.runner(store: handle.store)
                 let now = Date()
-                let outcome = try await runner.run(handle, id: tenant.id.rawValue, metadata: metadata,
-                                                   alongside: { try await Self.record(step, in: $0) }) { _ in
-                    .set(key: "include_deleted_pets", value: .bool(false), at: now)
+                try await handle.withTenant { session in
+                    _ = try await runner.run(id: tenant.id.rawValue, metadata: metadata, in: session) { _ in
+                        .set(key: "include_deleted_pets", value: .bool(false), at: now)
+                    }
+                    try await Self.record(step, in: session)
                 }
-                if outcome.events.isEmpty { try await record(step, for: tenant) }
             case .welcome:
                 let payload = String(decoding: CanonicalJSON.serialize(.object([
                     JSONValue.Member("subject", .string("Welcome to Petstore")),
@@ -90,7 +95,7 @@ public struct Provisioner: Sendable {
             }
         }
         try await runtime?.catchUp(tenant: tenant.id, using: catalog.store.database)
-        try await catalog.execute(.activate(at: Date()), on: tenant.id, metadata: metadata)
+        try await tenants.execute(.activate(at: Date()), on: tenant.id, metadata: metadata)
         return adminKey
     }
 

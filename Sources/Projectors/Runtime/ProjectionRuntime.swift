@@ -39,7 +39,7 @@ public final class ProjectionRuntime: Service, Sendable {
     let lagObserver: (@Sendable (String, [Double]) -> Void)?
 
     public init(
-        client: PostgresClient, store: EventStore, projectors: [any Projector] = [PetsProjector(), TenantConfigProjector(), AnalyticsProjector()],
+        client: PostgresClient, store: EventStore, projectors: [any Projector],
         batchSize: Int = 500, pollInterval: Duration = .seconds(1), lagObserver: (@Sendable (String, [Double]) -> Void)? = nil,
         logger: Logger, beforeCommit: @escaping @Sendable (TenantID, Int) throws -> Void = { _, _ in }
     ) {
@@ -141,22 +141,23 @@ public final class ProjectionRuntime: Service, Sendable {
     /// caller's (the request pool), so request-driven catch-ups never wait for the background
     /// loop's connections, nor it for theirs.
     ///
-    /// Inside a unit of work open for the tenant the events are not visible yet (and waiting for
-    /// them would wait on ourselves), so the catch-up runs once that unit of work commits.
     public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: TenantDatabase? = nil) async throws {
-        if let ambient = TenantSession.unitOfWork(for: tenant) {
-            ambient.afterCommit { [self] in
-                do {
-                    try await self.catchUp(tenant: tenant, projections: names, using: pool)
-                } catch {
-                    // The background loop applies the events anyway; the client may read a moment stale.
-                    self.logger.warning("catch-up after commit failed", metadata: ["error": "\(DatabaseURL.describe(error))"])
-                }
-            }
-            return
-        }
         for version in try await cachedVersions() where names?.contains(version.name) ?? true {
             _ = try await catchUp(tenant: tenant, version: version, using: pool ?? database)
+        }
+    }
+
+    /// Catches the session's tenant up once its unit of work has committed: before that the
+    /// events are not visible (and waiting for them would wait on ourselves). A failure is
+    /// logged: the background loop applies the events anyway, a moment later.
+    public func catchUpAfterCommit(of session: TenantSession, projections names: Set<String>? = nil, using pool: TenantDatabase? = nil) {
+        let tenant = session.tenant
+        session.afterCommit { [self] in
+            do {
+                try await catchUp(tenant: tenant, projections: names, using: pool)
+            } catch {
+                logger.warning("catch-up after commit failed", metadata: ["error": "\(DatabaseURL.describe(error))"])
+            }
         }
     }
 

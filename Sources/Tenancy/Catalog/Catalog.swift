@@ -65,81 +65,18 @@ public final class Catalog: Sendable {
         TenantHandle(tenant: tenant, store: store)
     }
 
-    /// The tenant's state as its own events tell it, with the stream version.
-    public func state(of tenant: TenantID) async throws(TenancyError) -> (state: TenantState?, version: Int) {
-        do {
-            let stream = try StreamName(type: Self.tenantStreamType, id: tenant.rawValue)
-            let events = try await store.read(tenant: tenant, stream: stream)
-            let decoded = try events.map { event throws(EventLogError) in try TenantEventCoding.decode(event) }
-            return (Tenant.fold(decoded), events.last?.streamVersion ?? 0)
-        } catch {
-            throw TenancyError.storage("the tenant's history could not be read", cause: error)
-        }
-    }
-
     // MARK: - Changes
 
-    /// Creates a tenant in status `provisioning`. A taken slug is `slugTaken`, whatever the race.
-    public func create(
-        slug: String, name: String, plan: Plan, placement: Placement? = nil, metadata: EventMetadata, at: Date = Date()
-    ) async throws(TenancyError) -> TenantRecord {
-        var chosen = placement ?? plan.defaultPlacement
-        if chosen == .database && !databasePlacementAvailable {
-            guard placement == nil else {
-                throw TenancyError(.invalid, "placement 'database' is not available in this deployment",
-                                   fieldErrors: [.init(field: "placement", message: "must be shared or schema here")])
-            }
-            chosen = .schema
+    /// Whether a tenant may be created with this placement here, and the placement it gets:
+    /// `database` falls back to `schema` when only the plan's default asked for it.
+    public func placement(for plan: Plan, requested: Placement?) throws(TenancyError) -> Placement {
+        let chosen = requested ?? plan.defaultPlacement
+        guard chosen == .database && !databasePlacementAvailable else { return chosen }
+        guard requested == nil else {
+            throw TenancyError(.invalid, "placement 'database' is not available in this deployment",
+                               fieldErrors: [.init(field: "placement", message: "must be shared or schema here")])
         }
-        let id = TenantID()
-        let events = try decide(.create(id: id.rawValue, slug: slug, name: name, plan: plan, placement: chosen, at: at), state: nil)
-        try await commit(tenant: id, events: events, expected: .noStream, metadata: metadata)
-        guard let record = try await tenant(id: id) else { throw TenancyError(.storage, "the new tenant was not found") }
-        invalidate(slug: slug)
-        return record
-    }
-
-    /// Runs a tenant command (plan, status, users, key revocation) and returns the new state.
-    @discardableResult
-    /// `afterCommit` runs once the change committed (later than the return inside a unit of work
-    /// that a keyed request holds open).
-    public func execute(
-        _ command: TenantCommand, on tenant: TenantID, metadata: EventMetadata, afterCommit: (@Sendable () async -> Void)? = nil
-    ) async throws(TenancyError) -> TenantState? {
-        let (state, version) = try await state(of: tenant)
-        let events = try decide(command, state: state)
-        if !events.isEmpty {
-            try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata,
-                             afterCommit: afterCommit)
-            if let slug = state?.slug { invalidate(slug: slug) }
-        }
-        return Tenant.fold(events, from: state)
-    }
-
-    /// Adds a user and issues their first key in one step (what onboarding and the CLI need).
-    public func addUserWithKey(
-        tenant: TenantID, email: String, role: Role, metadata: EventMetadata, at: Date = Date()
-    ) async throws(TenancyError) -> (userID: UUID, keyID: UUID, key: APIKey) {
-        let (state, version) = try await state(of: tenant)
-        let userID = UUID(), keyID = UUID()
-        let key = APIKey.generate(.tenant)
-        var events = try decide(.addUser(id: userID, email: email, role: role, at: at), state: state)
-        events += try decide(.issueApiKey(id: keyID, prefix: key.prefix, userID: userID, role: role, at: at), state: Tenant.fold(events, from: state))
-        try await commit(tenant: tenant, events: events, expected: version == 0 ? .noStream : .exact(version), metadata: metadata,
-                         keyHashes: [keyID: key.hash])
-        return (userID, keyID, key)
-    }
-
-    /// Issues another key for an existing user.
-    public func issueKey(
-        tenant: TenantID, userID: UUID, role: Role, metadata: EventMetadata, at: Date = Date()
-    ) async throws(TenancyError) -> (keyID: UUID, key: APIKey) {
-        let (state, version) = try await state(of: tenant)
-        let keyID = UUID()
-        let key = APIKey.generate(.tenant)
-        let events = try decide(.issueApiKey(id: keyID, prefix: key.prefix, userID: userID, role: role, at: at), state: state)
-        try await commit(tenant: tenant, events: events, expected: .exact(version), metadata: metadata, keyHashes: [keyID: key.hash])
-        return (keyID, key)
+        return .schema
     }
 
     /// The tenant owning a key prefix, for revocation by prefix from the CLI.
@@ -175,47 +112,21 @@ public final class Catalog: Sendable {
         }
     }
 
-    // MARK: - Internals
-
-    private func decide(_ command: TenantCommand, state: TenantState?) throws(TenancyError) -> [TenantEvent] {
-        do {
-            return try Tenant.decide(command, state)
-        } catch {
-            throw TenancyError(error)
-        }
-    }
-
-    /// Applies the events to the catalog tables and appends them to the tenant's log, atomically.
-    private func commit(
-        tenant: TenantID, events: [TenantEvent], expected: ExpectedVersion, metadata: EventMetadata, keyHashes: [UUID: [UInt8]] = [:],
-        afterCommit: (@Sendable () async -> Void)? = nil
-    ) async throws(TenancyError) {
-        do {
-            let stream = try StreamName(type: Self.tenantStreamType, id: tenant.rawValue)
-            let newEvents = try events.map { event throws(EventLogError) in try TenantEventCoding.encode(event) }
-            try await store.database.withTenant(tenant) { session in
-                if let afterCommit { session.afterCommit(afterCommit) }
-                for event in events {
-                    try await apply(event, keyHashes: keyHashes, in: session)
-                }
-                _ = try await store.append([StreamAppend(stream: stream, expected: expected, events: newEvents)], metadata: metadata, in: session)
-            }
-        } catch let error as TenancyError {
-            throw error
-        } catch let error as EventLogError {
-            throw error.code == .wrongExpectedVersion
-                ? TenancyError(.conflict, "the tenant changed at the same time; try again")
-                : TenancyError.storage("the tenant could not be changed", cause: error)
-        } catch {
-            throw Self.map(error)
-        }
-    }
+    // MARK: - Catalog rows from tenant events
 
     /// Writes the catalog rows of a tenant from its events, for a log imported from an export.
     /// Exports hold no key hashes, so the tenant's keys come back revoked: new ones are issued.
     public func restore(events: [TenantEvent], in session: TenantSession) async throws {
         for event in events { try await apply(event, keyHashes: [:], restoring: true, in: session) }
+        // A log exported before activation was an event ends provisioning here.
         try await session.run("UPDATE tenants SET status = 'active' WHERE id = \(session.tenant) AND status = 'provisioning'")
+    }
+
+    /// Writes what tenant events change in the catalog tables, in the unit of work that appends
+    /// them: the inline work of every tenant command. `keyHashes` holds the hash of each key
+    /// issued by these events (the log keeps only the prefix).
+    public func apply(_ events: [TenantEvent], keyHashes: [UUID: [UInt8]] = [:], in session: TenantSession) async throws {
+        for event in events { try await apply(event, keyHashes: keyHashes, in: session) }
     }
 
     private func apply(
@@ -279,7 +190,8 @@ public final class Catalog: Sendable {
         }
     }
 
-    static func map(_ error: any Error) -> TenancyError {
+    /// A catalog write's failure as the tenancy error it stands for (a taken slug, a known email).
+    public static func map(_ error: any Error) -> TenancyError {
         if let error = error as? TenancyError { return error }
         if let error = error as? PostgresTransactionError, let inner = error.closureError { return map(inner) }
         if let error = error as? EventLogError {
@@ -319,7 +231,7 @@ public final class Catalog: Sendable {
 
 extension TenancyError {
     /// A decider's refusal in the catalog's terms.
-    init(_ error: DomainError) {
+    public init(_ error: DomainError) {
         let code: Code = switch error.code {
         case .validation: .invalid
         case .notFound: .notFound

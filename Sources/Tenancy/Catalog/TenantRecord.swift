@@ -64,18 +64,3 @@ public struct Principal: Sendable, Equatable {
         return "platform:\(keyID.uuidString.lowercased())"
     }
 }
-
-/// The tenant a request runs for, available to every layer of the request through a task-local.
-public struct TenantContext: Sendable {
-    public let tenant: TenantRecord
-    public let principal: Principal
-    public let requestID: String
-
-    public init(tenant: TenantRecord, principal: Principal, requestID: String) {
-        self.tenant = tenant
-        self.principal = principal
-        self.requestID = requestID
-    }
-
-    @TaskLocal public static var current: TenantContext?
-}

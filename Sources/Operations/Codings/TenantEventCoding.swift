@@ -1,5 +1,6 @@
 import Domain
 import EventLog
+import Tenancy
 
 extension TenantCreated: EventPayload {}
 extension TenantActivated: EventPayload {}

@@ -4,6 +4,7 @@ import EventLog
 import Foundation
 import Logging
 import PostgresNIO
+import Projectors
 
 /// What a batch of a tenant's events changes in the analytics read model, worked out without
 /// I/O so that the counting rules are unit tests.

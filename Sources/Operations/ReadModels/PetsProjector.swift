@@ -4,6 +4,12 @@ import EventLog
 import Foundation
 import Logging
 import PostgresNIO
+import Projectors
+
+/// The application's read models, which the projection runtime keeps up to date.
+public enum ReadModels {
+    public static var all: [any Projector] { [PetsProjector(), TenantConfigProjector(), AnalyticsProjector()] }
+}
 
 /// `pets`: one row per pet, from the pet stream's events.
 public struct PetsProjector: Projector {
