@@ -7,8 +7,9 @@ import Synchronization
 /// handed out here, and nowhere else is a tenant entered.
 ///
 /// The pool's connections run as the application role (see `DatabaseURL.clientConfiguration`),
-/// so row-level security applies to all of them; a session adds the tenant. Placement (which
-/// server, database and schema hold a tenant) is decided here too, so nothing above it knows.
+/// so row-level security applies to all of them; a session adds the tenant. This is also where
+/// placement (which server, database and schema hold a tenant) is to be resolved, so that
+/// nothing above it knows; today every tenant lives in this pool's database.
 public struct TenantDatabase: Sendable {
     private let client: PostgresClient
     private let logger: Logger
@@ -69,6 +70,18 @@ public struct TenantDatabase: Sendable {
         }
         await opened?.committed()
         return result
+    }
+
+    /// One call of a tenant function as a unit of work of its own: the statement enters the
+    /// tenant and is its own transaction, so it costs one round trip (a lone append, say).
+    package func call<Function: TenantFunction>(_ function: Function, as tenant: TenantID) async throws -> [Function.Row] where Function.Row: Sendable {
+        try await client.withConnection { connection in
+            var rows: [Function.Row] = []
+            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant), logger: logger) {
+                rows.append(row)
+            }
+            return rows
+        }
     }
 
     /// Reads in one tenant. A call of a tenant read function enters the tenant within its own

@@ -60,14 +60,20 @@ public struct EventStore: Sendable {
         try await append(tenant: tenant, [StreamAppend(stream: stream, expected: expected, events: events)], metadata: metadata)
     }
 
-    /// Appends to several streams of one tenant atomically, in a unit of work of its own.
+    /// Appends to several streams of one tenant atomically, in a unit of work of its own: one
+    /// statement, one round trip.
     @discardableResult
     public func append(tenant: TenantID, _ appends: [StreamAppend], metadata: EventMetadata = .init()) async throws(EventLogError) -> AppendResult {
+        let prepared = try PreparedAppend(tenant: tenant, appends: appends, metadata: metadata)
+        let result: AppendResult
         do {
-            return try await database.withTenant(tenant) { session in try await append(appends, metadata: metadata, in: session) }
+            result = try prepared.result(try await database.call(prepared.statement, as: tenant).first)
         } catch {
             throw Self.map(error)
         }
+        signal.appended(tenant)
+        observe(tenant, appends)
+        return result
     }
 
     /// Appends inside the session's unit of work, so that the events commit together with

@@ -98,7 +98,7 @@ struct PreparedAppend: Sendable {
         try result(try await session.call(statement).first)
     }
 
-    private func result(_ row: AppendEvents.Row?) throws -> AppendResult {
+    func result(_ row: AppendEvents.Row?) throws -> AppendResult {
         guard let (first, last, head, recordedAt, versions) = row else {
             throw EventLogError(.storage, "the append returned no result")
         }
