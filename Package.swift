@@ -64,7 +64,7 @@ let package = Package(
         ),
         .target(
             name: "Projectors",
-            dependencies: ["Database", "EventLog", "Domain", postgres, log, crypto, lifecycle],
+            dependencies: ["Database", "EventLog", postgres, log, crypto, lifecycle],
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
@@ -74,7 +74,7 @@ let package = Package(
             name: "Operations",
             dependencies: [
                 "Database", "EventLog", "Tenancy", "Domain", "Projectors", postgres, log, crypto, lifecycle, nioCore,
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
