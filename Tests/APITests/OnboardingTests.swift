@@ -31,10 +31,12 @@ import Testing
             try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "acme-pets")) { response in
                 #expect(response.status == .ok)
             }
-            for type in ["TenantCreated", "UserAdded", "ApiKeyIssued", "PetRegistered", "ConfigValueSet"] {
+            // Activation is in the log like every other change, last.
+            for type in ["TenantCreated", "UserAdded", "ApiKeyIssued", "PetRegistered", "ConfigValueSet", "TenantActivated"] {
                 #expect(try await app.events(of: type, tenant: "acme-pets").count == 1, "\(type)")
             }
             let record = try #require(try await app.catalog.tenant(slug: "acme-pets"))
+            #expect(try await app.store.read(tenant: record.id, limit: 100).last?.type == "TenantActivated")
             let outbox = try await scalar(app.database.superuserURL,
                 "SELECT count(*) FROM outbox WHERE tenant_id = \(record.id.rawValue) AND kind = 'welcome'", as: Int64.self)
             #expect(outbox == 1)
@@ -105,7 +107,7 @@ import Testing
             try await app.dependencies.provisioner.resumeAll()
             try await app.dependencies.provisioner.resumeAll()
             #expect(try await app.catalog.tenant(slug: "crashy")?.status == .active)
-            for type in ["TenantCreated", "UserAdded", "ApiKeyIssued", "PetRegistered", "ConfigValueSet"] {
+            for type in ["TenantCreated", "UserAdded", "ApiKeyIssued", "PetRegistered", "ConfigValueSet", "TenantActivated"] {
                 #expect(try await app.events(of: type, tenant: "crashy").count == 1, "\(type) once")
             }
             let welcome = try await scalar(app.database.superuserURL,
