@@ -28,7 +28,7 @@ public struct Checkpoint: Sendable, Equatable {
             JSONValue.Member("head_hash", .string(headHash.hexString)),
             JSONValue.Member("seq", .number(Double(seq))),
             JSONValue.Member("signed_at", .string(signedAt)),
-            JSONValue.Member("tenant", .string(tenant.rawValue.uuidString.lowercased())),
+            JSONValue.Member("tenant", .string(tenant.description)),
         ]))
     }
 

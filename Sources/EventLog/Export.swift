@@ -14,7 +14,7 @@ public enum ExportFormat {
             JSONValue.Member("export", .string(name)),
             JSONValue.Member("exported_at", .string(Timestamps.format(exportedAt))),
             JSONValue.Member("slug", .string(slug)),
-            JSONValue.Member("tenant", .string(tenant.rawValue.uuidString.lowercased())),
+            JSONValue.Member("tenant", .string(tenant.description)),
             JSONValue.Member("version", .number(Double(version))),
         ]))
     }
@@ -42,7 +42,7 @@ public enum ExportFormat {
                 JSONValue.Member("seq", .number(Double(checkpoint.seq))),
                 JSONValue.Member("signature", .string(checkpoint.signature.hexString)),
                 JSONValue.Member("signed_at", .string(checkpoint.signedAt)),
-                JSONValue.Member("tenant", .string(checkpoint.tenant.rawValue.uuidString.lowercased())),
+                JSONValue.Member("tenant", .string(checkpoint.tenant.description)),
             ])),
             JSONValue.Member("public_key", .string(publicKey.rawRepresentation.base64EncodedString())),
         ]))

@@ -68,7 +68,7 @@ struct AuditCommand: AsyncParsableCommand {
                 defer { group.cancelAll() }
                 let dependencies = AppDependencies(client: client, migrator: migrator, rateLimits: nil, metricsEnabled: false, logger: logger)
                 if try await dependencies.catalog.tenant(id: tenant) != nil {
-                    print("FAILED: the target already holds tenant \(tenant.rawValue.uuidString.lowercased()); nothing was imported")
+                    print("FAILED: the target already holds tenant \(tenant.description); nothing was imported")
                     throw ExitCode(1)
                 }
                 // One transaction: the catalog rows, the events and the head, or nothing.
@@ -82,7 +82,7 @@ struct AuditCommand: AsyncParsableCommand {
                     print("FAILED: the imported log does not verify at seq \(check.firstBadSeq ?? 0): \(check.reason ?? "")")
                     throw ExitCode(1)
                 }
-                print("replayed \(events.count) events of tenant \(tenant.rawValue.uuidString.lowercased()) into \(target); read models rebuilt")
+                print("replayed \(events.count) events of tenant \(tenant.description) into \(target); read models rebuilt")
             }
         }
 
@@ -316,7 +316,7 @@ struct AuditCommand: AsyncParsableCommand {
                 if !pending.isEmpty { try verifier.feed(pending) }
                 let report = try verifier.finish()
                 let range = report.firstSeq.map { "seq \($0)…\(report.lastSeq ?? $0)" } ?? "no events"
-                print("ok: \(report.events) events (\(range)) of tenant \(report.tenant.rawValue.uuidString.lowercased()); "
+                print("ok: \(report.events) events (\(range)) of tenant \(report.tenant.description); "
                       + "checkpoint at seq \(report.checkpointSeq) signed by key \(report.keyID)")
             } catch let failure as ExportVerifier.Failure {
                 print("FAILED: \(failure)")

@@ -16,7 +16,7 @@ struct CheckpointRoutes {
 
     static func json(_ checkpoint: Checkpoint) -> JSONValue {
         .object([
-            JSONValue.Member("tenant", .string(checkpoint.tenant.rawValue.uuidString.lowercased())),
+            JSONValue.Member("tenant", .string(checkpoint.tenant.description)),
             JSONValue.Member("seq", .number(Double(checkpoint.seq))),
             JSONValue.Member("head_hash", .string(checkpoint.headHash.hexString)),
             JSONValue.Member("signed_at", .string(checkpoint.signedAt)),

@@ -48,7 +48,7 @@ public final class Catalog: Sendable {
     }
 
     public func tenant(id: TenantID) async throws(TenancyError) -> TenantRecord? {
-        try await fetch("SELECT \(unescaped: Self.columns) FROM tenants WHERE id = \(id.rawValue)").first
+        try await fetch("SELECT \(unescaped: Self.columns) FROM tenants WHERE id = \(id)").first
     }
 
     /// Tenants in slug order, after `slug` when paging.
