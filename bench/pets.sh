@@ -3,8 +3,9 @@
 # sends, at the same concurrency, against the same server, in one run:
 #   GET /api/pets/{id}        vs  SELECT … FROM read_pet(tenant, id)
 #   GET /api/pets?limit=20    vs  SELECT … FROM read_pets(tenant, 0, NULL, 21)
-#   POST /api/pets            vs  append_events(…) then the pets projection batch
-#                                 (BEGIN; begin_projection_batch; read events; insert; checkpoint; COMMIT)
+#   POST /api/pets            vs  the command's unit of work (BEGIN; enter the tenant; SAVEPOINT;
+#                                 append_events(…); RELEASE; COMMIT) then the pets projection batch
+#                                 (BEGIN; enter; begin_projection_batch; read events; insert; checkpoint; COMMIT)
 # (pgbench reads ':name' as a variable, so the script spells the time format's colons chr(58).)
 #
 #   bash bench/pets.sh        # SECONDS_PER_RUN=8, CLIENTS=16 by default
@@ -63,12 +64,19 @@ wrk.headers["X-Tenant-ID"] = "bench"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name":"Rex","species":"dog"}'
 LUA
-echo "SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, include_deleted FROM read_pet('$TENANT', '$PET');" > "$WORK/get.sql"
-echo "SELECT id, name, species, breed, microchip_id, deleted, created_at, updated_at, version, registered_seq FROM read_pets('$TENANT', 0, NULL, 21);" > "$WORK/list.sql"
+# Reads enter the tenant within the call, as the server's read sessions do (one statement).
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pet(entered.tenant::uuid, '$PET') AS called;" > "$WORK/get.sql"
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets(entered.tenant::uuid, 0, NULL, 21) AS called;" > "$WORK/list.sql"
 cat > "$WORK/post.sql" <<SQL
 \\set r random(1, 999999999999)
-SELECT last_seq AS last FROM append_events('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
 BEGIN;
+SELECT set_config('app.tenant_id', '$TENANT', true);
+SAVEPOINT unit_1;
+SELECT last_seq AS last FROM append_events('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
+RELEASE SAVEPOINT unit_1;
+COMMIT;
+BEGIN;
+SELECT set_config('app.tenant_id', '$TENANT', true);
 SELECT begin_projection_batch('$TENANT', 'pets', '$VERSION', '$SCHEMA') AS pos \\gset
 SELECT seq, stream_type, stream_id, stream_version, event_type, schema_version, data::text, metadata::text, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'), prev_hash, hash FROM events WHERE tenant_id = '$TENANT' AND seq > :pos ORDER BY seq LIMIT 500;
 INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version) VALUES ('$TENANT', ('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid, :last, 'Rex', 'dog', NULL, NULL, false, now(), now(), 1) ON CONFLICT DO NOTHING;
