@@ -1,5 +1,5 @@
-import Database
 import Crypto
+import Database
 
 /// The bytes an event's chain hash covers, and the hash itself.
 ///

@@ -1,5 +1,5 @@
-import Database
 import Crypto
+import Database
 import Foundation
 
 /// The platform's signed statement that a tenant's log had `seq` events ending in `headHash` at

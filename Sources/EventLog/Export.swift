@@ -1,5 +1,5 @@
-import Database
 import Crypto
+import Database
 import Foundation
 
 /// The export file: NDJSON, a header line, one line per event (canonical JSON with its hashes),

@@ -1,8 +1,8 @@
-import Operations
 import API
-import Operations
 import ArgumentParser
 import Foundation
+import Operations
+import Operations
 
 struct AnalyticsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

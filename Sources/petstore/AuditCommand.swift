@@ -1,13 +1,13 @@
 import API
-import Operations
 import ArgumentParser
 import Crypto
 import Database
 import Domain
 import EventLog
 import Foundation
-import PostgresNIO
 import Logging
+import Operations
+import PostgresNIO
 import Projectors
 import Tenancy
 

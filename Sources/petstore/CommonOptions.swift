@@ -1,10 +1,10 @@
 import API
-import Operations
 import ArgumentParser
 import Database
 import EventLog
 import Foundation
 import Logging
+import Operations
 
 /// Options every command that touches the database shares. Each falls back to an environment
 /// variable, then to a default, so the same binary works from a shell and from a container.

@@ -1,9 +1,9 @@
 import API
-import Operations
 import ArgumentParser
 import Database
 import EventLog
 import Foundation
+import Operations
 import PostgresNIO
 import Projectors
 import ServiceLifecycle

@@ -1,10 +1,10 @@
 import API
-import Operations
 import Database
-import Projectors
 import Foundation
 import Logging
+import Operations
 import PostgresNIO
+import Projectors
 
 extension CommonOptions {
     /// Runs `body` with the database migrated and a small pool running, for one-shot commands.

@@ -1,10 +1,10 @@
 import API
-import Operations
 import ArgumentParser
 import Database
 import EventLog
-import Projectors
 import Foundation
+import Operations
+import Projectors
 #if canImport(Glibc)
 import Glibc
 #endif

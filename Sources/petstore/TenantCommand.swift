@@ -1,9 +1,9 @@
 import API
-import Operations
 import ArgumentParser
 import Domain
 import EventLog
 import Foundation
+import Operations
 import Tenancy
 
 struct TenantCommand: AsyncParsableCommand {

@@ -1,5 +1,4 @@
 import API
-import Operations
 import Database
 import EventLog
 import Foundation
@@ -7,9 +6,10 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Operations
 import PetstoreTesting
-import Tenancy
 import Synchronization
+import Tenancy
 import Testing
 
 extension TestApp {

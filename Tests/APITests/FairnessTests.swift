@@ -1,9 +1,9 @@
 import API
-import Operations
 import Database
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Operations
 import PetstoreTesting
 import PostgresNIO
 import Testing

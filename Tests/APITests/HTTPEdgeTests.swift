@@ -1,11 +1,11 @@
 import API
-import Operations
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import NIOPosix
+import Operations
 import Testing
 
 /// Sends `bytes` on a connection of its own and returns everything the server writes until it

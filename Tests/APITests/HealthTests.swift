@@ -1,10 +1,10 @@
 import API
-import Operations
 import Database
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Operations
 import PetstoreTesting
 import PostgresNIO
 import Testing

@@ -1,10 +1,10 @@
 import API
-import Operations
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Operations
 import Testing
 
 /// Input PostgreSQL cannot take (U+0000 in text or jsonb, times outside its calendar) is a 4xx

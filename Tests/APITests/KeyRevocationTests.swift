@@ -1,11 +1,11 @@
 import API
-import Operations
 import EventLog
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Operations
 import Tenancy
 import Testing
 

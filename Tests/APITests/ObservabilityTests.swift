@@ -1,5 +1,4 @@
 import API
-import Operations
 import Database
 import Foundation
 import HTTPTypes
@@ -7,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Operations
 import PetstoreTesting
 import Synchronization
 import Tenancy

@@ -1,5 +1,4 @@
 import API
-import Operations
 import Domain
 import EventLog
 import Foundation
@@ -7,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Operations
 import Testing
 
 /// The OpenAPI document against what the server really sends and accepts: every operation's

@@ -1,5 +1,4 @@
 import API
-import Operations
 import Database
 import Domain
 import Foundation
@@ -7,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Operations
 import PetstoreTesting
 import PostgresNIO
 import Tenancy

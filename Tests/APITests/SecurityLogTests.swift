@@ -1,9 +1,9 @@
 import API
-import Operations
 import Database
 import EventLog
 import Foundation
 import Logging
+import Operations
 import PetstoreTesting
 import PostgresNIO
 import ServiceLifecycle

@@ -2,9 +2,9 @@ import Database
 import Domain
 import EventLog
 import Foundation
-import Projectors
 import Operations
 import PetstoreTesting
+import Projectors
 import Testing
 
 /// `petstore audit`: exports, and their verification with no database.

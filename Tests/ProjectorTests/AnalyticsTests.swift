@@ -1,8 +1,8 @@
 import Database
 import Domain
 import Foundation
-import PetstoreTesting
 import Operations
+import PetstoreTesting
 import PostgresNIO
 import Projectors
 import Testing

@@ -2,8 +2,8 @@ import Database
 import Domain
 import EventLog
 import Foundation
-import PetstoreTesting
 import Operations
+import PetstoreTesting
 import PostgresNIO
 import Projectors
 import Testing

@@ -1,10 +1,10 @@
 import Database
 import EventLog
 import Foundation
-import Synchronization
 import PetstoreTesting
 import PostgresNIO
 import Projectors
+import Synchronization
 import Testing
 
 @Suite struct RuntimeTests {

@@ -5,8 +5,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import Operations
 import NIOCore
+import Operations
 import Synchronization
 import Tenancy
 

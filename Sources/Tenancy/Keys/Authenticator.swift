@@ -1,5 +1,5 @@
-import Domain
 import Database
+import Domain
 import EventLog
 import Foundation
 import Logging
