@@ -20,7 +20,7 @@ struct PetRoutes {
     static let writers: Set<Role> = [.admin, .member]
     static let readers: Set<Role> = [.admin, .member, .auditor]
 
-    struct PetBody: Encodable {
+    struct PetBody: Encodable, JSONWritable {
         let id: String
         let name: String
         let species: String
@@ -44,6 +44,21 @@ struct PetRoutes {
             try container.encode(createdAt, forKey: .createdAt)
             try container.encode(updatedAt, forKey: .updatedAt)
             try container.encode(version, forKey: .version)
+        }
+
+        /// Keys in sorted order, as `JSONResponse.encoder` writes them.
+        func write(to writer: inout JSONWriter) {
+            writer.object { writer in
+                writer.key("breed"); writer.string(breed)
+                writer.key("created_at"); writer.time(createdAt)
+                writer.key("deleted"); writer.bool(deleted)
+                writer.key("id"); writer.string(id)
+                writer.key("microchip_id"); writer.string(microchipId)
+                writer.key("name"); writer.string(name)
+                writer.key("species"); writer.string(species)
+                writer.key("updated_at"); writer.time(updatedAt)
+                writer.key("version"); writer.int(version)
+            }
         }
 
         init(_ state: PetState) {
@@ -94,7 +109,7 @@ struct PetRoutes {
                 .register(id: id, name: name ?? "", species: species ?? "", breed: breed, microchipID: microchip, at: now)
             }
             guard let state else { throw Problem.internalError() }
-            return Reply(try JSONResponse.make(PetBody(state), status: .created,
+            return Reply(JSONResponse.make(PetBody(state), status: .created,
                                                headers: [.location: "/api/pets/\(id.uuidString.lowercased())", .eTag: "\"\(version)\""]))
         }
     }
@@ -116,7 +131,7 @@ struct PetRoutes {
             }
             guard let state else { throw Problem.notFound() }
             if state.removed, !(try await pets.includeDeleted(in: session)) { throw Problem.notFound() }
-            return Reply(try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(version)\""]))
+            return Reply(JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(version)\""]))
         }
     }
 
@@ -148,10 +163,10 @@ struct PetRoutes {
         if let asOf = try Self.asOf(request) {
             guard let state = try await pets.pet(handle, id: id, at: asOf) else { throw Problem.notFound() }
             if state.removed, !(try await pets.includeDeleted(handle)) { throw Problem.notFound() }
-            return try JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(state.version)\""])
+            return JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(state.version)\""])
         }
         guard let (pet, includeDeleted) = try await pets.pet(handle, id: id), !pet.removed || includeDeleted else { throw Problem.notFound() }
-        return try JSONResponse.make(PetBody(pet), headers: [.eTag: "\"\(pet.version)\""])
+        return JSONResponse.make(PetBody(pet), headers: [.eTag: "\"\(pet.version)\""])
     }
 
     func list(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
@@ -171,7 +186,7 @@ struct PetRoutes {
         let rows = try await pets.page(handle, after: after, species: species, limit: limit + 1)
         let items = Array(rows.prefix(limit))
         let next = rows.count > limit ? items.last.map { Pagination.encode(String($0.seq)) } : nil
-        return try JSONResponse.make(ListPage(items: items.map { PetBody($0.pet) }, nextCursor: next))
+        return JSONResponse.make(ListPage(items: items.map { PetBody($0.pet) }, nextCursor: next))
     }
 
     struct HistoryItem: Encodable {
