@@ -171,6 +171,16 @@ public final class RateLimiter: Sendable {
             return .allowed(state(plan, quota, window: result.window, used: merged.used - merged.spare, tat: merged.tat, now: result.now,
                                   spare: merged.spare))
         } catch {
+            // The expired lease's tokens never reached the store: put them back (the lease stays
+            // expired, so none is spent locally) for the next take to give back; dropped, this
+            // process would have spent them without using them.
+            if unspent.tokens > 0 {
+                leases.withLock { leases in
+                    guard var lease = leases[tenant.id], lease.quota == quota, lease.window == unspent.window else { return }
+                    lease.tokens += unspent.tokens
+                    leases[tenant.id] = lease
+                }
+            }
             // Logged when the store starts failing, not once per request.
             if !failing.exchange(true, ordering: .relaxed) {
                 logger.error("rate limit store unavailable; failing \(failureMode.rawValue)",
