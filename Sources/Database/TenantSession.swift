@@ -41,6 +41,17 @@ public struct TenantDatabase: Sendable {
         throw DatabaseError(.unsafeRole, "the serving connections' role was not found in pg_roles")
     }
 
+    /// `checkRole` for pools of `configuration`, on a connection of its own: run before any pool
+    /// or service starts, so that a refusal is an exit, not a shutdown of half-started services.
+    public static func checkRole(_ configuration: PostgresClient.Configuration, logger: Logger) async throws {
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await TenantDatabase(client: client, logger: logger).checkRole()
+        }
+    }
+
     /// A unit of work in one tenant: a transaction that has entered the tenant before `body`
     /// runs, committed when `body` returns, rolled back when it throws. Work registered with
     /// `afterCommit` runs once the commit succeeded, before this returns. The session is the

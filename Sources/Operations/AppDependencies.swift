@@ -112,12 +112,6 @@ extension AppDependencies {
         return await metrics.render(runtime: runtime, pools: pools, limiter: rateLimiter) { [catalog] id in try? await catalog.tenant(id: id)?.slug }
     }
 
-    /// Refuses to serve when a pool's connections could read past row-level security (see
-    /// `TenantDatabase.checkRole`). The pools must be running.
-    public func checkServingRoles() async throws {
-        for pool in [client, backgroundClient] { try await TenantDatabase(client: pool, logger: logger).checkRole() }
-    }
-
     /// Which of this build's migrations the database lacks.
     public func migrationStatus() async throws -> Migrator.Status {
         try await client.withConnection { [migrator, logger] in try await migrator.status(on: $0, logger: logger) }

@@ -244,6 +244,9 @@ struct Serve: AsyncParsableCommand {
         try await migrator.migrate(target.ownerURL, logger: logger)
         try await ProjectionInstaller().install(target.ownerURL, logger: logger)
 
+        // The pools' role, checked before anything of theirs starts: one that could read past
+        // row-level security is refused in one line.
+        try await TenantDatabase.checkRole(target.appURL.clientConfiguration(maximumConnections: 1, pool: "role-check"), logger: logger)
         let client = PostgresClient(
             configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests", timeouts: timeouts),
             backgroundLogger: logger
@@ -261,7 +264,6 @@ struct Serve: AsyncParsableCommand {
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {
-            try await dependencies.checkServingRoles()
             try await dependencies.provisioner.resumeAll()
         }
         let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))
