@@ -1,3 +1,4 @@
+-- scope: platform
 -- The analytics read model: per tenant, the figures platform admins add up across tenants.
 -- Each tenant has its own checkpoint in it like any read model, so a tenant whose commit lands
 -- late is counted when it lands, never skipped. Platform admins read it through the owner's

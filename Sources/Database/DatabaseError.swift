@@ -14,6 +14,7 @@ public struct DatabaseError: Error, CustomStringConvertible, CustomDebugStringCo
         case migrationFailed = "migration_failed"
         case sessionClosed = "session_closed"
         case unsafeRole = "unsafe_role"
+        case tenantBehind = "tenant_behind"
     }
 
     public let code: Code

@@ -10,10 +10,19 @@ public enum DatabaseFault: Sendable, Equatable {
     case timedOut
     /// The connection was lost while a COMMIT was on its way: the work may or may not be kept.
     case outcomeUnknown
+    /// The tenant's data is behind this build and waits for `petstore migrate`; nothing was done.
+    case tenantBehind
 
     /// The fault behind `error`, or nil for any other error.
     public static func classify(_ error: any Error) -> DatabaseFault? {
         if let carrier = error as? any CarriesDatabaseFault { return carrier.databaseFault }
+        if let error = error as? DatabaseError {
+            return switch error.code {
+            case .tenantBehind: .tenantBehind
+            case .unreachable: .unavailable
+            default: nil
+            }
+        }
         if let error = error as? PostgresTransactionError {
             if let commit = error.commitError {
                 return classify(commit) == nil ? nil : .outcomeUnknown

@@ -8,15 +8,41 @@ import Synchronization
 ///
 /// The pool's connections run as the application role (see `DatabaseURL.clientConfiguration`),
 /// so row-level security applies to all of them; a session adds the tenant. This is also where
-/// placement (which server, database and schema hold a tenant) is to be resolved, so that
-/// nothing above it knows; today every tenant lives in this pool's database.
+/// placement is resolved, so that nothing above it knows: a session finds the tenant's home
+/// (`TenantHome`) and enters it, which for a tenant with a schema of its own puts that schema
+/// first on the search path. A tenant in service whose home is behind this build (a projection
+/// version it has no copy of) is refused with `DatabaseError.tenantBehind` rather than served
+/// from tables this build no longer reads.
 public struct TenantDatabase: Sendable {
     private let client: PostgresClient
     private let logger: Logger
+    private let homes: TenantHomes
+    /// False for maintenance (`petstore migrate` filling a behind tenant's new copy).
+    private let refusesBehind: Bool
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, homeTTL: Duration = .seconds(2), refusesBehind: Bool = true) {
         self.client = client
         self.logger = logger
+        self.homes = TenantHomes(ttl: homeTTL)
+        self.refusesBehind = refusesBehind
+    }
+
+    /// Forgets where a tenant lives (every tenant when nil), after it moved or was migrated.
+    public func forgetHome(of tenant: TenantID?) {
+        homes.forget(tenant)
+    }
+
+    /// Where a tenant lives, as its sessions see it.
+    public func home(of tenant: TenantID) async throws -> TenantHome {
+        try await client.withConnection { connection in try await homes.home(of: tenant, on: connection, logger: logger) }
+    }
+
+    private func enter(_ tenant: TenantID, on connection: PostgresConnection) async throws -> TenantHome {
+        let home = try await homes.home(of: tenant, on: connection, logger: logger)
+        if refusesBehind && home.inService && !home.missing.isEmpty {
+            throw DatabaseError(.tenantBehind, "tenant \(tenant) is behind this build (no copy of \(home.missing.joined(separator: ", "))): run petstore migrate")
+        }
+        return home
     }
 
     /// Refuses a pool whose role could see past row-level security: a superuser, a role with
@@ -65,9 +91,10 @@ public struct TenantDatabase: Sendable {
         let result: Result
         do {
             result = try await client.withConnection(isolation: isolation) { connection in
-                try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
-                    try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
-                    let session = TenantSession(tenant: tenant, mode: .transaction, connection: connection, logger: logger)
+                let home = try await enter(tenant, on: connection)
+                return try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
+                    try await EnterTenant.run(tenant, home: home, on: connection, logger: logger)
+                    let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: connection, logger: logger)
                     opened = session
                     defer { session.close() }
                     return try await body(session)
@@ -87,11 +114,8 @@ public struct TenantDatabase: Sendable {
     /// tenant and is its own transaction, so it costs one round trip (a lone append, say).
     package func call<Function: TenantFunction>(_ function: Function, as tenant: TenantID) async throws -> [Function.Row] where Function.Row: Sendable {
         try await client.withConnection { connection in
-            var rows: [Function.Row] = []
-            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant), logger: logger) {
-                rows.append(row)
-            }
-            return rows
+            let home = try await enter(tenant, on: connection)
+            return try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
         }
     }
 
@@ -105,7 +129,8 @@ public struct TenantDatabase: Sendable {
     ) async throws -> sending Result {
         var opened: TenantSession?
         let result = try await client.withConnection(isolation: isolation) { connection in
-            let session = TenantSession(tenant: tenant, mode: .reads, connection: connection, logger: logger)
+            let home = try await enter(tenant, on: connection)
+            let session = TenantSession(tenant: tenant, home: home, mode: .reads, connection: connection, logger: logger)
             opened = session
             do {
                 let result = try await body(session)
@@ -132,6 +157,9 @@ public final class TenantSession: Sendable {
     enum Mode: Sendable { case transaction, reads }
 
     public let tenant: TenantID
+    /// Where the tenant lives; for the data layer (the projection runtime picks the tenant's
+    /// copy of a projection from it), never for deciding anything above it.
+    package let home: TenantHome
     let mode: Mode
     private let connection: PostgresConnection
     package let logger: Logger
@@ -144,8 +172,9 @@ public final class TenantSession: Sendable {
         var savepoints = 0
     }
 
-    init(tenant: TenantID, mode: Mode, connection: PostgresConnection, logger: Logger) {
+    init(tenant: TenantID, home: TenantHome, mode: Mode, connection: PostgresConnection, logger: Logger) {
         self.tenant = tenant
+        self.home = home
         self.mode = mode
         self.connection = connection
         self.logger = logger
@@ -198,9 +227,7 @@ public final class TenantSession: Sendable {
                 rows.append(row)
             }
         } else {
-            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant), logger: logger) {
-                rows.append(row)
-            }
+            rows = try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
         }
         return rows
     }
@@ -241,7 +268,7 @@ public final class TenantSession: Sendable {
         guard try !checkOpen() else { return }
         try await connection.query("BEGIN READ ONLY", logger: logger).consume()
         state.withLock { $0.inTransaction = true }
-        try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
+        try await EnterTenant.run(tenant, home: home, on: connection, logger: logger)
     }
 }
 
@@ -258,15 +285,16 @@ package protocol TenantFunction: Sendable {
 }
 
 extension TenantFunction {
-    static var arguments: String {
-        parameterTypes.enumerated().map { ", $\($0.offset + 2)::\($0.element)" }.joined()
+    /// The parameters after the tenant as placeholders, numbered from `first`.
+    static func arguments(from first: Int) -> String {
+        parameterTypes.enumerated().map { ", $\($0.offset + first)::\($0.element)" }.joined()
     }
 }
 
 /// A tenant function called inside the session's transaction, which has entered the tenant.
 struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
-    static var sql: String { "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments))" }
+    static var sql: String { "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments(from: 2)))" }
 
     let function: Function
     let tenant: TenantID
@@ -288,7 +316,7 @@ struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
     static var sql: String {
         "SELECT called.* FROM set_config('app.tenant_id', $1::text, true) AS entered(tenant), "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments)) AS called"
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 2))) AS called"
     }
 
     let function: Function
@@ -297,6 +325,48 @@ struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
+        function.bind(into: &bindings)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try function.decodeRow(row) }
+
+    /// The call for a tenant in `home`: the shared statement, or the one that also sets the
+    /// search path.
+    static func rows(of function: Function, tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws -> [Row] {
+        var rows: [Row] = []
+        if let path = home.searchPath {
+            for try await row in try await connection.execute(EnteredHomeCall(function: function, tenant: tenant, searchPath: path), logger: logger) {
+                rows.append(row)
+            }
+        } else {
+            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant), logger: logger) {
+                rows.append(row)
+            }
+        }
+        return rows
+    }
+}
+
+/// `EnteredTenantCall` that also puts the tenant's own schema on the search path. Both settings
+/// are made in one subquery that the call references, so they are made before it runs (a
+/// subquery with volatile functions is neither flattened nor trimmed of unused outputs).
+struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
+    typealias Row = Function.Row
+    static var sql: String {
+        "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
+            + "set_config('search_path', $2::text, true) AS path) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called"
+    }
+
+    let function: Function
+    let tenant: TenantID
+    let searchPath: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant.description)
+        bindings.append(searchPath)
         function.bind(into: &bindings)
         return bindings
     }
@@ -314,6 +384,34 @@ struct EnterTenant: PostgresPreparedStatement {
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+
+    /// Enters `tenant` in `home`: for a tenant with a schema of its own, with that schema first
+    /// on the search path for the rest of the transaction too.
+    static func run(_ tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws {
+        if let path = home.searchPath {
+            try await connection.execute(EnterTenantHome(tenant: tenant, searchPath: path), logger: logger).consume()
+        } else {
+            try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
+        }
+    }
+}
+
+/// `EnterTenant` with the tenant's search path.
+struct EnterTenantHome: PostgresPreparedStatement {
+    static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('search_path', $2::text, true)"
+    typealias Row = (String, String)
+
+    let tenant: TenantID
+    let searchPath: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant.description)
+        bindings.append(searchPath)
         return bindings
     }
 

@@ -131,6 +131,9 @@ extension AppDependencies {
     /// The tenant decider's commands (onboarding, plan, status, users, keys).
     public var tenants: TenantCommands { TenantCommands(catalog: catalog) }
 
+    /// Brings tenants' own data to this build (the tenant pass of `petstore migrate`).
+    public func tenantMigrator() -> TenantMigrator { TenantMigrator(client: backgroundClient, logger: logger) }
+
     /// A tenant's configuration as the API shows it.
     public var config: ConfigOperations { ConfigOperations(runtime: runtime, logger: logger) }
 }

@@ -47,7 +47,7 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible,
     public static func storage(_ message: String, cause: any Error) -> TenancyError {
         var error = TenancyError(.storage, message)
         error.databaseFault = DatabaseFault.classify(cause)
-        error.cause = (cause as? CustomDebugStringConvertible)?.debugDescription ?? DatabaseURL.describe(cause)
+        error.cause = (cause as? any CustomDebugStringConvertible)?.debugDescription ?? DatabaseURL.describe(cause)
         return error
     }
 }

@@ -27,8 +27,8 @@ import Testing
         }
     }
 
-    @Test func `auditors read the log, verify it and see attacks, but never command`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `auditors read the log, verify it and see attacks, but never command`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let (admin, auditor) = try await setUp(app, client, slug: "audited")
             _ = try await admin.register("Rex")
             #expect(try await auditor.call(.get, "/api/events").status == .ok)
@@ -47,8 +47,8 @@ import Testing
         }
     }
 
-    @Test func `pages follow the log in order, and filters narrow it`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `pages follow the log in order, and filters narrow it`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let (admin, auditor) = try await setUp(app, client, slug: "paged")
             let rex = try await admin.register("Rex")
             _ = try await admin.register("Tom", species: "cat")
@@ -90,8 +90,8 @@ import Testing
         }
     }
 
-    @Test func `NDJSON streams every event with its hashes, each line chained to the one before`() async throws {
-        try await withApp(.live) { app, client in
+    @Test(arguments: Placements.all) func `NDJSON streams every event with its hashes, each line chained to the one before`(placement: String) async throws {
+        try await withApp(.live, placement: placement) { app, client in
             let (admin, auditor) = try await setUp(app, client, slug: "streamed")
             for index in 0..<30 { _ = try await admin.register("Pet \(index)") }
             let total = try await app.eventCount("streamed")
@@ -109,8 +109,8 @@ import Testing
         }
     }
 
-    @Test func `verify says ok with the head, and names the first altered event`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `verify says ok with the head, and names the first altered event`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let (admin, auditor) = try await setUp(app, client, slug: "verified")
             for name in ["A", "B", "C"] { _ = try await admin.register(name) }
             let good = try auditor.object(try await auditor.call(.get, "/api/events/verify"))
@@ -133,8 +133,8 @@ import Testing
         }
     }
 
-    @Test func `a tenant sees the attempts against it, not who made them`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a tenant sees the attempts against it, not who made them`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let (_, auditor) = try await setUp(app, client, slug: "targeted")
             let attacker = try await app.tenantClient(client, slug: "prober")
             for _ in 0..<3 {

@@ -16,8 +16,8 @@ import Testing
     static let key = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
 
-    @Test func `50 concurrent identical keyed POSTs append exactly one event and none gets a 5xx`() async throws {
-        try await withApp(.live, poolSize: 20) { app, client in
+    @Test(arguments: Placements.all) func `50 concurrent identical keyed POSTs append exactly one event and none gets a 5xx`(placement: String) async throws {
+        try await withApp(.live, poolSize: 20, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "stampede")
             let before = try await app.events(of: "PetRegistered", tenant: "stampede").count
             let port = try #require(client.port)
@@ -61,8 +61,8 @@ import Testing
         }
     }
 
-    @Test func `a retry replays the stored response; the same key with another body is a 422`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a retry replays the stored response; the same key with another body is a 422`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "retrier")
             let first = try await tenant.call(.post, "/api/pets", json: #"{"name":"Rex","species":"dog"}"#, extra: [Self.key: "k-1"])
             #expect(first.status == .created)
@@ -84,8 +84,8 @@ import Testing
         }
     }
 
-    @Test func `the same key from another tenant or another API key is independent`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `the same key from another tenant or another API key is independent`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let one = try await app.tenantClient(client, slug: "tenant-one")
             let two = try await app.tenantClient(client, slug: "tenant-two")
             let body = #"{"name":"Twin","species":"dog"}"#
@@ -105,8 +105,8 @@ import Testing
         }
     }
 
-    @Test func `a request still running makes a retry a 409`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a request still running makes a retry a 409`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "busy-key")
             let record = try #require(try await app.catalog.tenant(slug: "busy-key"))
             let principal = try #require(try await app.dependencies.authenticator.authenticate(authorization: "Bearer \(tenant.key)"))
@@ -124,8 +124,8 @@ import Testing
         }
     }
 
-    @Test func `a failed command stores nothing, so the key can be used again`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a failed command stores nothing, so the key can be used again`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "fixer")
             let bad = try await tenant.call(.post, "/api/pets", json: #"{"name":"","species":"dog"}"#, extra: [Self.key: "fix-me"])
             #expect(bad.status.code >= 400 && bad.status.code < 500)
@@ -135,8 +135,8 @@ import Testing
         }
     }
 
-    @Test func `PATCH, DELETE and config PUT are idempotent too`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `PATCH, DELETE and config PUT are idempotent too`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "verbs")
             let id = try await tenant.register("Rex")
             let settingsBefore = try await app.events(of: "ConfigValueSet", tenant: "verbs").count
@@ -154,8 +154,8 @@ import Testing
         }
     }
 
-    @Test func `a replayed key issuance does not hand out the secret again`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a replayed key issuance does not hand out the secret again`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "secrets")
             let body = #"{"email":"new@example.com","role":"member"}"#
             let first = try await tenant.call(.post, "/api/keys", json: body, extra: [Self.key: "issue"])
@@ -198,8 +198,8 @@ import Testing
         }
     }
 
-    @Test func `a key of 255 characters is accepted`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a key of 255 characters is accepted`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "long-key")
             let response = try await tenant.call(.post, "/api/pets", json: #"{"name":"X","species":"dog"}"#,
                                                  extra: [Self.key: String(repeating: "k", count: 255)])
@@ -207,8 +207,8 @@ import Testing
         }
     }
 
-    @Test func `platform commands take a key too: onboarding replays without the admin key`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `platform commands take a key too: onboarding replays without the admin key`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let fields: HTTPFields = [.authorization: "Bearer \(app.platformKey)", .contentType: "application/json", Self.key: "onboard-1"]
             let body = ByteBuffer(string: #"{"slug":"keyed-shop","name":"Keyed","plan":"free"}"#)
             let first = try await send(client, "/api/admin/tenants", .post, fields, body: body)
@@ -236,8 +236,8 @@ import Testing
         let body: String?
     }
 
-    @Test func `every command route replays over a real connection with a Content-Length that matches its body`() async throws {
-        try await withApp(.live) { app, client in
+    @Test(arguments: Placements.all) func `every command route replays over a real connection with a Content-Length that matches its body`(placement: String) async throws {
+        try await withApp(.live, placement: placement) { app, client in
             let port = try #require(client.port)
             let admin = try await app.tenantClient(client, slug: "replays")
             let petToChange = try await admin.register("Change")

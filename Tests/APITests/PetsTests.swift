@@ -54,8 +54,8 @@ extension TestApp {
 }
 
 @Suite struct PetsTests {
-    @Test func `a created pet answers 201 with Location and ETag and is readable at once`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a created pet answers 201 with Location and ETag and is readable at once`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "pet-shop")
             let created = try await tenant.call(.post, "/api/pets", json: #"{"name":"Rex","species":"dog","breed":"Boxer","microchip_id":"123456789012"}"#)
             #expect(created.status == .created)
@@ -73,8 +73,8 @@ extension TestApp {
         }
     }
 
-    @Test func `the list filters by species and its cursor neither skips nor repeats while pets are added`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `the list filters by species and its cursor neither skips nor repeats while pets are added`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "pager")
             for index in 0..<7 { _ = try await tenant.register("Dog \(index)") }
             for index in 0..<3 { _ = try await tenant.register("Cat \(index)", species: "cat") }
@@ -99,8 +99,8 @@ extension TestApp {
         }
     }
 
-    @Test func `a stale If-Match is 412 and a fresh one applies`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a stale If-Match is 412 and a fresh one applies`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "matcher")
             let id = try await tenant.register("Rex")
             let renamed = try await tenant.call(.patch, "/api/pets/\(id)", json: #"{"name":"Rexy"}"#, extra: [.ifMatch: "\"1\""])
@@ -116,8 +116,8 @@ extension TestApp {
         }
     }
 
-    @Test func `a removed pet disappears, and include_deleted_pets brings it back at once`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a removed pet disappears, and include_deleted_pets brings it back at once`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "remover")
             let id = try await tenant.register("Ghost")
             #expect(try await tenant.call(.delete, "/api/pets/\(id)").status == .noContent)
@@ -139,8 +139,8 @@ extension TestApp {
         }
     }
 
-    @Test func `history lists a pet's events and as_of answers the state of that moment`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `history lists a pet's events and as_of answers the state of that moment`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "historian")
             let id = try await tenant.register("Young")
             try await Task.sleep(for: .milliseconds(30))
@@ -160,8 +160,8 @@ extension TestApp {
         }
     }
 
-    @Test func `tenant B's pet asked for by tenant A is the same 404 as a random id`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `tenant B's pet asked for by tenant A is the same 404 as a random id`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let a = try await app.tenantClient(client, slug: "tenant-one")
             let b = try await app.tenantClient(client, slug: "tenant-two")
             let theirs = try await b.register("Private")
@@ -175,8 +175,8 @@ extension TestApp {
         }
     }
 
-    @Test func `bad input gets a clear problem and appends nothing`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `bad input gets a clear problem and appends nothing`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "strict")
             let id = try await tenant.register("Rex")
             let before = try await app.eventCount("strict")
@@ -220,8 +220,8 @@ extension TestApp {
         }
     }
 
-    @Test func `an auditor reads but never commands`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `an auditor reads but never commands`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let admin = try await app.tenantClient(client, slug: "audited")
             let issued = try await admin.call(.post, "/api/keys", json: #"{"email":"eye@audited.test","role":"auditor"}"#)
             let auditor = TenantClient(client: client, key: try #require(try admin.object(issued)["api_key"] as? String), slug: "audited")
@@ -234,8 +234,8 @@ extension TestApp {
 }
 
 @Suite struct ProjectionAdminTests {
-    @Test func `the platform sees each projection's progress and lag`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `the platform sees each projection's progress and lag`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "lagging")
             for index in 0..<5 { _ = try await tenant.register("Pet \(index)") }
             let response = try await send(client, "/api/admin/projections", .get, headers(app.platformKey))

@@ -22,6 +22,8 @@ struct TestApp: Sendable {
     let routes: RouteTable
     /// Errors that reached HTTP without a mapping.
     let unmapped: UnmappedErrors
+    /// The placement `onboard` asks for; nil leaves it to the plan.
+    let placement: String?
 
     var catalog: Catalog { dependencies.catalog }
     var store: EventStore { dependencies.store }
@@ -33,6 +35,7 @@ func withApp(
     rateLimits: RateLimits? = .generous, rateLimitFailure: RateLimiter.FailureMode = .open,
     idempotencyRetention: Duration = .seconds(86_400), tenantLabelCap: Int = 500, logger: Logger = TestCluster.logger,
     configuration: ServerConfiguration = .tests, timeouts: StatementTimeouts? = nil, allowUnmappedErrors: Bool = false,
+    placement: String? = nil,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     let database = try await TestCluster.shared.database()
@@ -54,10 +57,16 @@ func withApp(
     )
     try await application.test(testing) { testClient in
         let key = try await app.catalog.createPlatformKey(name: "tests")
-        try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes, unmapped: unmapped), testClient)
+        try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes, unmapped: unmapped,
+                                  placement: placement), testClient)
     }
     // Every error a module throws has its answer in ErrorMapping; one without is a bug here.
     if !allowUnmappedErrors { #expect(unmapped.all.isEmpty, "errors reached HTTP without a mapping: \(unmapped.all)") }
+}
+
+/// The placements the API tests run over: each of them must behave the same.
+enum Placements {
+    static let all = ["shared", "schema"]
 }
 
 extension ServerConfiguration {
@@ -73,8 +82,9 @@ extension RateLimits {
 
 extension TestApp {
     /// Onboards a tenant through the API and returns its admin key.
-    func onboard(_ client: some TestClientProtocol, slug: String, plan: String = "free") async throws -> String {
-        let body = #"{"slug":"\#(slug)","name":"Tenant \#(slug)","plan":"\#(plan)"}"#
+    func onboard(_ client: some TestClientProtocol, slug: String, plan: String = "free", placement: String? = nil) async throws -> String {
+        let placement = (placement ?? self.placement).map { #","placement":"\#($0)""# } ?? ""
+        let body = #"{"slug":"\#(slug)","name":"Tenant \#(slug)","plan":"\#(plan)"\#(placement)}"#
         return try await client.execute(uri: "/api/admin/tenants", method: .post,
                                         headers: [.authorization: "Bearer \(platformKey)", .contentType: "application/json"],
                                         body: ByteBuffer(string: body)) { response in

@@ -24,8 +24,8 @@ import Testing
         }
     }
 
-    @Test func `a key of tenant A against tenant B is the same 404 as a missing tenant, by every route and strategy, and audited once per route`() async throws {
-        try await withApp { app, client in
+    @Test(arguments: Placements.all) func `a key of tenant A against tenant B is the same 404 as a missing tenant, by every route and strategy, and audited once per route`(placement: String) async throws {
+        try await withApp(placement: placement) { app, client in
             let keyA = try await app.onboard(client, slug: "tenant-a")
             _ = try await app.onboard(client, slug: "tenant-b")
             let routes = tenantRoutes(app)
@@ -71,8 +71,8 @@ import Testing
         }
     }
 
-    @Test func `a missing, malformed, unknown or revoked key is 401 with WWW-Authenticate, whether or not the tenant exists`() async throws {
-        try await withApp { app, client in
+    @Test(arguments: Placements.all) func `a missing, malformed, unknown or revoked key is 401 with WWW-Authenticate, whether or not the tenant exists`(placement: String) async throws {
+        try await withApp(placement: placement) { app, client in
             let key = try await app.onboard(client, slug: "locked")
             let forged = APIKey.generate(.tenant).value
             for tenant in ["locked", "no-such-tenant"] {
@@ -106,8 +106,8 @@ import Testing
         }
     }
 
-    @Test func `a weaker role inside its own tenant is 403, and the platform routes want a platform key`() async throws {
-        try await withApp { app, client in
+    @Test(arguments: Placements.all) func `a weaker role inside its own tenant is 403, and the platform routes want a platform key`(placement: String) async throws {
+        try await withApp(placement: placement) { app, client in
             let admin = try await app.onboard(client, slug: "roles")
             func issue(_ role: String) async throws -> String {
                 try await client.execute(uri: "/api/keys", method: .post, headers: headers(admin, tenant: "roles").merging([.contentType: "application/json"]),
@@ -134,8 +134,8 @@ import Testing
         }
     }
 
-    @Test func `a tenant route without a tenant is 400, and malformed or disagreeing tenants are 400`() async throws {
-        try await withApp { app, client in
+    @Test(arguments: Placements.all) func `a tenant route without a tenant is 400, and malformed or disagreeing tenants are 400`(placement: String) async throws {
+        try await withApp(placement: placement) { app, client in
             let key = try await app.onboard(client, slug: "some-tenant")
             let cases: [(String, HTTPFields)] = [
                 ("/api/tenant", headers(key)),
@@ -159,8 +159,8 @@ import Testing
         }
     }
 
-    @Test func `through a pool of one connection, a request without a tenant after a tenant's request sees nothing`() async throws {
-        try await withApp(.router, poolSize: 1) { app, client in
+    @Test(arguments: Placements.all) func `through a pool of one connection, a request without a tenant after a tenant's request sees nothing`(placement: String) async throws {
+        try await withApp(.router, poolSize: 1, placement: placement) { app, client in
             let key = try await app.onboard(client, slug: "pooled")
             try await client.execute(uri: "/api/users", method: .get, headers: headers(key, tenant: "pooled")) { #expect($0.status == .ok) }
             let (users, events) = try await app.dependencies.client.withConnection { connection in
@@ -174,8 +174,8 @@ import Testing
         }
     }
 
-    @Test func `ten thousand interleaved requests of two tenants through a pool of two never see the other's rows`() async throws {
-        try await withApp(.router, poolSize: 2) { app, client in
+    @Test(arguments: Placements.all) func `ten thousand interleaved requests of two tenants through a pool of two never see the other's rows`(placement: String) async throws {
+        try await withApp(.router, poolSize: 2, placement: placement) { app, client in
             let keyA = try await app.onboard(client, slug: "left-tenant")
             let keyB = try await app.onboard(client, slug: "right-tenant")
             let prefixA = String(keyA.prefix(12)), prefixB = String(keyB.prefix(12))

@@ -120,7 +120,7 @@ enum ErrorMapping {
     }
 
     static func database(_ error: DatabaseError) -> Problem {
-        error.code == .unreachable ? .databaseFault(.unavailable) : .internalError()
+        DatabaseFault.classify(error).map(Problem.databaseFault) ?? .internalError()
     }
 }
 

@@ -38,11 +38,17 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
 
 extension Problem {
     static func databaseFault(_ fault: DatabaseFault) -> Problem {
+        if fault == .tenantBehind {
+            return Problem(type: typeBase + "tenant-migrating", title: "Service Unavailable", status: .serviceUnavailable,
+                           detail: "This tenant's data is being brought up to the server's version; nothing was done. Retry shortly.",
+                           headers: [.retryAfter: "5"])
+        }
         let detail = switch fault {
         case .unavailable: "The database cannot be reached right now; nothing was done. Retry shortly."
         case .timedOut: "The database did not finish in time (a statement or a lock wait timed out); nothing was done. Retry shortly."
         case .outcomeUnknown:
             "The connection to the database was lost while the change was committing: it may or may not have taken effect. Retry it with the same Idempotency-Key."
+        case .tenantBehind: ""
         }
         return Problem(type: typeBase + "service-unavailable", title: "Service Unavailable", status: .serviceUnavailable,
                        detail: detail, headers: [.retryAfter: "1"])

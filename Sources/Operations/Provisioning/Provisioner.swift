@@ -50,8 +50,9 @@ public struct Provisioner: Sendable {
                     try await Self.record(step, in: session)
                 }
             case .migrated:
-                // The shared tables are migrated with the control plane; a schema of its own gets
-                // its read-model tables from the projections when they first run for it.
+                // The shared tables are migrated with the control plane. A schema tenant's copies
+                // of the projection versions were made with its catalog row, in the same unit of
+                // work (provision_tenant_schema), and are in its ledger.
                 try await record(step, for: tenant)
             case .admin:
                 // The user and key commit before the step record; after a crash in between, the

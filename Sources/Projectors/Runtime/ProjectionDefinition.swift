@@ -20,6 +20,15 @@ public struct ProjectionDefinition: Sendable, Equatable {
     /// Where this version's tables live.
     public var schemaName: String { "proj_\(name)_\(version)" }
 
+    /// Whose rows the read model holds. A tenant's own (the default) live with the tenant, in
+    /// copies of its own for a tenant with a schema of its own; a file whose first lines say
+    /// `-- scope: platform` holds rows the platform reads across tenants, kept in the shared
+    /// tables for every tenant.
+    public var scope: String {
+        let header = sql.split(separator: "\n").prefix(while: { $0.hasPrefix("--") })
+        return header.contains { $0.replacingOccurrences(of: " ", with: "") == "--scope:platform" } ? "platform" : "tenant"
+    }
+
     /// The tables the file creates, exposed as views once the version is active.
     public var tables: [String] {
         SQLScript.statements(in: sql).compactMap { statement in

@@ -34,6 +34,19 @@ public struct ProjectionInstaller: Sendable {
         }
     }
 
+    /// The versions `install` would install, for a dry run.
+    public func pending(_ url: DatabaseURL, logger: Logger) async throws -> [ProjectionDefinition] {
+        try await url.withConnection(logger: logger) { connection in
+            let exists = try await connection.query("SELECT to_regclass('projections') IS NOT NULL", logger: logger)
+                .collect().first?.decode(Bool.self) ?? false
+            guard exists else { return definitions }
+            var known = Set<String>()
+            let rows = try await connection.query("SELECT name || ':' || version FROM projections", logger: logger)
+            for try await item in rows.decode(String.self) { known.insert(item) }
+            return definitions.filter { !known.contains("\($0.name):\($0.version)") }
+        }
+    }
+
     private func installAll(on connection: PostgresConnection, logger: Logger) async throws -> [ProjectionDefinition] {
         var installed: [ProjectionDefinition] = []
         for definition in definitions {
@@ -58,8 +71,9 @@ public struct ProjectionInstaller: Sendable {
                         trusted: "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \(definition.schemaName) TO petstore_app",
                         logger: logger)
                     try await connection.execute("""
-                        INSERT INTO projections (name, version, schema_name, tables, state)
-                        VALUES (\(definition.name), \(definition.version), \(definition.schemaName), \(definition.tables), 'building')
+                        INSERT INTO projections (name, version, schema_name, tables, state, scope)
+                        VALUES (\(definition.name), \(definition.version), \(definition.schemaName), \(definition.tables), 'building',
+                                \(definition.scope))
                         """, logger: logger)
                     if active == nil {
                         try await connection.execute("SELECT activate_projection(\(definition.name), \(definition.version))", logger: logger)

@@ -70,11 +70,12 @@ extension ProjectionRuntime {
         let lockKey = "\(version.name)/\(version.version)/\(tenant)"
         try await database.withTenant(tenant) { session in
             try await session.run("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))")
-            try await session.run("SELECT set_config('search_path', \(version.schema + ", public"), true)")
+            let schema = version.schema(in: session)
+            try await session.run("SELECT set_config('search_path', \(schema + ", public"), true)")
             for table in tables {
-                // Table names come from the projections table, written from our own SQL files.
+                // Schema and table names come from the projections table, written from our own SQL files.
                 try await session.run(
-                    PostgresQuery(unsafeSQL: "DELETE FROM \(version.schema).\(table) WHERE tenant_id = $1", binds: try bindings(session.tenant)))
+                    PostgresQuery(unsafeSQL: "DELETE FROM \(schema).\(table) WHERE tenant_id = $1", binds: try bindings(session.tenant)))
             }
             var position: Int64 = 0
             while true {

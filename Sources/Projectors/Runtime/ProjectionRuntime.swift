@@ -24,6 +24,13 @@ public final class ProjectionRuntime: Service, Sendable {
         public let version: String
         public let schema: String
         public let state: String
+        /// Whether each tenant's rows live with the tenant (`tenant`) or in the shared tables.
+        public let scope: String
+
+        /// The schema of this version's rows for the session's tenant.
+        func schema(in session: TenantSession) -> String {
+            session.home.projectionSchema(shared: schema, version: version, perTenant: scope == "tenant")
+        }
     }
 
     let client: PostgresClient
@@ -41,11 +48,13 @@ public final class ProjectionRuntime: Service, Sendable {
     public init(
         client: PostgresClient, store: EventStore, projectors: [any Projector],
         batchSize: Int = 500, pollInterval: Duration = .seconds(1), lagObserver: (@Sendable (String, [Double]) -> Void)? = nil,
+        maintenance: Bool = false,
         logger: Logger, beforeCommit: @escaping @Sendable (TenantID, Int) throws -> Void = { _, _ in }
     ) {
         self.lagObserver = lagObserver
         self.client = client
-        self.database = TenantDatabase(client: client, logger: logger)
+        // Maintenance (migrate) fills tenants that are behind, which serving refuses.
+        self.database = TenantDatabase(client: client, logger: logger, refusesBehind: !maintenance)
         self.store = store
         self.projectors = Dictionary(uniqueKeysWithValues: projectors.map { ($0.name, $0) })
         self.batchSize = batchSize
@@ -100,9 +109,10 @@ public final class ProjectionRuntime: Service, Sendable {
     public func versions() async throws -> [Version] {
         var versions: [Version] = []
         let rows = try await client.query(
-            "SELECT name, version, schema_name, state FROM projections WHERE state IN ('active', 'building') ORDER BY name, state", logger: logger)
-        for try await (name, version, schema, state) in rows.decode((String, String, String, String).self) where projectors[name] != nil {
-            versions.append(Version(name: name, version: version, schema: schema, state: state))
+            "SELECT name, version, schema_name, state, scope FROM projections WHERE state IN ('active', 'building') ORDER BY name, state",
+            logger: logger)
+        for try await (name, version, schema, state, scope) in rows.decode((String, String, String, String, String).self) where projectors[name] != nil {
+            versions.append(Version(name: name, version: version, schema: schema, state: state, scope: scope))
         }
         return versions
     }
@@ -129,11 +139,25 @@ public final class ProjectionRuntime: Service, Sendable {
             lagging.append(TenantID(tenant))
         }
         for tenant in lagging {
-            if try await catchUp(tenant: tenant, version: version) == false { behind = true }
+            do {
+                if try await catchUp(tenant: tenant, version: version) == false { behind = true }
+            } catch where DatabaseFault.classify(error) == .tenantBehind || Self.lacksCopy(error) {
+                // A tenant with no copy of this version yet (a new version, or one the tenant is
+                // behind on) waits for `petstore migrate`, which also catches it up; until then
+                // a version being built is not activated.
+                behind = true
+            }
         }
         if version.state == "building" && !behind {
             try await activateIfCaughtUp(version)
         }
+    }
+
+    /// Whether `error` is `begin_projection_batch` refusing a tenant's copy that does not exist.
+    static func lacksCopy(_ error: any Error) -> Bool {
+        var error = error
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError { error = inner }
+        return (error as? PSQLError)?.serverInfo?[.sqlState] == "PT503"
     }
 
     /// Brings the versions of the named projections (all when nil) up to date for one tenant:
@@ -186,7 +210,7 @@ public final class ProjectionRuntime: Service, Sendable {
         let applied: [RecordedEvent] = try await pool.withTenant(tenant) { session in
             // Takes the pair's lock, sets the search path, locks the checkpoint.
             let position = try await session.call(
-                BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema)).first ?? 0
+                BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
             let events = try await store.read(after: position, limit: batchSize, in: session)
             guard let last = events.last else { return [] }
             try await projector.apply(events, in: session)

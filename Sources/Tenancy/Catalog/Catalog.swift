@@ -135,17 +135,17 @@ public final class Catalog: Sendable {
         let tenant = session.tenant
         switch event {
         case .created(let created):
-            if created.placement != .shared {
-                // Before the tenant's first event: its partition must exist before any row would
-                // land in the shared ones.
-                try await session.run("SELECT provision_tenant_schema(\(tenant))")
-            }
             let location = created.placement == .shared ? nil : "t_" + tenant.description.replacingOccurrences(of: "-", with: "")
             try await session.run("""
                 INSERT INTO tenants (id, slug, name, plan, status, placement, location, created_at, updated_at)
                 VALUES (\(tenant), \(created.slug), \(created.name), \(created.plan.rawValue), 'provisioning',
                         \(created.placement.rawValue), \(location), \(created.at), \(created.at))
                 """)
+            if created.placement != .shared {
+                // Before the tenant's first event: its partition must exist before any row would
+                // land in the shared ones. The catalog row comes first: provisioning reads it.
+                try await session.run("SELECT provision_tenant_schema(\(tenant))")
+            }
         case .activated(let activated):
             try await session.run(
                 "UPDATE tenants SET status = 'active', updated_at = \(activated.at) WHERE id = \(tenant) AND status = 'provisioning'")
