@@ -58,6 +58,7 @@ public enum ApplicationBuilder {
         SecurityEventRoutes(queries: dependencies.securityEvents, catalog: dependencies.catalog, table: routes).register(on: admin)
         AnalyticsRoutes(dependencies: dependencies, table: routes).register(on: admin)
         ProjectionRoutes(runtime: dependencies.runtime, table: routes).register(on: admin)
+        ServerRoutes(servers: dependencies.servers, commands: commands, table: routes).register(on: admin)
         checkpoints.register(on: admin)
 
         var tenantMiddleware = router.group("/api")

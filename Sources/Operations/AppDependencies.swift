@@ -131,6 +131,9 @@ extension AppDependencies {
     /// The tenant decider's commands (onboarding, plan, status, users, keys).
     public var tenants: TenantCommands { TenantCommands(catalog: catalog) }
 
+    /// The PostgreSQL servers tenants may be placed on.
+    public var servers: ServerRegistry { ServerRegistry(client: client, logger: logger) }
+
     /// Brings tenants' own data to this build (the tenant pass of `petstore migrate`).
     public func tenantMigrator() -> TenantMigrator { TenantMigrator(client: backgroundClient, logger: logger) }
 

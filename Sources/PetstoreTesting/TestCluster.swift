@@ -15,7 +15,16 @@ import Glibc
 /// a template database once; every `database()` is a `CREATE DATABASE … TEMPLATE` copy of it, so
 /// tests run in parallel and never see each other's rows.
 public actor TestCluster {
-    public static let shared = TestCluster()
+    public static let shared = TestCluster(label: "")
+    /// Another server on loopback, for tenants placed on a server other than main. Started by
+    /// the first test that asks (or `TEST_SECOND_DATABASE_URL`, a superuser of another server).
+    public static let second = TestCluster(label: "second")
+
+    let label: String
+
+    init(label: String) {
+        self.label = label
+    }
 
     struct Server: Sendable {
         let superuserURL: DatabaseURL
@@ -100,19 +109,27 @@ public actor TestCluster {
         )
     }
 
+    /// A login on this cluster's server that may create databases (the schema owner), on its
+    /// `postgres` database: what `server add` takes.
+    public func serverURL() async throws -> DatabaseURL {
+        try await prepared().ownerURL.with(database: "postgres")
+    }
+
     private func prepared() async throws -> Server {
         if let server { return try await server.value }
-        let task = Task { try await Self.startServer() }
+        let label = label
+        let task = Task { try await Self.startServer(label: label) }
         server = task
         return try await task.value
     }
 
-    private static func startServer() async throws -> Server {
+    private static func startServer(label: String) async throws -> Server {
         let server: Server
-        if let raw = ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] {
+        let variable = label.isEmpty ? "TEST_DATABASE_URL" : "TEST_\(label.uppercased())_DATABASE_URL"
+        if let raw = ProcessInfo.processInfo.environment[variable] {
             server = try await adopt(superuser: try DatabaseURL(raw))
         } else {
-            let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-tests-\(getpid())")
+            let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-tests\(label.isEmpty ? "" : "-" + label)-\(getpid())")
             try? FileManager.default.removeItem(at: directory)
             let cluster = try await LocalCluster(directory: directory, settings: fastSettings, logger: logger).start()
             ThrowawayClusters.register(cluster, directory: directory)

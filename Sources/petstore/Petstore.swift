@@ -25,7 +25,7 @@ struct Petstore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "petstore",
         abstract: "An event-sourced, multi-tenant pet store backend on PostgreSQL.",
-        subcommands: [Serve.self, Migrate.self, TenantCommand.self, KeyCommand.self, ProjectionsCommand.self, ProjectorsCommand.self, AuditCommand.self, AnalyticsCommand.self, DatabaseCommand.self, BenchCommand.self]
+        subcommands: [Serve.self, Migrate.self, TenantCommand.self, ServerCommand.self, KeyCommand.self, ProjectionsCommand.self, ProjectorsCommand.self, AuditCommand.self, AnalyticsCommand.self, DatabaseCommand.self, BenchCommand.self]
     )
 }
 

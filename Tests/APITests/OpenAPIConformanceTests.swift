@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Operations
+import PetstoreTesting
 import Testing
 
 /// The OpenAPI document against what the server really sends and accepts: every operation's
@@ -158,6 +159,16 @@ import Testing
             try seen.conforms(try await platformCall(.get, "/api/admin/analytics?tenant=conform"), .get, "/api/admin/analytics")
             try seen.conforms(try await platformCall(.get, "/api/admin/projections"), .get, "/api/admin/projections")
             try seen.conforms(try await send(client, "/api/admin/projections", .get, [:]), .get, "/api/admin/projections")
+            let second = try await TestCluster.second.serverURL()
+            try seen.conforms(try await platformCall(.post, "/api/admin/servers", json: #"{"name":"second","url":"\#(second.connectionString)"}"#),
+                              .post, "/api/admin/servers")
+            try seen.conforms(try await platformCall(.post, "/api/admin/servers", json: #"{"name":"second","url":"\#(second.connectionString)"}"#),
+                              .post, "/api/admin/servers")
+            try seen.conforms(try await platformCall(.post, "/api/admin/servers", json: #"{"name":"x","url":"postgres://a@127.0.0.1:1/x"}"#),
+                              .post, "/api/admin/servers")
+            try seen.conforms(try await platformCall(.get, "/api/admin/servers"), .get, "/api/admin/servers")
+            try seen.conforms(try await platformCall(.delete, "/api/admin/servers/main"), .delete, "/api/admin/servers/{name}")
+            try seen.conforms(try await platformCall(.delete, "/api/admin/servers/second"), .delete, "/api/admin/servers/{name}")
 
             // Every operation was seen succeeding: a route added later cannot skip this test.
             let succeeded: Set<String> = Set(seen.operations.filter { $0.hasSuffix(" 200") || $0.hasSuffix(" 201") || $0.hasSuffix(" 202") || $0.hasSuffix(" 204") }

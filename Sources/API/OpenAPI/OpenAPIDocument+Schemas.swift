@@ -103,6 +103,16 @@ extension OpenAPIDocument {
                 "status": JSONSchema.string(values: ["active", "suspended"]),
             ], closed: true, description: "Only the members sent change; `name` cannot be changed (422)."),
             "TenantPage": JSONSchema.page(of: "Tenant"),
+            "Server": JSONSchema.object([
+                "name": JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{0,30}$"),
+                "display": JSONSchema.string(description: "host:port/database, or DATABASE_URL for main: never a user or password."),
+                "added_at": time,
+                "tenants": JSONSchema.integer(minimum: 0, description: "Tenants placed on the server, in any state."),
+            ], required: ["name", "display", "added_at", "tenants"]),
+            "ServerCreate": JSONSchema.object([
+                "name": JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{0,30}$"),
+                "url": JSONSchema.string(description: "postgres://user:password@host:port/database of a login that may create databases."),
+            ], required: ["name", "url"], closed: true),
             "SecurityEvent": JSONSchema.object([
                 "id": JSONSchema.integer(minimum: 1),
                 "kind": JSONSchema.string(description: "Such as unknown_tenant or cross_tenant."),
