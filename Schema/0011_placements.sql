@@ -114,6 +114,11 @@ BEGIN
     RAISE EXCEPTION 'tenant % has no copy of projection % version %', tenant, p_name, p_version
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- A tenant onboarded before placements were real has its rows in the shared tables: they
+  -- are its copy's now.
+  FOREACH table_name IN ARRAY source.tables LOOP
+    EXECUTE format('DELETE FROM %I.%I WHERE tenant_id = $1', source.schema_name, table_name) USING tenant;
+  END LOOP;
   IF source.state = 'active' THEN
     FOREACH table_name IN ARRAY source.tables LOOP
       EXECUTE format('DROP VIEW IF EXISTS %I.%I', home, table_name);
@@ -187,16 +192,19 @@ BEGIN
   END IF;
 END $$;
 
--- The batch start of 0010, refusing a schema that does not exist: set on the search path it
--- would be skipped in silence, and the batch would write through to the shared tables.
+-- The batch start of 0010, refusing a schema that lacks any of the version's tables: set on the
+-- search path, a missing schema would be skipped in silence (and a missing table found further
+-- along it), and the batch would write through the public views to the shared tables.
 CREATE OR REPLACE FUNCTION begin_projection_batch(tenant uuid, p_name text, p_version text, p_schema text)
   RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   result bigint;
 BEGIN
   PERFORM assert_tenant(tenant);
-  IF to_regnamespace(p_schema) IS NULL THEN
-    RAISE EXCEPTION 'projection schema % does not exist: the tenant has no copy of it yet (run petstore migrate)', p_schema
+  IF to_regnamespace(p_schema) IS NULL OR EXISTS (
+       SELECT 1 FROM projections p, unnest(p.tables) AS t(name)
+        WHERE p.name = p_name AND p.version = p_version AND to_regclass(format('%I.%I', p_schema, t.name)) IS NULL) THEN
+    RAISE EXCEPTION 'projection schema % is missing or incomplete: the tenant has no copy of it yet (run petstore migrate)', p_schema
       USING ERRCODE = 'PT503';
   END IF;
   PERFORM pg_advisory_xact_lock(hashtextextended(p_name || '/' || p_version || '/' || tenant::text, 0));
