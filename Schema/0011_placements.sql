@@ -128,6 +128,8 @@ BEGIN
   END IF;
   INSERT INTO tenant_migrations (tenant_id, item) VALUES (tenant, 'projection:' || p_name || ':' || p_version)
     ON CONFLICT DO NOTHING;
+  -- Servers that refused the tenant as behind serve it again as soon as this commits.
+  PERFORM pg_notify('petstore_catalog', tenant::text);
 END $$;
 REVOKE ALL ON FUNCTION finish_tenant_projection(uuid, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION finish_tenant_projection(uuid, text, text) TO petstore_app;
@@ -179,6 +181,8 @@ BEGIN
     EXECUTE format('GRANT SELECT ON public.%I TO petstore_app', table_name);
   END LOOP;
   UPDATE projections SET state = 'active', activated_at = now() WHERE name = p_name AND version = p_version;
+  -- Which tenants are behind has changed: every server forgets where tenants stand.
+  PERFORM pg_notify('petstore_catalog', '*');
   IF target.scope = 'tenant' THEN
     FOR tenant IN SELECT t.id FROM tenants t WHERE t.placement = 'schema'
                      AND to_regnamespace(tenant_projection_schema(t.id, p_version)) IS NOT NULL LOOP

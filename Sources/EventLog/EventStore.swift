@@ -42,8 +42,10 @@ public struct EventStore: Sendable {
     public typealias AppendObserver = @Sendable (TenantID, [String: Int]) -> Void
     let observer: AppendObserver?
 
-    public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil, logger: Logger) {
-        self.database = TenantDatabase(client: client, logger: logger)
+    /// `homeTTL`: how long where a tenant lives is remembered (see `TenantDatabase`).
+    public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil,
+                homeTTL: Duration = .seconds(2), logger: Logger) {
+        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL)
         self.observer = observer
         self.client = client
         self.signal = signal

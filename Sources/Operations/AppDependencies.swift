@@ -40,6 +40,8 @@ public struct AppDependencies: Sendable {
     public var requestPoolSize: Int { pools.first?.maximum ?? 20 }
     /// The one path of every command: unit of work, Idempotency-Key, recorded response.
     public let commands: CommandPipeline
+    /// Keeps the caches current with other processes' catalog changes; nil when not asked for.
+    public let catalogInvalidation: CatalogInvalidation?
     public let logger: Logger
 
     public init(
@@ -48,8 +50,13 @@ public struct AppDependencies: Sendable {
         rateLimits: RateLimits? = .defaults, rateLimitFailureMode: RateLimiter.FailureMode = .open,
         metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
         signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
+        catalogNotifications: Bool = false,
         logger: Logger
     ) {
+        // With catalog notifications every change reaches the caches when it commits, and the
+        // TTLs only bound what a lost notification could leave; without, they are the bound.
+        let catalogCacheTTL = catalogNotifications ? .seconds(600) : catalogCacheTTL
+        let keyCacheTTL = catalogNotifications ? .seconds(600) : keyCacheTTL
         let background = backgroundClient ?? client
         let metrics = metricsEnabled ? AppMetrics(tenantLabelCap: tenantLabelCap, logger: logger) : nil
         var observer: EventStore.AppendObserver?
@@ -58,13 +65,17 @@ public struct AppDependencies: Sendable {
             observer = { tenant, types in metrics.appended(tenant: tenant, types: types) }
             lagObserver = { name, lags in metrics.projected(name, lags: lags) }
         }
-        let store = EventStore(client: client, observer: observer, logger: logger)
+        let store = EventStore(client: client, observer: observer, homeTTL: catalogCacheTTL, logger: logger)
         let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
         self.client = client
         self.backgroundClient = background
         self.store = store
         self.catalog = catalog
-        self.authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
+        let authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
+        self.authenticator = authenticator
+        self.catalogInvalidation = catalogNotifications
+            ? CatalogInvalidation(client: background, catalog: catalog, authenticator: authenticator, databases: [store.database], logger: logger)
+            : nil
         self.securityLog = SecurityLog(
             client: background, store: EventStore(client: background, signal: store.signal, observer: observer, logger: logger),
             interval: securityFlushInterval, logger: logger)
@@ -87,7 +98,7 @@ public struct AppDependencies: Sendable {
 
     /// The background services besides the HTTP server and the database client, in start order.
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
-        let ledger: [any Service] = rateLimitLedger.map { [$0] } ?? []
+        let ledger: [any Service] = (rateLimitLedger.map { [$0] } ?? []) + (catalogInvalidation.map { [$0] } ?? [])
         return ledger + [
             NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
             runtime,

@@ -251,7 +251,7 @@ struct Serve: AsyncParsableCommand {
             configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests", timeouts: timeouts),
             backgroundLogger: logger
         )
-        let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 6, pool: "background"),
+        let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 8, pool: "background"),
                                               backgroundLogger: logger)
         let metrics = try resolvedMetrics
         var configured = AppDependencies(
@@ -259,8 +259,8 @@ struct Serve: AsyncParsableCommand {
             rateLimits: try resolvedRateLimits, rateLimitFailureMode: try resolvedFailureMode,
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
             signer: try options.signer(file: signingKeyFile),
-            checkpointInterval: try resolvedCheckpointInterval, logger: logger)
-        configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 6)])
+            checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, logger: logger)
+        configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 8)])
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {

@@ -260,6 +260,9 @@ import Testing
                 .init(method: .post, route: "/api/admin/tenants/{slug}/checkpoints", uri: "/api/admin/tenants/replays-platform/checkpoints",
                       tenant: nil, body: nil),
                 .init(method: .delete, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: nil),
+                .init(method: .post, route: "/api/admin/servers", uri: "/api/admin/servers", tenant: nil,
+                      body: #"{"name":"replayed-server","url":"\#(try await TestCluster.second.serverURL().connectionString)"}"#),
+                .init(method: .delete, route: "/api/admin/servers/{name}", uri: "/api/admin/servers/replayed-server", tenant: nil, body: nil),
             ]
             let commandRoutes = Set(app.routes.all.filter { IdempotencyMiddleware.methods.contains($0.method) }
                 .map { "\($0.method.rawValue) \($0.path)" })

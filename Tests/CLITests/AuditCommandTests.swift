@@ -4,6 +4,7 @@ import EventLog
 import Foundation
 import Operations
 import PetstoreTesting
+import PostgresNIO
 import Projectors
 import Testing
 
@@ -152,15 +153,18 @@ import Testing
     }
 
     /// A pets and config read model, as text rows, read past row-level security.
+    /// A schema tenant's pets and config are read from its own views.
     func readModels(_ database: TestDatabase, tenant: UUID) async throws -> [String] {
-        let pets = try await rows(database.superuserURL, """
+        let home = try await scalar(database.superuserURL, "SELECT coalesce(location, 'public') FROM tenants WHERE id = \(tenant)", as: String.self)
+        let schema = try #require(home)
+        let pets = try await rows(database.superuserURL, PostgresQuery(unsafeSQL: """
             SELECT id::text || '|' || registered_seq || '|' || name || '|' || species || '|' || coalesce(breed, '-') || '|' ||
                    coalesce(microchip_id, '-') || '|' || deleted || '|' || created_at || '|' || updated_at || '|' || version
-              FROM public.pets WHERE tenant_id = \(tenant) ORDER BY id
-            """, as: String.self)
-        let config = try await rows(database.superuserURL, """
-            SELECT key || '|' || value::text || '|' || updated_at FROM public.tenant_config WHERE tenant_id = \(tenant) ORDER BY key
-            """, as: String.self)
+              FROM \(schema).pets WHERE tenant_id = '\(tenant.uuidString)' ORDER BY id
+            """), as: String.self)
+        let config = try await rows(database.superuserURL, PostgresQuery(unsafeSQL: """
+            SELECT key || '|' || value::text || '|' || updated_at FROM \(schema).tenant_config WHERE tenant_id = '\(tenant.uuidString)' ORDER BY key
+            """), as: String.self)
         let analytics = try await rows(database.superuserURL, """
             SELECT 'day|' || day || '|' || commands || '|' || events FROM public.analytics_daily WHERE tenant_id = \(tenant)
             UNION ALL
@@ -170,11 +174,12 @@ import Testing
         return pets + ["--"] + config + ["--"] + analytics
     }
 
-    @Test func `an export replayed into an empty database rebuilds the same read models, once`() async throws {
+    @Test(arguments: ["shared", "schema"])
+    func `an export replayed into an empty database rebuilds the same read models, once`(placement: String) async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let source = try await TestCluster.shared.database()
-        #expect(try run(["tenant", "create", "--slug", "replayed", "--name", "Replayed"], on: source).status == 0)
+        #expect(try run(["tenant", "create", "--slug", "replayed", "--name", "Replayed", "--placement", placement], on: source).status == 0)
         let tenantID = try #require(try await scalar(source.ownerURL, "SELECT id FROM tenants WHERE slug = 'replayed'", as: UUID.self))
         let tenant = TenantID(tenantID)
         try await source.withAppClient { client in

@@ -179,7 +179,7 @@ extension OpenAPIDocument {
         .init(.delete, "/api/keys/{id}", id: "revokeKey", tag: "tenant", access: .tenant([.admin]),
               summary: "Revokes an API key.",
               parameters: [.path("id", JSONSchema.string(format: "uuid"), "The key's id.")],
-              success: .init(status: 204, description: "Revoked; the key stops working within seconds.", schema: nil),
+              success: .init(status: 204, description: "Revoked; every server refuses the key once the revocation commits.", schema: nil),
               failures: [.init(404, "No key of this tenant has that id."), .init(409, "The tenant changed at the same time; retry.")]),
     ]
 

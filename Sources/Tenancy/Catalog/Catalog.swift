@@ -10,8 +10,9 @@ import Synchronization
 ///
 /// Every change is decided by the `Tenant` decider from the tenant's own stream, written to the
 /// catalog tables and appended to the tenant's log in one transaction, so auditors see each one.
-/// Lookups by slug are cached for `cacheTTL`; changes made through this catalog clear the cache
-/// at once, and other processes see them within the TTL.
+/// Lookups by slug are cached for `cacheTTL`. Every change notifies `changesChannel` in its own
+/// transaction, so that each process drops what it cached of that tenant when the change commits
+/// (`CatalogInvalidation`); the TTL only bounds what a lost notification could leave behind.
 public final class Catalog: Sendable {
     let client: PostgresClient
     public let store: EventStore
@@ -33,6 +34,9 @@ public final class Catalog: Sendable {
 
     public static let tenantStreamType = "tenant"
 
+    /// Where catalog changes are announced: a tenant's id, `platform` (platform keys) or `*`.
+    public static let changesChannel = "petstore_catalog"
+
     // MARK: - Lookups
 
     /// The tenant with this slug, or nil.
@@ -41,7 +45,7 @@ public final class Catalog: Sendable {
         if let cached = cache.withLock({ $0[slug] }), cached.expires > now { return cached.record }
         let record = try await fetch("SELECT \(unescaped: Self.columns) FROM tenants WHERE slug = \(slug)").first
         cache.withLock { cache in
-            if cache.count > 10_000 { cache.removeAll(keepingCapacity: true) }
+            if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
             cache[slug] = (record, now + cacheTTL)
         }
         return record
@@ -58,6 +62,20 @@ public final class Catalog: Sendable {
 
     public func invalidate(slug: String) {
         _ = cache.withLock { $0.removeValue(forKey: slug) }
+    }
+
+    /// Forgets what is cached of one tenant (every tenant when nil), and every slug found to be
+    /// unknown: the change may have been that tenant's creation.
+    public func forget(tenant: TenantID?) {
+        cache.withLock { cache in
+            guard let tenant else { return cache.removeAll() }
+            cache = cache.filter { $0.value.record != nil && $0.value.record?.id != tenant }
+        }
+    }
+
+    /// Announces a change of the session's tenant to every process, when the session commits.
+    static func announce(in session: TenantSession) async throws {
+        try await session.run("SELECT pg_notify(\(changesChannel), \(session.tenant.description))")
     }
 
     /// Where to reach a tenant's data.
@@ -104,9 +122,11 @@ public final class Catalog: Sendable {
 
     public func revokePlatformKey(prefix: String) async throws(TenancyError) -> Bool {
         do {
-            let rows = try await client.query(
-                "UPDATE platform_keys SET revoked_at = now() WHERE prefix = \(prefix) AND revoked_at IS NULL RETURNING id", logger: logger)
-            return try await rows.decode(UUID.self).first(where: { _ in true }) != nil
+            let rows = try await client.query("""
+                WITH revoked AS (UPDATE platform_keys SET revoked_at = now() WHERE prefix = \(prefix) AND revoked_at IS NULL RETURNING id)
+                SELECT id, pg_notify(\(Self.changesChannel), 'platform') FROM revoked
+                """, logger: logger)
+            return try await rows.decode((UUID, String).self).first(where: { _ in true }) != nil
         } catch {
             throw TenancyError.storage("the platform key could not be revoked", cause: error)
         }
@@ -118,6 +138,7 @@ public final class Catalog: Sendable {
     /// Exports hold no key hashes, so the tenant's keys come back revoked: new ones are issued.
     public func restore(events: [TenantEvent], in session: TenantSession) async throws {
         for event in events { try await apply(event, keyHashes: [:], restoring: true, in: session) }
+        try await Self.announce(in: session)
         // A log exported before activation was an event ends provisioning here.
         try await session.run("UPDATE tenants SET status = 'active' WHERE id = \(session.tenant) AND status = 'provisioning'")
     }
@@ -127,6 +148,7 @@ public final class Catalog: Sendable {
     /// issued by these events (the log keeps only the prefix).
     public func apply(_ events: [TenantEvent], keyHashes: [UUID: [UInt8]] = [:], in session: TenantSession) async throws {
         for event in events { try await apply(event, keyHashes: keyHashes, in: session) }
+        if !events.isEmpty { try await Self.announce(in: session) }
     }
 
     private func apply(

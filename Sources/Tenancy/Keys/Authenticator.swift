@@ -10,15 +10,16 @@ import Synchronization
 ///
 /// Lookups by prefix go through `find_api_key`, which sees every tenant's keys: a key of tenant A
 /// presented to tenant B must be recognized as A's (the caller answers 404 and audits it), not
-/// dismissed as a bad key. Results are cached briefly by key hash; revocation in this process
-/// clears the cache at once, and other processes see it within `cacheTTL`.
+/// dismissed as a bad key. Results are cached by key hash; a revocation clears them in this
+/// process at once and in the others when its catalog notification arrives (`forget(tenant:)`),
+/// `cacheTTL` bounding what a lost notification could leave.
 public final class Authenticator: Sendable {
     let client: PostgresClient
     let logger: Logger
     let cacheTTL: Duration
     private let cache = Mutex<[ [UInt8]: (principal: Principal?, expires: ContinuousClock.Instant) ]>([:])
     private let touched = Mutex<[UUID: ContinuousClock.Instant]>([:])
-    static let cacheLimit = 10_000
+    static let cacheLimit = 100_000
 
     public init(client: PostgresClient, cacheTTL: Duration = .seconds(5), logger: Logger) {
         self.client = client
@@ -69,6 +70,17 @@ public final class Authenticator: Sendable {
     /// Forgets cached principals, e.g. after a key was revoked.
     public func invalidate() {
         cache.withLock { $0.removeAll() }
+    }
+
+    /// Forgets the cached principals of one tenant's keys, or with `platform` the platform's;
+    /// keys found unknown or revoked are forgotten too (one may have been issued since).
+    public func forget(tenant: TenantID?, platform: Bool = false) {
+        cache.withLock { cache in
+            cache = cache.filter { entry in
+                guard let principal = entry.value.principal else { return false }
+                return platform ? !principal.isPlatformAdmin : principal.tenant != tenant
+            }
+        }
     }
 
     /// Keeps `last_used_at` roughly current: one write per key per minute, on a cache miss.
