@@ -12,6 +12,7 @@
 #
 #   bash bench/tenant-scale.sh
 #   BIN=/path/to/petstore TENANTS=2000 ROUNDS=3 DURATION=10s bash bench/tenant-scale.sh
+#   RATE_LIMITS=off bash bench/tenant-scale.sh     # without quota accounting
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TENANTS=${TENANTS:-10000}
@@ -33,7 +34,7 @@ PSQL_URL=$SUPERUSER_DATABASE_URL
 psql_su() { psql -qtA "$PSQL_URL" -c "$1"; }
 CONTROL_DB=${DATABASE_URL##*/}
 $BIN serve --data-dir "$DATA_DIR" --port "$PORT" --host 127.0.0.1 --log-level error --pool-size "$CLIENTS" \
-  --rate-limits "free=1000000000/h+1000000" >"$WORK/server.log" 2>&1 &
+  --rate-limits "${RATE_LIMITS:-free=1000000000/h+1000000}" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
   kill "$SERVER" 2>/dev/null || true

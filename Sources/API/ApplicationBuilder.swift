@@ -53,7 +53,8 @@ public enum ApplicationBuilder {
             .add(middleware: PlatformAccessMiddleware(authenticator: dependencies.authenticator))
             .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
-        AdminTenantRoutes(catalog: dependencies.catalog, tenants: dependencies.tenants, provisioner: dependencies.provisioner, commands: commands,
+        AdminTenantRoutes(catalog: dependencies.catalog, tenants: dependencies.tenants, provisioner: dependencies.provisioner,
+                          onboarding: dependencies.onboarding, commands: commands,
                           table: routes).register(on: admin)
         SecurityEventRoutes(queries: dependencies.securityEvents, catalog: dependencies.catalog, table: routes).register(on: admin)
         AnalyticsRoutes(dependencies: dependencies, table: routes).register(on: admin)

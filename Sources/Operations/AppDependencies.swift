@@ -142,6 +142,9 @@ extension AppDependencies {
     /// The tenant decider's commands (onboarding, plan, status, users, keys).
     public var tenants: TenantCommands { TenantCommands(catalog: catalog) }
 
+    /// Onboarding as the API and the CLI offer it, resuming one that stopped half-way.
+    public var onboarding: Onboarding { Onboarding(catalog: catalog, provisioner: provisioner) }
+
     /// The PostgreSQL servers tenants may be placed on.
     public var servers: ServerRegistry { ServerRegistry(client: client, logger: logger) }
 

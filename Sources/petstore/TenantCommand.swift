@@ -44,13 +44,14 @@ struct TenantCommand: AsyncParsableCommand {
                 if let problem = validation.errors.first { throw ValidationError("--admin-email \(problem.message)") }
             }
             let (slug, name, adminEmail) = (slug, name, adminEmail)
-            let (tenant, key) = try await options.withDependencies { dependencies in
-                let record = try await dependencies.tenants.create(slug: slug, name: name, plan: plan, placement: placement,
+            let (tenant, key, resumed) = try await options.withDependencies { dependencies in
+                // The same slug again, while its first onboarding is unfinished, resumes it.
+                let outcome = try await dependencies.onboarding.run(slug: slug, name: name, plan: plan, placement: placement,
+                                                                    adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid",
                                                                     metadata: TenantCommand.cliMetadata)
-                let key = try await dependencies.provisioner.provision(record, adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid",
-                                                                      metadata: TenantCommand.cliMetadata)
-                return (try await dependencies.catalog.tenant(id: record.id) ?? record, key)
+                return (outcome.tenant, outcome.adminKey, outcome.resumed)
             }
+            if resumed { print("resumed the unfinished onboarding of \(tenant.slug)") }
             print(TenantCommand.describe(tenant))
             if let key { print("admin API key (shown once): \(key.value)") }
         }

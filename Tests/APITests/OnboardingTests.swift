@@ -116,6 +116,50 @@ import Testing
         }
     }
 
+    @Test func `onboarding the same slug again while its first run is unfinished resumes it and hands out a working admin key`() async throws {
+        try await withApp(.router) { app, client in
+            struct Crash: Error {}
+            let crashing = Provisioner(catalog: app.catalog, logger: TestCluster.logger) { step in
+                if step == .samplePet { throw Crash() }
+            }
+            // The first run stops after the admin and its key were made: the key never reached anyone.
+            await #expect(throws: Crash.self) {
+                try await Onboarding(catalog: app.catalog, provisioner: crashing).run(
+                    slug: "half-made", name: "Half", plan: .premium, placement: .schema, adminEmail: "boss@half.test", metadata: .init(actor: "test"))
+            }
+            #expect(try await app.catalog.tenant(slug: "half-made")?.status == .provisioning)
+            let halfMade = try #require(try await app.catalog.tenant(slug: "half-made"))
+            let undelivered = try #require(try await app.dependencies.tenants.state(of: halfMade.id)?.apiKeys.values.first)
+
+            // Other settings for that slug are still a taken slug.
+            let other = try await create(client, app, body: #"{"slug":"half-made","name":"Half","plan":"free"}"#)
+            #expect(other.0 == .conflict, "\(other.1)")
+            let (status, body) = try await create(client, app, body: #"{"slug":"half-made","name":"Half","plan":"premium","placement":"schema"}"#)
+            #expect(status == .created, "\(body)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            let key = try #require(json["admin_api_key"] as? String)
+            #expect((json["tenant"] as? [String: Any])?["status"] as? String == "active")
+            let tenant = try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "half-made")) { $0.status }
+            #expect(tenant == .ok)
+            let state = try #require(try await app.dependencies.tenants.state(of: halfMade.id))
+            #expect(state.activeAdminKeys.count == 1, "the undelivered key is revoked")
+            #expect(state.apiKeys[undelivered.id]?.revoked == true)
+            for type in ["TenantCreated", "PetRegistered", "ConfigValueSet", "TenantActivated"] {
+                #expect(try await app.events(of: type, tenant: "half-made").count == 1, "\(type) once")
+            }
+            // Once finished, the slug is taken like any other.
+            #expect(try await create(client, app, body: #"{"slug":"half-made","name":"Half","plan":"premium","placement":"schema"}"#).0 == .conflict)
+        }
+    }
+
+    @Test func `a placement the plan may not use is a 422 that takes no slug`() async throws {
+        try await withApp(.router) { app, client in
+            let (status, body) = try await create(client, app, body: #"{"slug":"too-cheap","name":"Cheap","plan":"free","placement":"schema"}"#)
+            #expect(status == .unprocessableContent && body.contains(#""field":"placement""#), "\(body)")
+            #expect(try await app.catalog.tenant(slug: "too-cheap") == nil)
+        }
+    }
+
     @Test func `the outbox dispatcher delivers the welcome message once`() async throws {
         try await withApp(.router) { app, client in
             _ = try await app.onboard(client, slug: "welcomed")

@@ -82,8 +82,11 @@ extension RateLimits {
 
 extension TestApp {
     /// Onboards a tenant through the API and returns its admin key.
-    func onboard(_ client: some TestClientProtocol, slug: String, plan: String = "free", placement: String? = nil) async throws -> String {
-        let placement = (placement ?? self.placement).map { #","placement":"\#($0)""# } ?? ""
+    /// A tenant placed anywhere but the shared tables is on a plan that may use that placement.
+    func onboard(_ client: some TestClientProtocol, slug: String, plan: String? = nil, placement: String? = nil) async throws -> String {
+        let chosen = placement ?? self.placement
+        let plan = plan ?? (chosen == nil || chosen == "shared" ? "free" : chosen == "schema" ? "premium" : "enterprise")
+        let placement = chosen.map { #","placement":"\#($0)""# } ?? ""
         let body = #"{"slug":"\#(slug)","name":"Tenant \#(slug)","plan":"\#(plan)"\#(placement)}"#
         return try await client.execute(uri: "/api/admin/tenants", method: .post,
                                         headers: [.authorization: "Bearer \(platformKey)", .contentType: "application/json"],

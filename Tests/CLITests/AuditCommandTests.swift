@@ -179,7 +179,7 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let source = try await TestCluster.shared.database()
-        #expect(try run(["tenant", "create", "--slug", "replayed", "--name", "Replayed", "--placement", placement], on: source).status == 0)
+        #expect(try run(["tenant", "create", "--slug", "replayed", "--name", "Replayed", "--plan", "premium", "--placement", placement], on: source).status == 0)
         let tenantID = try #require(try await scalar(source.ownerURL, "SELECT id FROM tenants WHERE slug = 'replayed'", as: UUID.self))
         let tenant = TenantID(tenantID)
         try await source.withAppClient { client in

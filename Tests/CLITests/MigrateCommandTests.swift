@@ -34,7 +34,7 @@ import Testing
     @Test func `migrate lists, runs one tenant or all, reports a failing tenant and goes on, and finds nothing left on a rerun`() async throws {
         let database = try await TestCluster.shared.database()
         for (slug, placement) in [("m-one", "schema"), ("m-two", "schema"), ("m-shared", "shared")] {
-            let created = try run(["tenant", "create", "--slug", slug, "--name", slug, "--placement", placement], database: database)
+            let created = try run(["tenant", "create", "--slug", slug, "--name", slug, "--plan", "premium", "--placement", placement], database: database)
             #expect(created.status == 0, "\(created.output)")
         }
         let clean = try run(["migrate"], database: database)

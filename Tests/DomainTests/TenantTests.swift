@@ -46,8 +46,19 @@ import Testing
 
     @Test func `an explicit placement overrides the plan's default`() {
         given(Tenant.self)
-            .when(create(plan: .free, placement: .database))
-            .then([.created(TenantCreated(tenantID: F.tenantID, slug: "acme", name: "Acme Pets", plan: .free, placement: .database, at: F.start))])
+            .when(create(plan: .enterprise, placement: .shared))
+            .then([.created(TenantCreated(tenantID: F.tenantID, slug: "acme", name: "Acme Pets", plan: .enterprise, placement: .shared, at: F.start))])
+    }
+
+    @Test func `a placement the plan may not use is refused, naming the placement`() {
+        given(Tenant.self).when(create(plan: .free, placement: .schema)).thenRejects(["placement"])
+        given(Tenant.self).when(create(plan: .premium, placement: .database)).thenRejects(["placement"])
+    }
+
+    @Test func `every plan may use its own default placement and the shared tables`() {
+        for plan in Plan.allCases {
+            #expect(plan.allowedPlacements.contains(plan.defaultPlacement) && plan.allowedPlacements.contains(.shared), "\(plan)")
+        }
     }
 
     @Test func `the tenant name is trimmed`() {

@@ -11,6 +11,7 @@ struct AdminTenantRoutes {
     let catalog: Catalog
     let tenants: TenantCommands
     let provisioner: Provisioner
+    let onboarding: Onboarding
     let commands: CommandResponder
     let table: RouteTable
 
@@ -81,11 +82,12 @@ struct AdminTenantRoutes {
         guard problems.isEmpty, let chosenPlan else { throw Problem.validation("The tenant cannot be created as asked.", errors: problems) }
 
         return try await commands.respond(context) {
-            let record = try await tenants.create(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil, metadata: metadata(context))
-            let key = try await provisioner.provision(record, adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
-            let current = try await catalog.tenant(id: record.id) ?? record
+            // The same slug again, while its first onboarding is unfinished, resumes it.
+            let outcome = try await onboarding.run(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil,
+                                                   adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
+            let current = outcome.tenant
             // A replay of this response must not hand out the key again: it is recorded without it.
-            return Reply(try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: key?.value), status: .created,
+            return Reply(try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: outcome.adminKey?.value), status: .created,
                                                headers: [.location: "/api/admin/tenants/\(slug)"]),
                          replayBody: try JSONResponse.body(Created(tenant: TenantBody(current), adminApiKey: nil)))
         }

@@ -11,4 +11,14 @@ public enum Plan: String, Sendable, Codable, CaseIterable {
         case .enterprise: .database
         }
     }
+
+    /// The placements a tenant on this plan may be onboarded with: a schema of its own from
+    /// basic up, a database of its own on enterprise.
+    public var allowedPlacements: [Placement] {
+        switch self {
+        case .free: [.shared]
+        case .basic, .premium: [.shared, .schema]
+        case .enterprise: [.shared, .schema, .database]
+        }
+    }
 }

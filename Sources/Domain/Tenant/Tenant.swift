@@ -44,6 +44,9 @@ public enum Tenant: Decider {
         case .create(let id, let slug, let name, let plan, let placement, let at):
             guard state == nil else { throw .alreadyExists("A tenant with this id already exists.") }
             var validation = Validation()
+            if let placement, !plan.allowedPlacements.contains(placement) {
+                validation.fail("placement", "the \(plan.rawValue) plan may use \(plan.allowedPlacements.map(\.rawValue).joined(separator: " or "))")
+            }
             let event = TenantCreated(
                 tenantID: id, slug: validation.slug(slug), name: validation.tenantName(name), plan: plan,
                 placement: placement ?? plan.defaultPlacement, at: at

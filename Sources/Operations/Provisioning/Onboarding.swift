@@ -1,0 +1,59 @@
+import Database
+import Domain
+import EventLog
+import Foundation
+import Tenancy
+
+/// Onboarding as the platform API and the CLI offer it: create the tenant, provision it, hand
+/// out its first admin key.
+///
+/// Run again for a slug whose onboarding stopped half-way (the tenant is still `provisioning`,
+/// asked for with the same plan and placement), it resumes rather than refusing the slug: the
+/// steps not yet done run, and since the first run's admin key never reached anyone, the admin
+/// gets a new one (the undelivered one is revoked).
+public struct Onboarding: Sendable {
+    public struct Outcome: Sendable {
+        public let tenant: TenantRecord
+        /// The first admin's key, shown once; nil only when a concurrent run is handing it out.
+        public let adminKey: APIKey?
+        /// Whether an earlier, unfinished onboarding of this slug was resumed.
+        public let resumed: Bool
+    }
+
+    let catalog: Catalog
+    let tenants: TenantCommands
+    let provisioner: Provisioner
+
+    public init(catalog: Catalog, provisioner: Provisioner) {
+        self.catalog = catalog
+        self.tenants = TenantCommands(catalog: catalog)
+        self.provisioner = provisioner
+    }
+
+    public func run(slug: String, name: String, plan: Plan, placement: Placement?, adminEmail: String, metadata: EventMetadata) async throws -> Outcome {
+        do {
+            let record = try await tenants.create(slug: slug, name: name, plan: plan, placement: placement, metadata: metadata)
+            let key = try await provisioner.provision(record, adminEmail: adminEmail, metadata: metadata)
+            return Outcome(tenant: try await catalog.tenant(id: record.id) ?? record, adminKey: key, resumed: false)
+        } catch let error as TenancyError where error.code == .slugTaken {
+            catalog.invalidate(slug: slug)
+            guard let existing = try await catalog.tenant(slug: slug), existing.status == .provisioning, existing.plan == plan,
+                  existing.placement == (try catalog.placement(for: plan, requested: placement))
+            else { throw error }
+            var key = try await provisioner.provision(existing, adminEmail: adminEmail, metadata: metadata)
+            if key == nil { key = try await reissueAdminKey(existing.id, metadata: metadata) }
+            return Outcome(tenant: try await catalog.tenant(id: existing.id) ?? existing, adminKey: key, resumed: true)
+        }
+    }
+
+    /// A new key for the first admin, whose key from the stopped run was never shown to anyone.
+    func reissueAdminKey(_ tenant: TenantID, metadata: EventMetadata) async throws -> APIKey? {
+        guard let state = try await tenants.state(of: tenant),
+              let admin = state.users.values.filter({ $0.role == .admin }).min(by: { $0.email < $1.email }) else { return nil }
+        let (_, key) = try await tenants.issueKey(tenant: tenant, userID: admin.id, role: .admin, metadata: metadata)
+        for old in state.apiKeys.values where old.userID == admin.id && !old.revoked {
+            try await tenants.execute(.revokeApiKey(id: old.id, at: Date()), on: tenant, metadata: metadata)
+        }
+        return key
+    }
+}
