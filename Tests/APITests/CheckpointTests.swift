@@ -55,8 +55,8 @@ import Testing
         try await send(client, "/api/admin/tenants/\(slug)/checkpoints", .post, [.authorization: "Bearer \(app.platformKey)"])
     }
 
-    @Test func `a checkpoint signed on demand is listed, and verifies with the published key`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a checkpoint signed on demand is listed, and verifies with the published key`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let shop = try await app.tenantClient(client, slug: "signed")
             _ = try await shop.register("Rex")
             let signed = try await sign(app, client, slug: "signed")
@@ -92,8 +92,8 @@ import Testing
         }
     }
 
-    @Test func `a cut tail that the chain alone cannot see fails verification against the checkpoint`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `a cut tail that the chain alone cannot see fails verification against the checkpoint`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let shop = try await app.tenantClient(client, slug: "truncated")
             for name in ["A", "B", "C"] { _ = try await shop.register(name) }
             #expect(try await sign(app, client, slug: "truncated").status == .created)
@@ -118,8 +118,8 @@ import Testing
         }
     }
 
-    @Test func `tenants whose log grew are due for a checkpoint until they get one`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `tenants whose log grew are due for a checkpoint until they get one`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let shop = try await app.tenantClient(client, slug: "scheduled")
             let tenant = try #require(try await app.catalog.tenant(slug: "scheduled"))
             #expect(try await app.store.checkpointsDue().contains(tenant.id))
@@ -130,8 +130,8 @@ import Testing
         }
     }
 
-    @Test func `the schedule signs the tenants that are due`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `the schedule signs the tenants that are due`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let shop = try await app.tenantClient(client, slug: "on-schedule")
             _ = try await shop.register("Rex")
             let tenant = try #require(try await app.catalog.tenant(slug: "on-schedule"))

@@ -35,8 +35,8 @@ import Testing
         return Key(id: try #require(body["id"] as? String), secret: try #require(body["api_key"] as? String))
     }
 
-    @Test func `revoking the tenant's last admin key is 409 problem+json and changes nothing`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `revoking the tenant's last admin key is 409 problem+json and changes nothing`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "last-admin")
             let own = try #require(try await activeAdminKeys(tenant).first)
             let before = try await app.eventCount("last-admin")
@@ -59,8 +59,8 @@ import Testing
         }
     }
 
-    @Test func `two admins revoking each other's keys at once never leave the tenant without one`() async throws {
-        try await withApp(.live) { app, client in
+    @Test(arguments: Placements.all) func `two admins revoking each other's keys at once never leave the tenant without one`(placement: String) async throws {
+        try await withApp(.live, placement: placement) { app, client in
             let port = try #require(client.port)
             let tenant = try await app.tenantClient(client, slug: "mutual-revoke")
             let record = try #require(try await app.catalog.tenant(slug: "mutual-revoke"))
@@ -101,8 +101,8 @@ import Testing
         }
     }
 
-    @Test func `concurrent revocations of the last two admin keys through the catalog leave one`() async throws {
-        try await withApp(.router) { app, client in
+    @Test(arguments: Placements.all) func `concurrent revocations of the last two admin keys through the catalog leave one`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
             _ = try await app.onboard(client, slug: "catalog-race")
             let record = try #require(try await app.catalog.tenant(slug: "catalog-race"))
             let metadata = EventMetadata(actor: "test")
