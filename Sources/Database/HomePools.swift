@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Connections to databases of their own (a tenant placed in a database on some server), with a
+/// bound per server however many databases it holds.
+///
+/// A connection belongs to one database, so each database gets a pool of its own: at most
+/// `perDatabase` connections, each closed after `idleTimeout` unused. A server keeps at most
+/// `perServer` such pools open; asking for another closes the least recently used idle one, and
+/// waits (up to `wait`) while all of them are busy. A server holding 500 tenant databases is
+/// thus never asked for more than `perServer × perDatabase` connections by this process, and
+/// holds none for the databases nobody uses.
+public actor HomePools {
+    public struct Limits: Sendable {
+        public var perDatabase: Int
+        public var perServer: Int
+        public var idleTimeout: Duration
+        public var wait: Duration
+
+        public init(perDatabase: Int = 2, perServer: Int = 32, idleTimeout: Duration = .seconds(10), wait: Duration = .seconds(5)) {
+            self.perDatabase = perDatabase
+            self.perServer = perServer
+            self.idleTimeout = idleTimeout
+            self.wait = wait
+        }
+    }
+
+    struct Key: Hashable {
+        let server: String
+        let database: String
+    }
+
+    struct Pool {
+        let client: PostgresClient
+        let running: Task<Void, Never>
+        var inFlight = 0
+        var lastUsed: ContinuousClock.Instant
+    }
+
+    /// The URL of a server's login (credentials included) by the server's name.
+    public typealias Directory = @Sendable (String) async throws -> DatabaseURL
+
+    let limits: Limits
+    let directory: Directory
+    let timeouts: StatementTimeouts?
+    let logger: Logger
+    private var pools: [Key: Pool] = [:]
+    /// Pools being closed, per server: counted against its bound until their connections are gone.
+    private var closing: [String: Int] = [:]
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    public init(limits: Limits = Limits(), timeouts: StatementTimeouts? = nil, logger: Logger, directory: @escaping Directory) {
+        self.limits = limits
+        self.timeouts = timeouts
+        self.logger = logger
+        self.directory = directory
+    }
+
+    /// Runs `body` on a connection to `database` on `server`.
+    public func withConnection<Result: Sendable>(
+        server: String, database: String, _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let key = Key(server: server, database: database)
+        let client = try await checkOut(key)
+        defer { checkIn(key) }
+        return try await client.withConnection { try await body($0) }
+    }
+
+    /// How many pools are open on `server` now.
+    public func openPools(on server: String) -> Int {
+        pools.keys.filter { $0.server == server }.count
+    }
+
+    /// Closes every pool (at shutdown).
+    public func closeAll() {
+        for pool in pools.values { pool.running.cancel() }
+        pools.removeAll()
+    }
+
+    private func checkOut(_ key: Key) async throws -> PostgresClient {
+        let deadline = ContinuousClock.now + limits.wait
+        while true {
+            if var pool = pools[key] {
+                pool.inFlight += 1
+                pool.lastUsed = .now
+                pools[key] = pool
+                return pool.client
+            }
+            let open = pools.filter { $0.key.server == key.server }
+            if open.count + closing[key.server, default: 0] < limits.perServer {
+                let url = try await directory(key.server).with(database: key.database)
+                // Other tasks may have opened pools while this one read the directory.
+                if pools[key] != nil || pools.keys.filter({ $0.server == key.server }).count + closing[key.server, default: 0] >= limits.perServer {
+                    continue
+                }
+                var configuration = url.clientConfiguration(maximumConnections: limits.perDatabase, pool: "home", timeouts: timeouts)
+                configuration.options.connectionIdleTimeout = limits.idleTimeout
+                let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+                pools[key] = Pool(client: client, running: Task { await client.run() }, inFlight: 1, lastUsed: .now)
+                return client
+            }
+            if let idle = open.filter({ $0.value.inFlight == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
+                // Its connections count against the server until they are closed.
+                pools[idle.key] = nil
+                closing[key.server, default: 0] += 1
+                idle.value.running.cancel()
+                await idle.value.running.value
+                closing[key.server, default: 0] -= 1
+                continue
+            }
+            guard ContinuousClock.now < deadline else {
+                throw DatabaseError(.unreachable, "all \(limits.perServer) database pools on server \(key.server) are busy")
+            }
+            await waitForCheckIn(until: deadline)
+        }
+    }
+
+    private func checkIn(_ key: Key) {
+        guard var pool = pools[key] else { return }
+        pool.inFlight -= 1
+        pool.lastUsed = .now
+        pools[key] = pool
+        let woken = waiters
+        waiters.removeAll()
+        for waiter in woken { waiter.resume() }
+    }
+
+    private func waitForCheckIn(until deadline: ContinuousClock.Instant) async {
+        // Woken by the next check-in, or by the deadline, whichever comes first.
+        let timer = Task { [weak self] in
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            await self?.wakeAll()
+        }
+        await withCheckedContinuation { waiters.append($0) }
+        timer.cancel()
+    }
+
+    private func wakeAll() {
+        let woken = waiters
+        waiters.removeAll()
+        for waiter in woken { waiter.resume() }
+    }
+}

@@ -1,0 +1,90 @@
+import Database
+import Foundation
+import Operations
+import PetstoreTesting
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// Databases of their own on a second server, and the bounded pools that reach them.
+@Suite struct HomeDatabaseTests {
+    @Test func `a tenant database is made and migrated on another server, and a run stopped half-way is finished by the next`() async throws {
+        let server = try await TestCluster.second.serverURL()
+        let name = HomeDatabases.name(for: TenantID())
+        try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+        try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+        let url = server.with(database: name)
+        #expect(try await scalar(url, "SELECT count(*)::int FROM schema_migrations", as: Int.self) == (try Migration.schema().count))
+        #expect(try await scalar(url, "SELECT count(*)::int FROM projections WHERE state = 'active'", as: Int.self) == 3)
+
+        // Made, but never migrated (the run stopped after CREATE DATABASE): the next run migrates it.
+        let stopped = HomeDatabases.name(for: TenantID())
+        try await server.withConnection(logger: TestCluster.logger) { try await $0.run(trusted: "CREATE DATABASE \(stopped)", logger: TestCluster.logger) }
+        try await HomeDatabases.ensure(stopped, on: server, logger: TestCluster.logger)
+        #expect(try await scalar(server.with(database: stopped), "SELECT count(*)::int FROM schema_migrations", as: Int.self) == (try Migration.schema().count))
+
+        await #expect(throws: DatabaseError.self) { try await HomeDatabases.ensure("postgres; DROP", on: server, logger: TestCluster.logger) }
+    }
+
+    @Test func `pools to many databases on one server stay within the server's bound and close when idle`() async throws {
+        let server = try await TestCluster.second.serverURL()
+        var names: [String] = []
+        for _ in 0..<8 {
+            let name = HomeDatabases.name(for: TenantID())
+            try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+            names.append(name)
+        }
+        let limits = HomePools.Limits(perDatabase: 2, perServer: 3, idleTimeout: .milliseconds(500), wait: .seconds(20))
+        let pools = HomePools(limits: limits, logger: TestCluster.logger) { name in
+            guard name == "second" else { throw DatabaseError(.invalidURL, "no server \(name)") }
+            return server
+        }
+        let mostPools = Highest(), mostConnections = Highest()
+        let counting: PostgresQuery = "SELECT count(*)::int FROM pg_stat_activity WHERE datname LIKE 't\\_%' AND application_name = \(PoolName.applicationName("home"))"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<64 {
+                let name = names[index % names.count]
+                group.addTask {
+                    let (database, role) = try await pools.withConnection(server: "second", database: name) { connection in
+                        try await connection.query("SELECT current_database(), current_user::text FROM pg_sleep(0.05)", logger: TestCluster.logger)
+                            .decode((String, String).self).first(where: { _ in true }) ?? ("", "")
+                    }
+                    #expect(database == name && role == "petstore_app")
+                    let open = await pools.openPools(on: "second")
+                    mostPools.saw(open)
+                }
+            }
+            group.addTask {
+                for _ in 0..<30 {
+                    let connections = try await scalar(server, counting, as: Int.self) ?? 0
+                    mostConnections.saw(connections)
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(mostPools.value <= 3)
+        // perServer × perDatabase is 6; a closed pool's backends may take a moment to leave
+        // pg_stat_activity, hence 2 more. Unbounded, eight databases would reach 16.
+        #expect(mostConnections.value <= 8, "at most perServer × perDatabase connections")
+        #expect(mostConnections.value > 0, "the sampling saw the sessions")
+        // Unused, the connections close on their own.
+        var left = -1
+        for _ in 0..<100 where left != 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            left = try await scalar(server, counting, as: Int.self) ?? -1
+        }
+        #expect(left == 0)
+        await pools.closeAll()
+        await #expect(throws: DatabaseError.self) {
+            try await pools.withConnection(server: "elsewhere", database: names[0]) { _ in 0 }
+        }
+    }
+}
+
+/// The highest value seen, from many tasks.
+final class Highest: Sendable {
+    private let highest = Mutex(0)
+    func saw(_ value: Int) { highest.withLock { $0 = max($0, value) } }
+    var value: Int { highest.withLock { $0 } }
+}
