@@ -5,9 +5,10 @@ import PostgresNIO
 extension DatabaseURL {
     /// Opens one connection (not a pool) for administrative work: bootstrapping, creating
     /// databases, migrating. Connection failures become one readable `DatabaseError`.
+    /// `role`, when given, is set in the startup packet (as the pools do with the application role).
     @discardableResult
     public func withConnection<Result: Sendable>(
-        logger: Logger,
+        logger: Logger, role: String? = nil,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let connection: PostgresConnection
@@ -15,6 +16,7 @@ extension DatabaseURL {
             var configuration = PostgresConnection.Configuration(
                 host: host, port: port, username: username, password: password, database: database, tls: .disable
             )
+            if let role { configuration.options.additionalStartupParameters = [("role", role)] }
             if tls != .disable {
                 let context = try NIOSSLContext(configuration: .makeClientConfiguration())
                 configuration.tls = tls == .require ? .require(context) : .prefer(context)

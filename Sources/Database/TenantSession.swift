@@ -49,7 +49,20 @@ public struct TenantDatabase: Sendable {
     /// BYPASSRLS, or one with the privileges of the tables' owner (whose policies see every
     /// tenant). Run before serving; the error is one line naming the role and the reason.
     public func checkRole() async throws {
-        let rows = try await client.query("""
+        try await client.withConnection { connection in try await Self.checkRole(on: connection, logger: logger) }
+    }
+
+    /// `checkRole` for the pools `url` makes (the application role set at connect), on a
+    /// connection of its own: run before any pool or service starts, so that a refusal is an
+    /// exit, not a shutdown of half-started services.
+    public static func checkRole(_ url: DatabaseURL, logger: Logger) async throws {
+        try await url.withConnection(logger: logger, role: LocalCluster.appRole) { connection in
+            try await checkRole(on: connection, logger: logger)
+        }
+    }
+
+    private static func checkRole(on connection: PostgresConnection, logger: Logger) async throws {
+        let rows = try await connection.query("""
             SELECT current_user::text, r.rolsuper, r.rolbypassrls,
                    EXISTS (SELECT 1 FROM pg_class c
                             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
@@ -65,17 +78,6 @@ public struct TenantDatabase: Sendable {
             return
         }
         throw DatabaseError(.unsafeRole, "the serving connections' role was not found in pg_roles")
-    }
-
-    /// `checkRole` for pools of `configuration`, on a connection of its own: run before any pool
-    /// or service starts, so that a refusal is an exit, not a shutdown of half-started services.
-    public static func checkRole(_ configuration: PostgresClient.Configuration, logger: Logger) async throws {
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await TenantDatabase(client: client, logger: logger).checkRole()
-        }
     }
 
     /// A unit of work in one tenant: a transaction that has entered the tenant before `body`

@@ -98,7 +98,7 @@ public struct AppDependencies: Sendable {
 
     /// The background services besides the HTTP server and the database client, in start order.
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
-        let ledger: [any Service] = (rateLimitLedger.map { [$0] } ?? []) + (catalogInvalidation.map { [$0] } ?? [])
+        let ledger: [any Service] = rateLimitLedger.map { [$0] } ?? []
         return ledger + [
             NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
             runtime,
@@ -107,7 +107,7 @@ public struct AppDependencies: Sendable {
             IdempotencyJanitor.service(client: backgroundClient, interval: .seconds(600), logger: logger),
             CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, logger: logger), signer: signer,
                                        interval: checkpointInterval, logger: logger),
-        ]
+        ] + (catalogInvalidation.map { [$0] } ?? [])
     }
 }
 

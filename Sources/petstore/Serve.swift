@@ -246,7 +246,7 @@ struct Serve: AsyncParsableCommand {
 
         // The pools' role, checked before anything of theirs starts: one that could read past
         // row-level security is refused in one line.
-        try await TenantDatabase.checkRole(target.appURL.clientConfiguration(maximumConnections: 1, pool: "role-check"), logger: logger)
+        try await TenantDatabase.checkRole(target.appURL, logger: logger)
         let client = PostgresClient(
             configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests", timeouts: timeouts),
             backgroundLogger: logger
