@@ -16,7 +16,7 @@ struct TenantCommand: AsyncParsableCommand {
     static let cliMetadata = EventMetadata(actor: "cli:\(ProcessInfo.processInfo.userName)")
 
     static func describe(_ tenant: TenantRecord) -> String {
-        "\(tenant.slug)\t\(tenant.id)\t\(tenant.plan.rawValue)\t\(tenant.status.rawValue)\t\(tenant.placement.rawValue)\t\(tenant.name)"
+        "\(tenant.slug)\t\(tenant.id)\t\(tenant.plan.rawValue)\t\(tenant.status.rawValue)\t\(tenant.placement.rawValue)\t\(tenant.server)\t\(tenant.name)"
     }
 
     struct Create: AsyncParsableCommand {
@@ -58,7 +58,7 @@ struct TenantCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tenants: slug, id, plan, status, placement, name.")
+        static let configuration = CommandConfiguration(abstract: "List tenants: slug, id, plan, status, placement, server, name.")
         @OptionGroup var options: CommonOptions
 
         func run() async throws {

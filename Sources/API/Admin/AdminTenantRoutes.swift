@@ -22,6 +22,7 @@ struct AdminTenantRoutes {
         let plan: String
         let status: String
         let placement: String
+        let server: String
         let createdAt: Date
         let updatedAt: Date
         let removalScheduledAt: Date?
@@ -33,6 +34,7 @@ struct AdminTenantRoutes {
             plan = record.plan.rawValue
             status = record.status.rawValue
             placement = record.placement.rawValue
+            server = record.server
             createdAt = record.createdAt
             updatedAt = record.updatedAt
             removalScheduledAt = record.removalScheduledAt

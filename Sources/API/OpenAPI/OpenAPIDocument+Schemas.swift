@@ -83,10 +83,11 @@ extension OpenAPIDocument {
                 "plan": JSONSchema.string(values: plans),
                 "status": JSONSchema.string(values: ["provisioning", "active", "suspended", "offboarding"]),
                 "placement": JSONSchema.string(values: placements),
+                "server": JSONSchema.string(description: "The registered server holding the tenant's data; `main` is the control plane's."),
                 "created_at": time,
                 "updated_at": time,
                 "removal_scheduled_at": JSONSchema.string(format: "date-time", description: "Present once offboarding is requested."),
-            ], required: ["id", "slug", "name", "plan", "status", "placement", "created_at", "updated_at"]),
+            ], required: ["id", "slug", "name", "plan", "status", "placement", "server", "created_at", "updated_at"]),
             "TenantCreate": JSONSchema.object([
                 "slug": slug,
                 "name": JSONSchema.requiredText(maxCharacters: Validation.tenantNameLength.upperBound, description: "The tenant's name."),

@@ -230,18 +230,18 @@ public final class Catalog: Sendable {
         return TenancyError.storage("the catalog could not be changed", cause: error)
     }
 
-    static let columns = "id, slug, name, plan, status, placement, location, created_at, updated_at, removal_scheduled_at"
+    static let columns = "id, slug, name, plan, status, placement, location, server, created_at, updated_at, removal_scheduled_at"
 
     private func fetch(_ query: PostgresQuery) async throws(TenancyError) -> [TenantRecord] {
         do {
             var records: [TenantRecord] = []
             let rows = try await client.query(query, logger: logger)
-            for try await (id, slug, name, plan, status, placement, location, created, updated, removal)
-                in rows.decode((UUID, String, String, String, String, String, String?, Date, Date, Date?).self) {
+            for try await (id, slug, name, plan, status, placement, location, server, created, updated, removal)
+                in rows.decode((UUID, String, String, String, String, String, String?, String, Date, Date, Date?).self) {
                 records.append(TenantRecord(
                     id: TenantID(id), slug: slug, name: name, plan: Plan(rawValue: plan) ?? .free,
                     status: TenantStatus(rawValue: status) ?? .suspended, placement: Placement(rawValue: placement) ?? .shared,
-                    location: location, createdAt: created, updatedAt: updated, removalScheduledAt: removal
+                    location: location, server: server, createdAt: created, updatedAt: updated, removalScheduledAt: removal
                 ))
             }
             return records

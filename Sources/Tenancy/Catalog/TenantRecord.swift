@@ -13,13 +13,15 @@ public struct TenantRecord: Sendable, Equatable, Codable {
     public let placement: Placement
     /// The schema or database holding the tenant's data; nil for the shared placement.
     public let location: String?
+    /// The registered server holding the tenant's data; `main` is the control plane's.
+    public let server: String
     public let createdAt: Date
     public var updatedAt: Date
     public var removalScheduledAt: Date?
 
     public init(
         id: TenantID, slug: String, name: String, plan: Plan, status: TenantStatus, placement: Placement,
-        location: String?, createdAt: Date, updatedAt: Date, removalScheduledAt: Date? = nil
+        location: String?, server: String = "main", createdAt: Date, updatedAt: Date, removalScheduledAt: Date? = nil
     ) {
         self.id = id
         self.slug = slug
@@ -28,6 +30,7 @@ public struct TenantRecord: Sendable, Equatable, Codable {
         self.status = status
         self.placement = placement
         self.location = location
+        self.server = server
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.removalScheduledAt = removalScheduledAt
