@@ -66,7 +66,9 @@ public enum CanonicalJSON {
         }
     }
 
-    static func writeString(_ text: String, to output: inout [UInt8]) {
+    /// A JSON string: `"` and `\` escaped, control characters as `\b \f \n \r \t` or `\u00XX`,
+    /// everything else as its UTF-8 bytes (which is also how Foundation's encoder writes it).
+    public static func writeString(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
