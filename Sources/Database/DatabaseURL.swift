@@ -71,6 +71,13 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         return copy
     }
 
+    /// The same login and database, on another port.
+    public func with(port: Int) -> DatabaseURL {
+        var copy = self
+        copy.port = port
+        return copy
+    }
+
     /// The same server and database, another login.
     public func with(username: String, password: String?) -> DatabaseURL {
         var copy = self

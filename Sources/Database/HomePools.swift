@@ -18,7 +18,7 @@ public actor HomePools {
         public var idleTimeout: Duration
         public var wait: Duration
 
-        public init(perDatabase: Int = 2, perServer: Int = 32, idleTimeout: Duration = .seconds(10), wait: Duration = .seconds(5)) {
+        public init(perDatabase: Int = 8, perServer: Int = 24, idleTimeout: Duration = .seconds(10), wait: Duration = .seconds(5)) {
             self.perDatabase = perDatabase
             self.perServer = perServer
             self.idleTimeout = idleTimeout
@@ -65,6 +65,21 @@ public actor HomePools {
         let client = try await checkOut(key)
         defer { checkIn(key) }
         return try await client.withConnection { try await body($0) }
+    }
+
+    /// The pool of `database` on `server`, held until `release` (which must follow, once): for
+    /// callers whose work on its connections cannot cross into this actor.
+    public func lease(server: String, database: String) async throws -> PostgresClient {
+        try await checkOut(Key(server: server, database: database))
+    }
+
+    public func release(server: String, database: String) {
+        checkIn(Key(server: server, database: database))
+    }
+
+    /// The login for `server`, which may create databases there (onboarding makes one per tenant).
+    public nonisolated func url(of server: String) async throws -> DatabaseURL {
+        try await directory(server)
     }
 
     /// How many pools are open on `server` now.

@@ -76,6 +76,12 @@ final class TenantHomes: Sendable {
         return .shared
     }
 
+    /// What is known of a tenant's home, if it has not expired.
+    func cached(_ tenant: TenantID) -> TenantHome? {
+        guard let cached = known.withLock({ $0[tenant] }), cached.expires > ContinuousClock.now else { return nil }
+        return cached.home
+    }
+
     /// Forgets what is known of one tenant (all when nil), after changing where it lives.
     func forget(_ tenant: TenantID?) {
         known.withLock { known in

@@ -10,7 +10,8 @@ import Synchronization
 /// so row-level security applies to all of them; a session adds the tenant. This is also where
 /// placement is resolved, so that nothing above it knows: a session finds the tenant's home
 /// (`TenantHome`) and enters it, which for a tenant with a schema of its own puts that schema
-/// first on the search path. A tenant in service whose home is behind this build (a projection
+/// first on the search path, and for a tenant with a database of its own takes a connection to
+/// that database (on whichever server holds it) from `HomePools`. A tenant in service whose home is behind this build (a projection
 /// version it has no copy of) is refused with `DatabaseError.tenantBehind` rather than served
 /// from tables this build no longer reads.
 public struct TenantDatabase: Sendable {
@@ -19,12 +20,34 @@ public struct TenantDatabase: Sendable {
     private let homes: TenantHomes
     /// False for maintenance (`petstore migrate` filling a behind tenant's new copy).
     private let refusesBehind: Bool
+    /// The way to databases of their own; nil where none is reachable (a tenant placed in one
+    /// is then refused, never served from the main database's tables).
+    private let pools: HomePools?
+    /// Whether every tenant is entered in the main database, whatever its placement.
+    private let controlPlane: Bool
 
-    public init(client: PostgresClient, logger: Logger, homeTTL: Duration = .seconds(2), refusesBehind: Bool = true) {
+    /// The pools to databases of their own this reaches tenants through.
+    public var homePools: HomePools? { pools }
+
+    public init(client: PostgresClient, logger: Logger, homeTTL: Duration = .seconds(2), refusesBehind: Bool = true, pools: HomePools? = nil) {
+        self.init(client: client, logger: logger, homes: TenantHomes(ttl: homeTTL), refusesBehind: refusesBehind, pools: pools, controlPlane: false)
+    }
+
+    private init(client: PostgresClient, logger: Logger, homes: TenantHomes, refusesBehind: Bool, pools: HomePools?, controlPlane: Bool) {
         self.client = client
         self.logger = logger
-        self.homes = TenantHomes(ttl: homeTTL)
+        self.homes = homes
         self.refusesBehind = refusesBehind
+        self.pools = pools
+        self.controlPlane = controlPlane
+    }
+
+    /// Sessions in the main database for every tenant, whatever its placement: for what the
+    /// control plane keeps of a tenant placed in a database of its own (its catalog rows, which
+    /// resolution and keys are checked against, and its analytics), never for its log or its
+    /// read models.
+    public var onControlPlane: TenantDatabase {
+        TenantDatabase(client: client, logger: logger, homes: homes, refusesBehind: refusesBehind, pools: nil, controlPlane: true)
     }
 
     /// Forgets where a tenant lives (every tenant when nil), after it moved or was migrated.
@@ -34,15 +57,65 @@ public struct TenantDatabase: Sendable {
 
     /// Where a tenant lives, as its sessions see it.
     public func home(of tenant: TenantID) async throws -> TenantHome {
-        try await client.withConnection { connection in try await homes.home(of: tenant, on: connection, logger: logger) }
+        if let home = homes.cached(tenant) { return home }
+        return try await client.withConnection { connection in try await homes.home(of: tenant, on: connection, logger: logger) }
     }
 
     private func enter(_ tenant: TenantID, on connection: PostgresConnection) async throws -> TenantHome {
-        let home = try await homes.home(of: tenant, on: connection, logger: logger)
+        try admit(tenant, try await homes.home(of: tenant, on: connection, logger: logger))
+    }
+
+    private func admit(_ tenant: TenantID, _ home: TenantHome) throws -> TenantHome {
         if refusesBehind && home.inService && !home.missing.isEmpty {
             throw DatabaseError(.tenantBehind, "tenant \(tenant) is behind this build (no copy of \(home.missing.joined(separator: ", "))): run petstore migrate")
         }
         return home
+    }
+
+    /// Runs `body` on a connection to the database holding the tenant's data. The home is looked
+    /// up on the main database's connection, which then serves the tenant unless it lives in a
+    /// database of its own; a home known already costs no lookup.
+    private func withHomeConnection<Result>(
+        _ tenant: TenantID,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection, TenantHome) async throws -> sending Result
+    ) async throws -> sending Result {
+        if !controlPlane, let home = homes.cached(tenant), home.placement == .database {
+            return try await withOwnDatabase(try admit(tenant, home), isolation: isolation, body)
+        }
+        let routed: Routed<Result> = try await client.withConnection(isolation: isolation) { connection in
+            let home = try await enter(tenant, on: connection)
+            if home.placement == .database && !controlPlane { return .elsewhere(home) }
+            return .here(try await body(connection, home))
+        }
+        switch consume routed {
+        case .here(let result): return result
+        case .elsewhere(let home): return try await withOwnDatabase(home, isolation: isolation, body)
+        }
+    }
+
+    private enum Routed<Result> {
+        case here(Result)
+        case elsewhere(TenantHome)
+    }
+
+    private func withOwnDatabase<Result>(
+        _ home: TenantHome,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection, TenantHome) async throws -> sending Result
+    ) async throws -> sending Result {
+        guard let pools, let database = home.location else {
+            throw DatabaseError(.unreachable, "the tenant's database (server \(home.server)) is not reachable from here")
+        }
+        let client = try await pools.lease(server: home.server, database: database)
+        do {
+            let result = try await client.withConnection(isolation: isolation) { connection in try await body(connection, home) }
+            await pools.release(server: home.server, database: database)
+            return result
+        } catch {
+            await pools.release(server: home.server, database: database)
+            throw error
+        }
     }
 
     /// Refuses a pool whose role could see past row-level security: a superuser, a role with
@@ -92,9 +165,8 @@ public struct TenantDatabase: Sendable {
         var opened: TenantSession?
         let result: Result
         do {
-            result = try await client.withConnection(isolation: isolation) { connection in
-                let home = try await enter(tenant, on: connection)
-                return try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
+            result = try await withHomeConnection(tenant, isolation: isolation) { connection, home in
+                try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
                     try await EnterTenant.run(tenant, home: home, on: connection, logger: logger)
                     let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: connection, logger: logger)
                     opened = session
@@ -115,9 +187,8 @@ public struct TenantDatabase: Sendable {
     /// One call of a tenant function as a unit of work of its own: the statement enters the
     /// tenant and is its own transaction, so it costs one round trip (a lone append, say).
     package func call<Function: TenantFunction>(_ function: Function, as tenant: TenantID) async throws -> [Function.Row] where Function.Row: Sendable {
-        try await client.withConnection { connection in
-            let home = try await enter(tenant, on: connection)
-            return try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
+        try await withHomeConnection(tenant) { connection, home in
+            try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
         }
     }
 
@@ -130,23 +201,48 @@ public struct TenantDatabase: Sendable {
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
         var opened: TenantSession?
-        let result = try await client.withConnection(isolation: isolation) { connection in
-            let home = try await enter(tenant, on: connection)
-            let session = TenantSession(tenant: tenant, home: home, mode: .reads, connection: connection, logger: logger)
-            opened = session
-            do {
-                let result = try await body(session)
-                session.close()
-                if session.openedTransaction { try await connection.query("COMMIT", logger: logger).consume() }
-                return result
-            } catch {
-                session.close()
-                if session.openedTransaction { try? await connection.query("ROLLBACK", logger: logger).consume() }
-                throw error
-            }
+        let result = try await withHomeConnection(tenant, isolation: isolation) { connection, home in
+            try await read(tenant, home: home, on: connection, opened: &opened, body)
         }
         await opened?.committed()
         return result
+    }
+
+    /// `readTenant` for a tenant in a database of its own whose home the caller has (a session
+    /// on the main database holds it): no connection to the main database is needed, so a
+    /// caller holding one never waits for another.
+    package func readTenant<Result>(
+        _ tenant: TenantID,
+        in home: TenantHome,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        guard home.placement == .database else { return try await readTenant(tenant, isolation: isolation, body) }
+        var opened: TenantSession?
+        let result = try await withOwnDatabase(try admit(tenant, home), isolation: isolation) { connection, home in
+            try await read(tenant, home: home, on: connection, opened: &opened, body)
+        }
+        await opened?.committed()
+        return result
+    }
+
+    private func read<Result>(
+        _ tenant: TenantID, home: TenantHome, on connection: PostgresConnection, opened: inout TenantSession?,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        let session = TenantSession(tenant: tenant, home: home, mode: .reads, connection: connection, logger: logger)
+        opened = session
+        do {
+            let result = try await body(session)
+            session.close()
+            if session.openedTransaction { try await connection.query("COMMIT", logger: logger).consume() }
+            return result
+        } catch {
+            session.close()
+            if session.openedTransaction { try? await connection.query("ROLLBACK", logger: logger).consume() }
+            throw error
+        }
     }
 }
 

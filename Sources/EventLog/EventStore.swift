@@ -44,8 +44,8 @@ public struct EventStore: Sendable {
 
     /// `homeTTL`: how long where a tenant lives is remembered (see `TenantDatabase`).
     public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil,
-                homeTTL: Duration = .seconds(2), logger: Logger) {
-        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL)
+                homeTTL: Duration = .seconds(2), pools: HomePools? = nil, logger: Logger) {
+        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL, pools: pools)
         self.observer = observer
         self.client = client
         self.signal = signal

@@ -42,6 +42,10 @@ public struct AppDependencies: Sendable {
     public let commands: CommandPipeline
     /// Keeps the caches current with other processes' catalog changes; nil when not asked for.
     public let catalogInvalidation: CatalogInvalidation?
+    /// Connections to tenants' databases of their own; nil when this process has no owner's login.
+    public let homePools: HomePools?
+    /// The owner's login, which reaches the servers of tenants' databases of their own.
+    let ownerURL: DatabaseURL?
     public let logger: Logger
 
     public init(
@@ -50,7 +54,7 @@ public struct AppDependencies: Sendable {
         rateLimits: RateLimits? = .defaults, rateLimitFailureMode: RateLimiter.FailureMode = .open,
         metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
         signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
-        catalogNotifications: Bool = false,
+        catalogNotifications: Bool = false, ownerURL: DatabaseURL? = nil, homeLimits: HomePools.Limits = HomePools.Limits(),
         logger: Logger
     ) {
         // With catalog notifications every change reaches the caches when it commits, and the
@@ -65,8 +69,15 @@ public struct AppDependencies: Sendable {
             observer = { tenant, types in metrics.appended(tenant: tenant, types: types) }
             lagObserver = { name, lags in metrics.projected(name, lags: lags) }
         }
-        let store = EventStore(client: client, observer: observer, homeTTL: catalogCacheTTL, logger: logger)
-        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, logger: logger)
+        // Databases of their own are reached with the owner's login to each server (the serving
+        // role cannot read the servers' logins); without one, no tenant can be placed in one.
+        let pools = ownerURL.map { owner in
+            HomePools(limits: homeLimits, logger: logger, directory: ServerRegistry.directory(owner: owner, logger: logger))
+        }
+        self.homePools = pools
+        self.ownerURL = ownerURL
+        let store = EventStore(client: client, observer: observer, homeTTL: catalogCacheTTL, pools: pools, logger: logger)
+        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, databasePlacementAvailable: pools != nil, logger: logger)
         self.client = client
         self.backgroundClient = background
         self.store = store
@@ -77,9 +88,9 @@ public struct AppDependencies: Sendable {
             ? CatalogInvalidation(client: background, catalog: catalog, authenticator: authenticator, databases: [store.database], logger: logger)
             : nil
         self.securityLog = SecurityLog(
-            client: background, store: EventStore(client: background, signal: store.signal, observer: observer, logger: logger),
+            client: background, store: EventStore(client: background, signal: store.signal, observer: observer, pools: pools, logger: logger),
             interval: securityFlushInterval, logger: logger)
-        let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, logger: logger),
+        let runtime = ProjectionRuntime(client: background, store: EventStore(client: background, signal: store.signal, pools: pools, logger: logger),
                                         projectors: ReadModels.all,
                                         lagObserver: lagObserver, logger: logger)
         self.runtime = runtime
@@ -105,9 +116,9 @@ public struct AppDependencies: Sendable {
             securityLog,
             OutboxDispatcher(client: backgroundClient, sink: FileOutboxSink(directory: outboxDirectory, logger: logger), logger: logger),
             IdempotencyJanitor.service(client: backgroundClient, interval: .seconds(600), logger: logger),
-            CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, logger: logger), signer: signer,
+            CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, pools: homePools, logger: logger), signer: signer,
                                        interval: checkpointInterval, logger: logger),
-        ] + (catalogInvalidation.map { [$0] } ?? [])
+        ] + (catalogInvalidation.map { [$0] } ?? []) + (homePools.map { [HomePoolsShutdown(pools: $0)] } ?? [])
     }
 }
 
@@ -149,8 +160,18 @@ extension AppDependencies {
     public var servers: ServerRegistry { ServerRegistry(client: client, logger: logger) }
 
     /// Brings tenants' own data to this build (the tenant pass of `petstore migrate`).
-    public func tenantMigrator() -> TenantMigrator { TenantMigrator(client: backgroundClient, logger: logger) }
+    public func tenantMigrator() -> TenantMigrator { TenantMigrator(client: backgroundClient, owner: ownerURL, logger: logger) }
 
     /// A tenant's configuration as the API shows it.
     public var config: ConfigOperations { ConfigOperations(runtime: runtime, logger: logger) }
+}
+
+/// Closes the pools to tenants' databases of their own when the process shuts down.
+struct HomePoolsShutdown: Service {
+    let pools: HomePools
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await pools.closeAll()
+    }
 }

@@ -115,6 +115,12 @@ public actor TestCluster {
         try await prepared().ownerURL.with(database: "postgres")
     }
 
+    /// A superuser of this cluster's server, on `database`: for tests that look past row-level
+    /// security at what a database of its own holds.
+    public func superuserURL(database: String) async throws -> DatabaseURL {
+        try await prepared().superuserURL.with(database: database)
+    }
+
     private func prepared() async throws -> Server {
         if let server { return try await server.value }
         let label = label

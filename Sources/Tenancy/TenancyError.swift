@@ -9,6 +9,7 @@ public struct TenancyError: Error, Sendable, Equatable, CustomStringConvertible,
         case conflict
         /// The change would leave the tenant without an active admin key.
         case lastAdminKey = "last_admin_key"
+        /// Something the change needs cannot be reached now (a tenant's server); retry later.
         case unavailable
         case storage
     }

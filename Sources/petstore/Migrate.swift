@@ -65,14 +65,14 @@ struct Migrate: AsyncParsableCommand {
         let failed = try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            return try await migrateTenants(client: client, upcoming: upcoming, logger: logger)
+            return try await migrateTenants(client: client, owner: target.ownerURL, upcoming: upcoming, logger: logger)
         }
         if failed > 0 { throw ExitCode(1) }
     }
 
     /// Returns how many tenants failed.
-    private func migrateTenants(client: PostgresClient, upcoming: [ProjectionDefinition], logger: Logger) async throws -> Int {
-        let migrator = TenantMigrator(client: client, logger: logger)
+    private func migrateTenants(client: PostgresClient, owner: DatabaseURL, upcoming: [ProjectionDefinition], logger: Logger) async throws -> Int {
+        let migrator = TenantMigrator(client: client, owner: owner, logger: logger)
         let started = ContinuousClock.now
         let plans = try await migrator.plans(only: tenant, including: upcoming)
         if let tenant, plans.isEmpty { throw ValidationError("no tenant has the slug '\(tenant)'") }

@@ -75,7 +75,7 @@ struct ProjectorsCommand: AsyncParsableCommand {
             try await Migrator().migrate(target.ownerURL, logger: logger)
             try await ProjectionInstaller().install(target.ownerURL, logger: logger)
             let client = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 4), backgroundLogger: logger)
-            let dependencies = AppDependencies(client: client, migrator: try Migrator(), logger: logger)
+            let dependencies = AppDependencies(client: client, migrator: try Migrator(), ownerURL: target.ownerURL, logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [
                     .init(service: client),

@@ -19,7 +19,7 @@ extension CommonOptions {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            return try await body(AppDependencies(client: client, migrator: migrator, logger: logger))
+            return try await body(AppDependencies(client: client, migrator: migrator, ownerURL: target.ownerURL, logger: logger))
         }
     }
 }

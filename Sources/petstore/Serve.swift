@@ -259,11 +259,13 @@ struct Serve: AsyncParsableCommand {
             rateLimits: try resolvedRateLimits, rateLimitFailureMode: try resolvedFailureMode,
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
             signer: try options.signer(file: signingKeyFile),
-            checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, logger: logger)
+            checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, ownerURL: target.ownerURL, logger: logger)
         configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 8)])
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {
+            // Mirrors written after a commit that a crash may have cut short.
+            await dependencies.catalog.mirrorAll()
             try await dependencies.provisioner.resumeAll()
         }
         let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))

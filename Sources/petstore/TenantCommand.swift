@@ -26,7 +26,8 @@ struct TenantCommand: AsyncParsableCommand {
         @Option var slug: String
         @Option var name: String
         @Option(help: "free, basic, premium or enterprise.") var plan: String = "free"
-        @Option(help: "shared or schema; default from the plan.") var placement: String?
+        @Option(help: "shared, schema or database; default from the plan.") var placement: String?
+        @Option(help: "For placement database: the registered server to make the tenant's database on (default main).") var server: String?
         @Option(name: .customLong("admin-email")) var adminEmail: String?
 
         func run() async throws {
@@ -43,11 +44,11 @@ struct TenantCommand: AsyncParsableCommand {
                 _ = validation.email(adminEmail)
                 if let problem = validation.errors.first { throw ValidationError("--admin-email \(problem.message)") }
             }
-            let (slug, name, adminEmail) = (slug, name, adminEmail)
+            let (slug, name, adminEmail, server) = (slug, name, adminEmail, server)
             let (tenant, key, resumed) = try await options.withDependencies { dependencies in
                 // The same slug again, while its first onboarding is unfinished, resumes it.
                 let outcome = try await dependencies.onboarding.run(slug: slug, name: name, plan: plan, placement: placement,
-                                                                    adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid",
+                                                                    server: server, adminEmail: adminEmail ?? "admin@\(slug).petstore.invalid",
                                                                     metadata: TenantCommand.cliMetadata)
                 return (outcome.tenant, outcome.adminKey, outcome.resumed)
             }

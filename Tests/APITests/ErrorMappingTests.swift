@@ -8,14 +8,14 @@ import Testing
 
 /// Every module error has its answer in ErrorMapping; anything else is left for the 500 path.
 @Suite struct ErrorMappingTests {
-    @Test func `every code of every module error maps to a problem, and only storage failures to a 5xx`() {
+    @Test func `every code of every module error maps to a problem, and only storage failures and unreachable servers to a 5xx`() {
         for code in DomainError.Code.allCases {
             let problem = ErrorMapping.problem(for: DomainError(code, "refused"))
             #expect(problem.map { (400..<500).contains($0.status.code) } == true, "DomainError.\(code)")
         }
         for code in TenancyError.Code.allCases {
             let problem = ErrorMapping.problem(for: TenancyError(code, "refused"))
-            #expect(problem.map { (400..<500).contains($0.status.code) == (code != .storage) } == true, "TenancyError.\(code)")
+            #expect(problem.map { (400..<500).contains($0.status.code) == (code != .storage && code != .unavailable) } == true, "TenancyError.\(code)")
         }
         for code in EventLogError.Code.allCases {
             let problem = ErrorMapping.problem(for: EventLogError(code, "refused", actualVersion: 3))

@@ -121,7 +121,7 @@ import Testing
             #expect((good["head_hash"] as? String)?.count == 64)
 
             let tenant = try #require(try await app.catalog.tenant(slug: "verified"))
-            try await app.database.superuserURL.withConnection(logger: TestCluster.logger) { connection in
+            try await app.dataURL(of: "verified").withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query("SET session_replication_role = replica", logger: TestCluster.logger).consume()
                 try await connection.query("""
                     UPDATE events SET data = jsonb_set(data, '{name}', '"Mallory"') WHERE tenant_id = \(tenant.id.rawValue) AND seq = 4

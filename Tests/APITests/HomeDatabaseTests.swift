@@ -40,7 +40,7 @@ import Testing
             return server
         }
         let mostPools = Highest(), mostConnections = Highest()
-        let counting: PostgresQuery = "SELECT count(*)::int FROM pg_stat_activity WHERE datname LIKE 't\\_%' AND application_name = \(PoolName.applicationName("home"))"
+        let counting: PostgresQuery = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = ANY(\(names)) AND application_name = \(PoolName.applicationName("home"))"
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<64 {
                 let name = names[index % names.count]

@@ -112,7 +112,8 @@ import Testing
             let principal = try #require(try await app.dependencies.authenticator.authenticate(authorization: "Bearer \(tenant.key)"))
             // Hold the key's lock as the first request would while it runs.
             let lock = CommandPipeline.Key(scope: record.id, apiKey: principal.keyID, value: "slow", fingerprint: []).lock
-            try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
+            // Advisory locks belong to a database: the one holding the tenant's data.
+            try await app.dataURL(of: "busy-key", owner: true).withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(lock))", logger: TestCluster.logger).consume()
                 let retry = try await tenant.call(.post, "/api/pets", json: #"{"name":"Slow","species":"dog"}"#, extra: [Self.key: "slow"])
                 #expect(retry.status == .conflict)

@@ -328,7 +328,7 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
     @Test func `an enterprise tenant's 400 quick creates from 16 clients all succeed`() async throws {
         try await withApp(.live, poolSize: 32, rateLimits: .defaults) { app, client in
             let port = try #require(client.port)
-            let key = try await app.onboard(client, slug: "big-corp", plan: "enterprise")
+            let key = try await app.onboard(client, slug: "big-corp", plan: "enterprise", placement: "shared")
             let results = try await withThrowingTaskGroup(of: [(status: Int, retries: Int)].self) { group in
                 for worker in 0..<16 {
                     group.addTask {

@@ -38,13 +38,36 @@ func withApp(
     placement: String? = nil,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
+    // Tenants in databases of their own cost a database each on the second server: a few such
+    // tests at a time keep a parallel run on two cores within the client's timeouts.
+    if placement == "database" { await DatabaseTests.gate.enter() }
+    do {
+        try await withAppInside(testing, poolSize: poolSize, securityFlush: securityFlush, rateLimits: rateLimits, rateLimitFailure: rateLimitFailure,
+                                idempotencyRetention: idempotencyRetention, tenantLabelCap: tenantLabelCap, logger: logger,
+                                configuration: configuration, timeouts: timeouts, allowUnmappedErrors: allowUnmappedErrors,
+                                placement: placement, body)
+    } catch {
+        if placement == "database" { await DatabaseTests.gate.leave() }
+        throw error
+    }
+    if placement == "database" { await DatabaseTests.gate.leave() }
+}
+
+private func withAppInside(
+    _ testing: TestingSetup, poolSize: Int, securityFlush: Duration, rateLimits: RateLimits?, rateLimitFailure: RateLimiter.FailureMode,
+    idempotencyRetention: Duration, tenantLabelCap: Int, logger: Logger, configuration: ServerConfiguration, timeouts: StatementTimeouts?,
+    allowUnmappedErrors: Bool, placement: String?,
+    _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+) async throws {
     let database = try await TestCluster.shared.database()
+    try await TenantTemplate.shared.prepare(database.ownerURL)
     let pool = "requests-\(database.name)"
     let client = PostgresClient(configuration: database.appURL.clientConfiguration(maximumConnections: poolSize, pool: pool, timeouts: timeouts),
                                 backgroundLogger: logger)
     var dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
                                        securityFlushInterval: securityFlush, rateLimits: rateLimits, rateLimitFailureMode: rateLimitFailure,
-                                       tenantLabelCap: tenantLabelCap, idempotencyRetention: idempotencyRetention, logger: logger)
+                                       tenantLabelCap: tenantLabelCap, idempotencyRetention: idempotencyRetention,
+                                       ownerURL: database.ownerURL, logger: logger)
     dependencies.reportPools([(pool, client, poolSize)])
     let app = dependencies
     let routes = RouteTable()
@@ -57,14 +80,20 @@ func withApp(
     )
     try await application.test(testing) { testClient in
         let key = try await app.catalog.createPlatformKey(name: "tests")
+        // Tenants in databases of their own live on the second server, as in a real deployment.
+        if placement == "database" { try await app.servers.add(name: "second", url: try await TestCluster.second.serverURL().connectionString) }
         try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes, unmapped: unmapped,
                                   placement: placement), testClient)
     }
+    await app.homePools?.closeAll()
     // Every error a module throws has its answer in ErrorMapping; one without is a bug here.
     if !allowUnmappedErrors { #expect(unmapped.all.isEmpty, "errors reached HTTP without a mapping: \(unmapped.all)") }
 }
 
-/// The placements the API tests run over: each of them must behave the same.
+/// The placements the API tests run over: each of them must behave the same. Tenants in
+/// databases of their own have their own suite (`DatabasePlacementTests`) for now: each costs a
+/// database on the second server, and run over every suite they overload a parallel run on
+/// two cores (connection slots run out, clients time out).
 enum Placements {
     static let all = ["shared", "schema"]
 }
@@ -86,7 +115,7 @@ extension TestApp {
     func onboard(_ client: some TestClientProtocol, slug: String, plan: String? = nil, placement: String? = nil) async throws -> String {
         let chosen = placement ?? self.placement
         let plan = plan ?? (chosen == nil || chosen == "shared" ? "free" : chosen == "schema" ? "premium" : "enterprise")
-        let placement = chosen.map { #","placement":"\#($0)""# } ?? ""
+        let placement = chosen.map { #","placement":"\#($0)""# + ($0 == "database" ? #","server":"second""# : "") } ?? ""
         let body = #"{"slug":"\#(slug)","name":"Tenant \#(slug)","plan":"\#(plan)"\#(placement)}"#
         return try await client.execute(uri: "/api/admin/tenants", method: .post,
                                         headers: [.authorization: "Bearer \(platformKey)", .contentType: "application/json"],
@@ -95,6 +124,14 @@ extension TestApp {
             let json = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
             return try #require(json?["admin_api_key"] as? String)
         }
+    }
+
+    /// A login to the database holding a tenant's data: the main one, or for a tenant placed in
+    /// a database of its own, that one on the second server. A superuser's unless `owner`.
+    func dataURL(of slug: String, owner: Bool = false) async throws -> DatabaseURL {
+        let record = try #require(try await catalog.tenant(slug: slug))
+        guard record.placement == .database, let name = record.location else { return owner ? database.ownerURL : database.superuserURL }
+        return owner ? try await TestCluster.second.serverURL().with(database: name) : try await TestCluster.second.superuserURL(database: name)
     }
 
     /// Events of a type in a tenant's log.
@@ -158,4 +195,48 @@ func send(_ client: any TestClientProtocol, _ uri: String, _ method: HTTPRequest
     return try await client.execute(uri: uri, method: method, headers: fields, body: body) { response in
         SentResponse(status: response.status, headers: response.headers, body: response.body)
     }
+}
+
+/// The main test server's template for tenants' databases of their own, brought to this build
+/// once per run: each test reaches the server through a database of its own, and template runs
+/// through different databases do not wait for each other.
+actor TenantTemplate {
+    static let shared = TenantTemplate()
+    private var prepared: Task<Void, any Error>?
+
+    func prepare(_ server: DatabaseURL) async throws {
+        if prepared == nil { prepared = Task { try await HomeDatabases.prepareTemplate(on: server, logger: TestCluster.logger) } }
+        try await prepared?.value
+    }
+}
+
+/// At most `limit` holders at a time; the others wait their turn in order.
+actor Gate {
+    let limit: Int
+    private var inside = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func enter() async {
+        if inside < limit {
+            inside += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave() {
+        if waiting.isEmpty {
+            inside -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}
+
+enum DatabaseTests {
+    static let gate = Gate(limit: 2)
 }

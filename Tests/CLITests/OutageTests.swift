@@ -60,7 +60,7 @@ import Glibc
         let ready = await HTTPProbe.waitUntilReady(port: port) { server.exitStatus() != nil }
         try #require(ready == 200, "not ready: \(server.output)")
         let onboard = try ChildProcess.spawn(
-            [ServeCommandTests.binary, "tenant", "create", "--slug", "outage", "--name", "Outage", "--plan", "enterprise", "--log-level", "error"],
+            [ServeCommandTests.binary, "tenant", "create", "--slug", "outage", "--name", "Outage", "--plan", "enterprise", "--placement", "schema", "--log-level", "error"],
             environment: environment)
         #expect(onboard.wait() == 0, "\(onboard.output)")
         let key = String(try #require(onboard.output.firstMatch(of: /psk_\S+/)).0)

@@ -59,11 +59,12 @@ struct AdminTenantRoutes {
     }
 
     func create(_ request: Request, _ context: PlatformRequestContext) async throws -> Response {
-        var body = try await JSONBody.read(request, context: context, allowed: ["slug", "name", "plan", "placement", "admin_email"])
+        var body = try await JSONBody.read(request, context: context, allowed: ["slug", "name", "plan", "placement", "server", "admin_email"])
         let slug = body.string("slug", required: true)
         let name = body.string("name", required: true)
         let plan = body.string("plan", required: true)
         let placement = body.string("placement")
+        let server = body.string("server")
         let adminEmail = body.string("admin_email")
         try body.finish()
         guard let slug, let name, let plan else { throw Problem.badRequest("slug, name and plan are required") }
@@ -86,7 +87,7 @@ struct AdminTenantRoutes {
         return try await commands.respond(context) {
             // The same slug again, while its first onboarding is unfinished, resumes it.
             let outcome = try await onboarding.run(slug: slug, name: name, plan: chosenPlan, placement: chosenPlacement ?? nil,
-                                                   adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
+                                                   server: server, adminEmail: email ?? "admin@\(slug).petstore.invalid", metadata: metadata(context))
             let current = outcome.tenant
             // A replay of this response must not hand out the key again: it is recorded without it.
             return Reply(try JSONResponse.make(Created(tenant: TenantBody(current), adminApiKey: outcome.adminKey?.value), status: .created,

@@ -73,7 +73,8 @@ enum ErrorMapping {
         case .notFound: return .notFound()
         case .slugTaken: return .conflict("That slug is taken.")
         case .invalid: return .validation(error.message, errors: errors)
-        case .conflict, .unavailable: return .conflict(error.message)
+        case .conflict: return .conflict(error.message)
+        case .unavailable: return .serviceUnavailable(error.message)
         case .lastAdminKey: return .lastAdminKey(error.message)
         case .storage: return error.databaseFault.map(Problem.databaseFault) ?? .internalError()
         }

@@ -93,6 +93,8 @@ extension OpenAPIDocument {
                 "name": JSONSchema.requiredText(maxCharacters: Validation.tenantNameLength.upperBound, description: "The tenant's name."),
                 "plan": JSONSchema.string(values: plans),
                 "placement": JSONSchema.string(values: placements, nullable: true, description: "Defaults by plan when absent or null."),
+                "server": JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{0,30}$", nullable: true,
+                                            description: "For placement database: the registered server its database is made on (main when absent or null)."),
                 "admin_email": JSONSchema.email(nullable: true, description: "The first admin; admin@{slug}.petstore.invalid when absent or null."),
             ], required: ["slug", "name", "plan"], closed: true),
             "TenantCreated": JSONSchema.object([

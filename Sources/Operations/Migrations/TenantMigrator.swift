@@ -5,6 +5,7 @@ import Logging
 import PostgresNIO
 import Projectors
 import Synchronization
+import Tenancy
 
 /// Brings every tenant's own data to this build: `petstore migrate`'s pass over the tenants,
 /// after the control plane (`Migrator`) and the shared projection versions (`ProjectionInstaller`).
@@ -52,18 +53,25 @@ public struct TenantMigrator: Sendable {
     let runtime: ProjectionRuntime
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    /// Tenants in databases of their own are reached with `owner`'s login to their servers;
+    /// without it they are reported as failed.
+    public init(client: PostgresClient, owner: DatabaseURL? = nil, logger: Logger) {
         self.client = client
-        self.database = TenantDatabase(client: client, logger: logger, refusesBehind: false)
-        self.runtime = ProjectionRuntime(client: client, store: EventStore(client: client, logger: logger), projectors: ReadModels.all,
+        let pools = owner.map { HomePools(logger: logger, directory: ServerRegistry.directory(owner: $0, logger: logger)) }
+        self.pools = pools
+        self.database = TenantDatabase(client: client, logger: logger, refusesBehind: false, pools: pools)
+        self.runtime = ProjectionRuntime(client: client, store: EventStore(client: client, pools: pools, logger: logger), projectors: ReadModels.all,
                                          maintenance: true, logger: logger)
         self.logger = logger
     }
+
+    let pools: HomePools?
 
     /// Every tenant (or the one with slug `only`) and what it lacks, in slug order; tenants that
     /// lack nothing have an empty `missing`. `including` adds versions this build will install
     /// but has not yet (for `--dry-run`, where the control plane is not migrated).
     public func plans(only slug: String? = nil, including upcoming: [ProjectionDefinition] = []) async throws -> [Plan] {
+        let fingerprint = try HomeDatabases.fingerprint
         let upcomingNames = upcoming.filter { $0.scope == "tenant" }.map(\.name)
         let upcomingVersions = upcoming.filter { $0.scope == "tenant" }.map(\.version)
         let rows = try await client.query("""
@@ -79,6 +87,11 @@ public struct TenantMigrator: Sendable {
               SELECT t.id, w.name, w.version, w.state FROM tenants t CROSS JOIN wanted w
                WHERE t.placement = 'schema'
                  AND NOT EXISTS (SELECT 1 FROM ledger m WHERE m.tenant_id = t.id AND m.item = 'projection:' || w.name || ':' || w.version)
+              UNION ALL
+              -- A database of its own is brought to this build's migrations and projections at once.
+              SELECT t.id, 'database', \(String(fingerprint.prefix(12))), 'migrations and projections' FROM tenants t
+               WHERE t.placement = 'database' AND t.status <> 'provisioning'
+                 AND NOT EXISTS (SELECT 1 FROM ledger m WHERE m.tenant_id = t.id AND m.item = 'database:' || \(fingerprint))
             )
             SELECT t.id, t.slug, t.placement,
                    coalesce(array_agg(m.name ORDER BY m.name, m.version) FILTER (WHERE m.name IS NOT NULL), '{}'),
@@ -137,6 +150,7 @@ public struct TenantMigrator: Sendable {
 
     /// One tenant: copies, then filling, then views and ledger.
     func migrate(_ plan: Plan) async throws {
+        if plan.placement == "database" { return try await migrateOwnDatabase(plan) }
         let missing = plan.missing.filter { $0.state != "to be installed" }
         guard !missing.isEmpty else { return }
         try await makeCopies(plan)
@@ -148,5 +162,25 @@ public struct TenantMigrator: Sendable {
                 try await session.run("SELECT finish_tenant_projection(\(session.tenant), \(version.name), \(version.version))")
             }
         }
+    }
+
+    /// A tenant in a database of its own: the database gets this build's migrations and
+    /// projection versions, its new versions are filled from its log and the ones the main
+    /// database serves are swapped in, then the ledger records the build.
+    func migrateOwnDatabase(_ plan: Plan) async throws {
+        guard let pools else { throw DatabaseError(.unreachable, "no owner's login to reach the tenant's database with") }
+        database.forgetHome(of: plan.tenant)
+        let home = try await database.home(of: plan.tenant)
+        guard let name = home.location else { throw DatabaseError(.unreachable, "the tenant's database is not named in the catalog") }
+        try await HomeDatabases.ensure(name, on: try await pools.url(of: home.server), logger: logger)
+        try await runtime.catchUp(tenant: plan.tenant, using: database)
+        let active = try await runtime.versions().filter { $0.state == "active" && $0.scope == "tenant" }
+        try await database.withTenant(plan.tenant) { session in
+            for version in active { try await session.run("SELECT activate_projection(\(version.name), \(version.version))") }
+        }
+        try await database.onControlPlane.withTenant(plan.tenant) { session in
+            try await session.run("SELECT record_tenant_database(\(session.tenant), \(try HomeDatabases.fingerprint))")
+        }
+        await pools.closeAll()
     }
 }

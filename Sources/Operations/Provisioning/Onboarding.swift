@@ -30,15 +30,16 @@ public struct Onboarding: Sendable {
         self.provisioner = provisioner
     }
 
-    public func run(slug: String, name: String, plan: Plan, placement: Placement?, adminEmail: String, metadata: EventMetadata) async throws -> Outcome {
+    public func run(slug: String, name: String, plan: Plan, placement: Placement?, server: String? = nil, adminEmail: String, metadata: EventMetadata) async throws -> Outcome {
         do {
-            let record = try await tenants.create(slug: slug, name: name, plan: plan, placement: placement, metadata: metadata)
+            let record = try await tenants.create(slug: slug, name: name, plan: plan, placement: placement, server: server, metadata: metadata)
             let key = try await provisioner.provision(record, adminEmail: adminEmail, metadata: metadata)
             return Outcome(tenant: try await catalog.tenant(id: record.id) ?? record, adminKey: key, resumed: false)
         } catch let error as TenancyError where error.code == .slugTaken {
             catalog.invalidate(slug: slug)
             guard let existing = try await catalog.tenant(slug: slug), existing.status == .provisioning, existing.plan == plan,
-                  existing.placement == (try catalog.placement(for: plan, requested: placement))
+                  existing.placement == (try catalog.placement(for: plan, requested: placement)),
+                  server == nil || existing.server == server
             else { throw error }
             var key = try await provisioner.provision(existing, adminEmail: adminEmail, metadata: metadata)
             if key == nil { key = try await reissueAdminKey(existing.id, metadata: metadata) }

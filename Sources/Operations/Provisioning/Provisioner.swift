@@ -38,6 +38,8 @@ public struct Provisioner: Sendable {
     /// Runs the steps not yet done. Returns the first admin's key when this run created it.
     @discardableResult
     public func provision(_ tenant: TenantRecord, adminEmail: String, metadata: EventMetadata) async throws -> APIKey? {
+        // A database of its own first: the steps are recorded in it.
+        try await tenants.establish(tenant, metadata: metadata)
         let done = try await completedSteps(tenant)
         let handle = catalog.handle(for: tenant)
         var adminKey: APIKey?
@@ -46,7 +48,7 @@ public struct Provisioner: Sendable {
             switch step {
             case .placement:
                 try await handle.withTenant { session in
-                    if tenant.placement != .shared { try await session.run("SELECT provision_tenant_schema(\(session.tenant))") }
+                    if tenant.placement == .schema { try await session.run("SELECT provision_tenant_schema(\(session.tenant))") }
                     try await Self.record(step, in: session)
                 }
             case .migrated:

@@ -38,16 +38,74 @@ public struct TenantCommands: Sendable {
     }
 
     /// Creates a tenant in status `provisioning`. A taken slug is `slugTaken`, whatever the race.
+    /// `server` names where a tenant placed in a database of its own gets it (main by default).
     public func create(
-        slug: String, name: String, plan: Plan, placement: Placement? = nil, metadata: EventMetadata, at: Date = Date()
+        slug: String, name: String, plan: Plan, placement: Placement? = nil, server: String? = nil, metadata: EventMetadata, at: Date = Date()
     ) async throws(TenancyError) -> TenantRecord {
         let chosen = try catalog.placement(for: plan, requested: placement)
         let id = TenantID()
+        if let server, chosen != .database, server != ServerRegistry.main {
+            throw TenancyError(.invalid, "only a tenant placed in a database of its own can be on another server",
+                               fieldErrors: [.init(field: "server", message: "needs placement database")])
+        }
+        if chosen == .database {
+            return try await reserve(id, slug: slug, name: name, plan: plan, server: server ?? ServerRegistry.main, at: at)
+        }
         try await run(on: id, metadata: metadata, assumeNew: true) { state throws(DomainError) in
             try Tenant.decide(.create(id: id.rawValue, slug: slug, name: name, plan: plan, placement: chosen, at: at), state)
         }
         guard let record = try await catalog.tenant(id: id) else { throw TenancyError(.storage, "the new tenant was not found") }
         return record
+    }
+
+    /// A tenant placed in a database of its own starts as its mirror row in the main database,
+    /// which takes the slug and names the database before the database exists: however
+    /// onboarding ends, no database is left that no catalog row names. `establish` then makes
+    /// the database and records the tenant's creation there.
+    private func reserve(_ id: TenantID, slug: String, name: String, plan: Plan, server: String, at: Date) async throws(TenancyError) -> TenantRecord {
+        guard try await ServerRegistry(client: catalog.client, logger: catalog.logger).server(named: server) != nil else {
+            throw TenancyError(.invalid, "no server is named \(server)", fieldErrors: [.init(field: "server", message: "is not a registered server")])
+        }
+        do {
+            try await catalog.store.database.onControlPlane.withTenant(id) { session in
+                try await session.run("""
+                    INSERT INTO tenants (id, slug, name, plan, status, placement, location, server, created_at, updated_at)
+                    VALUES (\(id), \(slug), \(name), \(plan.rawValue), 'provisioning', 'database', \(HomeDatabases.name(for: id)), \(server), \(at), \(at))
+                    """)
+                try await Catalog.announce(in: session)
+            }
+        } catch {
+            throw Catalog.map(error)
+        }
+        guard let record = try await catalog.tenant(id: id) else { throw TenancyError(.storage, "the new tenant was not found") }
+        return record
+    }
+
+    /// Makes a reserved tenant's database (or finishes making it) and records the tenant's
+    /// creation in its log there; nothing for a tenant whose creation is recorded already.
+    public func establish(_ tenant: TenantRecord, metadata: EventMetadata) async throws(TenancyError) {
+        guard tenant.placement == .database, let name = tenant.location else { return }
+        guard let pools = catalog.store.database.homePools else {
+            throw TenancyError(.unavailable, "this process cannot reach databases of their own")
+        }
+        do {
+            try await HomeDatabases.ensure(name, on: try await pools.url(of: tenant.server), logger: catalog.logger)
+        } catch {
+            throw TenancyError(.unavailable, "the tenant's database could not be made on server \(tenant.server): \(DatabaseURL.describe(error)); run onboarding again to resume")
+        }
+        do {
+            // The ledger says which build the database was made for (`petstore migrate` reads it).
+            try await catalog.store.database.onControlPlane.withTenant(tenant.id) { session in
+                try await session.run("SELECT record_tenant_database(\(session.tenant), \(try HomeDatabases.fingerprint))")
+            }
+        } catch {
+            throw Catalog.map(error)
+        }
+        guard try await state(of: tenant.id) == nil else { return }
+        try await run(on: tenant.id, metadata: metadata, assumeNew: true) { state throws(DomainError) in
+            try Tenant.decide(.create(id: tenant.id.rawValue, slug: tenant.slug, name: tenant.name, plan: tenant.plan, placement: .database,
+                                      at: tenant.createdAt), state)
+        }
     }
 
     /// Runs a tenant command (activation, plan, status, users, key revocation) and returns the new state.
@@ -101,7 +159,12 @@ public struct TenantCommands: Sendable {
         }
         do {
             if let session { return try await work(session) }
-            return try await catalog.store.database.withTenant(tenant) { session in try await work(session) }
+            do {
+                return try await catalog.store.database.withTenant(tenant) { session in try await work(session) }
+            } catch {
+                await catalog.repairMirror(of: tenant)
+                throw error
+            }
         } catch let error as DomainError {
             throw TenancyError(error)
         } catch let error as EventLogError where error.code == .wrongExpectedVersion {

@@ -54,6 +54,8 @@ extension ProjectionRuntime {
                 var all: [TenantID] = []
                 let rows = try await client.query("SELECT tenant_id FROM projection_positions(\(version.name), \(version.version))", logger: logger)
                 for try await tenant in rows.decode(UUID.self) { all.append(TenantID(tenant)) }
+                let placed = try await client.query("SELECT tenant_id FROM database_tenants()", logger: logger)
+                for try await tenant in placed.decode(UUID.self) { all.append(TenantID(tenant)) }
                 tenants = all
             }
             let tables = try await client.query(
@@ -68,7 +70,10 @@ extension ProjectionRuntime {
 
     private func rebuild(tenant: TenantID, version: Version, tables: [String], projector: any Projector) async throws {
         let lockKey = "\(version.name)/\(version.version)/\(tenant)"
-        try await database.withTenant(tenant) { session in
+        // As in a batch: a platform projection's rows are in the main database for every tenant.
+        let platform = version.scope == "platform"
+        try await (platform ? database.onControlPlane : database).withTenant(tenant) { session in
+            let ownDatabase = platform && session.home.placement == .database
             try await session.run("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))")
             let schema = version.schema(in: session)
             try await session.run("SELECT set_config('search_path', \(schema + ", public"), true)")
@@ -79,7 +84,9 @@ extension ProjectionRuntime {
             }
             var position: Int64 = 0
             while true {
-                let events = try await store.read(after: position, limit: batchSize, in: session)
+                let events = ownDatabase
+                    ? try await database.readTenant(tenant, in: session.home) { home in try await store.read(after: position, limit: batchSize, in: home) }
+                    : try await store.read(after: position, limit: batchSize, in: session)
                 guard let last = events.last else { break }
                 try await projector.apply(events, in: session)
                 position = last.seq

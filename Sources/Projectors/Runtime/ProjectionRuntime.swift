@@ -54,7 +54,7 @@ public final class ProjectionRuntime: Service, Sendable {
         self.lagObserver = lagObserver
         self.client = client
         // Maintenance (migrate) fills tenants that are behind, which serving refuses.
-        self.database = TenantDatabase(client: client, logger: logger, refusesBehind: !maintenance)
+        self.database = TenantDatabase(client: client, logger: logger, refusesBehind: !maintenance, pools: store.database.homePools)
         self.store = store
         self.projectors = Dictionary(uniqueKeysWithValues: projectors.map { ($0.name, $0) })
         self.batchSize = batchSize
@@ -69,14 +69,17 @@ public final class ProjectionRuntime: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Forward wake-ups into flags the loops below check, so bursts collapse into one pass.
-                for await _ in wakeUps.cancelOnGracefulShutdown() { self.woken.withLock { $0.formUnion(names) } }
+                for await tenants in wakeUps.cancelOnGracefulShutdown() {
+                    self.woken.withLock { $0.formUnion(names) }
+                    self.wokenTenants.withLock { woken in for name in names { woken[name, default: []].formUnion(tenants) } }
+                }
             }
             // One loop per projection: a busy one (pets under a burst of creates) never holds up another.
             for name in names {
                 group.addTask {
                     while !Task.isShuttingDownGracefully && !Task.isCancelled {
                         do {
-                            try await self.catchUpAll(only: name)
+                            try await self.catchUpAll(only: name, sweep: false)
                         } catch {
                             self.logger.warning("projection pass failed; will retry",
                                                 metadata: ["projection": "\(name)", "error": "\(DatabaseURL.describe(error))"])
@@ -91,6 +94,14 @@ public final class ProjectionRuntime: Service, Sendable {
     }
 
     private let woken = Mutex<Set<String>>([])
+    /// Tenants appended to since each projection's last pass: how tenants in databases of their
+    /// own are found between sweeps (their heads are not in the main database's positions).
+    private let wokenTenants = Mutex<[String: Set<TenantID>]>([:])
+    /// When each projection last looked at every tenant in a database of its own.
+    private let lastSweep = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let knownPlaced = Mutex<Set<TenantID>?>(nil)
+    /// How often every tenant in a database of its own is looked at, woken or not.
+    static let sweepInterval: Duration = .seconds(10)
     private let versionCache = Mutex<(versions: [Version], at: ContinuousClock.Instant)?>(nil)
     private let lagSamples = Mutex<[String: LagReservoir]>([:])
 
@@ -120,17 +131,19 @@ public final class ProjectionRuntime: Service, Sendable {
     /// One pass: every version, every tenant that is behind; then activates built versions.
     /// Versions run side by side, so one that is busy (say, pets under a burst of creates)
     /// does not hold up the others.
-    public func catchUpAll(only name: String? = nil) async throws {
+    /// `sweep` looks at every tenant in a database of its own; the background loop does that
+    /// every `sweepInterval`, and otherwise only at those it heard were appended to.
+    public func catchUpAll(only name: String? = nil, sweep: Bool = true) async throws {
         let versions = try await versions().filter { name == nil || $0.name == name }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for version in versions {
-                group.addTask { try await self.catchUpAll(version) }
+                group.addTask { try await self.catchUpAll(version, sweep: sweep) }
             }
             try await group.waitForAll()
         }
     }
 
-    private func catchUpAll(_ version: Version) async throws {
+    private func catchUpAll(_ version: Version, sweep: Bool) async throws {
         var behind = false
         let positions = try await client.query(
             "SELECT tenant_id, applied_seq, head FROM projection_positions(\(version.name), \(version.version))", logger: logger)
@@ -138,6 +151,7 @@ public final class ProjectionRuntime: Service, Sendable {
         for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) where position < head {
             lagging.append(TenantID(tenant))
         }
+        lagging += try await ownDatabaseTenantsToVisit(version, sweep: sweep)
         for tenant in lagging {
             do {
                 if try await catchUp(tenant: tenant, version: version) == false { behind = true }
@@ -148,9 +162,42 @@ public final class ProjectionRuntime: Service, Sendable {
                 behind = true
             }
         }
+        // Tenants in databases of their own are not in the positions above: with any, only after
+        // a pass that looked at all of them.
         if version.state == "building" && !behind {
-            try await activateIfCaughtUp(version)
+            let lookedAtAll = sweep ? true : !(try await hasDatabaseTenants())
+            if lookedAtAll { try await activateIfCaughtUp(version) }
         }
+    }
+
+    /// Tenants in databases of their own to catch up in this pass: those appended to since the
+    /// last one, and all of them every `sweepInterval` (appends made by other processes, or a
+    /// catch-up that failed). A visit to a tenant that is up to date is one short transaction.
+    private func ownDatabaseTenantsToVisit(_ version: Version, sweep asked: Bool) async throws -> [TenantID] {
+        let woken = wokenTenants.withLock { $0.removeValue(forKey: version.name) ?? [] }
+        let now = ContinuousClock.now
+        let sweep = lastSweep.withLock { last in
+            guard asked || last[version.name].map({ now - $0 >= Self.sweepInterval }) ?? true else { return false }
+            last[version.name] = now
+            return true
+        }
+        guard sweep || !woken.isEmpty else { return [] }
+        // Which tenants are in databases of their own changes only with onboarding: a list read
+        // by a sweep serves the wake-ups until the next.
+        var placed = sweep ? nil : knownPlaced.withLock { $0 }
+        if placed == nil {
+            var fresh: Set<TenantID> = []
+            for try await id in try await client.query("SELECT tenant_id FROM database_tenants()", logger: logger).decode(UUID.self) {
+                fresh.insert(TenantID(id))
+            }
+            knownPlaced.withLock { $0 = fresh }
+            placed = fresh
+        }
+        return sweep ? Array(placed ?? []) : Array(woken.intersection(placed ?? []))
+    }
+
+    private func hasDatabaseTenants() async throws -> Bool {
+        try await client.query("SELECT count(*) FROM database_tenants()", logger: logger).decode(Int.self).first(where: { _ in true }) ?? 0 > 0
     }
 
     /// Whether `error` is `begin_projection_batch` refusing a tenant's copy that does not exist.
@@ -207,11 +254,16 @@ public final class ProjectionRuntime: Service, Sendable {
 
     /// One transaction; returns how many events it covered.
     func applyBatch(tenant: TenantID, version: Version, projector: any Projector, using pool: TenantDatabase) async throws -> Int {
-        let applied: [RecordedEvent] = try await pool.withTenant(tenant) { session in
+        // A platform projection's rows are in the main database for every tenant; a tenant in a
+        // database of its own has its events read from there, in a session of their own.
+        let platform = version.scope == "platform"
+        let applied: [RecordedEvent] = try await (platform ? pool.onControlPlane : pool).withTenant(tenant) { session in
             // Takes the pair's lock, sets the search path, locks the checkpoint.
             let position = try await session.call(
                 BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
-            let events = try await store.read(after: position, limit: batchSize, in: session)
+            let events = platform && session.home.placement == .database
+                ? try await pool.readTenant(tenant, in: session.home) { home in try await store.read(after: position, limit: batchSize, in: home) }
+                : try await store.read(after: position, limit: batchSize, in: session)
             guard let last = events.last else { return [] }
             try await projector.apply(events, in: session)
             try beforeCommit(tenant, events.count)
@@ -244,6 +296,24 @@ public final class ProjectionRuntime: Service, Sendable {
         let rows = try await client.query(
             "SELECT count(*) FROM projection_positions(\(version.name), \(version.version)) WHERE applied_seq < head", logger: logger)
         guard try await rows.decode(Int64.self).first(where: { _ in true }) == 0 else { return }
+        // Tenants in databases of their own serve it too: each was caught up in this pass (a
+        // sweep). One that cannot be reached now keeps the old version until `petstore migrate`.
+        if version.scope == "tenant" {
+            var placed: [UUID] = []
+            for try await tenant in try await client.query("SELECT tenant_id FROM database_tenants()", logger: logger).decode(UUID.self) {
+                placed.append(tenant)
+            }
+            for tenant in placed {
+                do {
+                    try await database.withTenant(TenantID(tenant)) { session in
+                        try await session.run("SELECT activate_projection(\(version.name), \(version.version))")
+                    }
+                } catch {
+                    logger.warning("a tenant's database did not switch to the new projection version; run petstore migrate",
+                                   metadata: ["tenant": "\(tenant)", "projection": "\(version.name)", "error": "\(DatabaseURL.describe(error))"])
+                }
+            }
+        }
         try await client.query("SELECT activate_projection(\(version.name), \(version.version))", logger: logger).consume()
         logger.notice("projection version activated", metadata: ["projection": "\(version.name)", "version": "\(version.version)"])
     }

@@ -14,9 +14,9 @@ import Synchronization
 /// transaction, so that each process drops what it cached of that tenant when the change commits
 /// (`CatalogInvalidation`); the TTL only bounds what a lost notification could leave behind.
 public final class Catalog: Sendable {
-    let client: PostgresClient
+    package let client: PostgresClient
     public let store: EventStore
-    let logger: Logger
+    package let logger: Logger
     let cacheTTL: Duration
     /// Whether tenants may be placed in a database of their own; until then `database`
     /// requests (and the enterprise default) get a schema of their own instead.
@@ -74,7 +74,7 @@ public final class Catalog: Sendable {
     }
 
     /// Announces a change of the session's tenant to every process, when the session commits.
-    static func announce(in session: TenantSession) async throws {
+    package static func announce(in session: TenantSession) async throws {
         try await session.run("SELECT pg_notify(\(changesChannel), \(session.tenant.description))")
     }
 
@@ -148,7 +148,91 @@ public final class Catalog: Sendable {
     /// issued by these events (the log keeps only the prefix).
     public func apply(_ events: [TenantEvent], keyHashes: [UUID: [UInt8]] = [:], in session: TenantSession) async throws {
         for event in events { try await apply(event, keyHashes: keyHashes, in: session) }
-        if !events.isEmpty { try await Self.announce(in: session) }
+        guard !events.isEmpty else { return }
+        try await Self.announce(in: session)
+        if session.home.placement == .database { try await mirrorAfterCommit(events, in: session) }
+    }
+
+    // MARK: - Tenants in a database of their own
+
+    /// A tenant placed in a database of its own keeps its catalog rows there, written with its
+    /// log in one transaction like any tenant's: that copy is the record. The main database
+    /// keeps a mirror of them, which resolution and key checks read: written once the tenant's
+    /// transaction has committed (a change is in force when its mirror is), and re-derived from
+    /// the record at start-up (`mirrorAll`). A change that takes a right away (a key revoked, the
+    /// tenant suspended or leaving) is written to the mirror before the record commits too, so
+    /// a crash in between never leaves a revoked key working; should the record then not
+    /// commit, the mirror errs on the side of refusing until the next change or start-up.
+    private func mirrorAfterCommit(_ events: [TenantEvent], in session: TenantSession) async throws {
+        let tenant = session.tenant
+        let restricting = events.contains { event in
+            switch event {
+            case .apiKeyRevoked, .suspended, .offboardingRequested: true
+            default: false
+            }
+        }
+        if restricting {
+            try await store.database.onControlPlane.withTenant(tenant) { mirror in
+                for event in events {
+                    switch event {
+                    case .apiKeyRevoked, .suspended, .offboardingRequested: try await apply(event, keyHashes: [:], in: mirror)
+                    default: break
+                    }
+                }
+                try await Self.announce(in: mirror)
+            }
+        }
+        session.afterCommit { [self] in
+            do {
+                try await mirror(tenant)
+            } catch {
+                logger.error("a tenant's catalog rows could not be mirrored to the main database; they will be at start-up",
+                             metadata: ["tenant": "\(tenant)", "error": "\(DatabaseURL.describe(error))"])
+            }
+        }
+    }
+
+    /// Copies a tenant's catalog rows from its own database to the main database's mirror.
+    public func mirror(_ tenant: TenantID) async throws {
+        let rows = try await store.database.readTenant(tenant) { session in try await CatalogRows.read(in: session) }
+        guard let rows else { return }
+        try await store.database.onControlPlane.withTenant(tenant) { session in
+            try await rows.write(in: session)
+            try await Self.announce(in: session)
+        }
+        forget(tenant: tenant)
+    }
+
+    /// After a change of a tenant in a database of its own failed: what it wrote to the mirror
+    /// ahead of its commit (a revocation) is set back to the record.
+    public func repairMirror(of tenant: TenantID) async {
+        guard (try? await store.database.home(of: tenant))?.placement == .database else { return }
+        do {
+            try await mirror(tenant)
+        } catch {
+            logger.error("a tenant's catalog rows could not be mirrored to the main database; they will be at start-up",
+                         metadata: ["tenant": "\(tenant)", "error": "\(DatabaseURL.describe(error))"])
+        }
+    }
+
+    /// Mirrors every tenant placed in a database of its own (at start-up); one that cannot be
+    /// reached is logged and the others go on.
+    public func mirrorAll() async {
+        let placed: [TenantID]
+        do {
+            placed = try await client.query("SELECT id FROM tenants WHERE placement = 'database'", logger: logger)
+                .decode(UUID.self).all().map(TenantID.init)
+        } catch {
+            logger.error("tenants in databases of their own could not be listed", metadata: ["error": "\(DatabaseURL.describe(error))"])
+            return
+        }
+        for tenant in placed {
+            do {
+                try await mirror(tenant)
+            } catch {
+                logger.error("a tenant's catalog rows could not be mirrored", metadata: ["tenant": "\(tenant)", "error": "\(DatabaseURL.describe(error))"])
+            }
+        }
     }
 
     private func apply(
@@ -157,13 +241,19 @@ public final class Catalog: Sendable {
         let tenant = session.tenant
         switch event {
         case .created(let created):
-            let location = created.placement == .shared ? nil : "t_" + tenant.description.replacingOccurrences(of: "-", with: "")
+            // A tenant of a database of its own restored anywhere else (a replay of its export)
+            // gets a schema of its own there.
+            let placement = created.placement == .database && session.home.placement != .database ? .schema : created.placement
+            let location = placement == .shared ? nil : "t_" + tenant.description.replacingOccurrences(of: "-", with: "")
             try await session.run("""
                 INSERT INTO tenants (id, slug, name, plan, status, placement, location, created_at, updated_at)
                 VALUES (\(tenant), \(created.slug), \(created.name), \(created.plan.rawValue), 'provisioning',
-                        \(created.placement.rawValue), \(location), \(created.at), \(created.at))
+                        \(placement.rawValue), \(location), \(created.at), \(created.at))
                 """)
-            if created.placement != .shared {
+            if session.home.placement == .database {
+                // Alone in its database: a partition of its own, and the tables as they are.
+                try await session.run("SELECT create_tenant_partition(\(tenant))")
+            } else if placement != .shared {
                 // Before the tenant's first event: its partition must exist before any row would
                 // land in the shared ones. The catalog row comes first: provisioning reads it.
                 try await session.run("SELECT provision_tenant_schema(\(tenant))")

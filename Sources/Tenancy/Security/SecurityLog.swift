@@ -156,6 +156,7 @@ public final class SecurityLog: FlushingService, Sendable {
         }
         // The row and the tenant's event commit together, so a retry after a failure can neither
         // skip the event (row already there) nor write it twice.
+        let ownDatabase = try await store.database.home(of: target).placement == .database
         try await store.database.withTenant(target) { session in
             let inserted = try await session.query(upsert).decode(Bool.self).first(where: { _ in true }) ?? false
             guard inserted, key.kind == .crossTenant, let actor = attempt.actor else { return }
@@ -168,6 +169,16 @@ public final class SecurityLog: FlushingService, Sendable {
                 [StreamAppend(stream: try StreamName(type: "security", id: target.rawValue), expected: .any, events: [event])],
                 metadata: EventMetadata(actor: actor.actor, requestID: attempt.requestID), in: session
             )
+        }
+        // A tenant in a database of its own keeps its row there, with its event; the platform's
+        // security log in the main database gets a copy once that committed. A failure here costs
+        // the platform's view a count (retrying would count twice in the tenant's), never the record.
+        if ownDatabase {
+            do {
+                try await client.query(upsert, logger: logger).consume()
+            } catch {
+                logger.warning("a security event's platform copy was not written", metadata: ["error": "\(DatabaseURL.describe(error))"])
+            }
         }
     }
 }

@@ -122,3 +122,21 @@ public struct ServerRegistry: Sendable {
         }
     }
 }
+
+extension ServerRegistry {
+    /// Servers' logins by name, for the platform's own connections to databases of their own:
+    /// read with the owner's login (the serving role cannot read them) each time a pool to one
+    /// of their databases opens, so a server's changed login is used from the next pool on.
+    /// `main` is the owner's own server.
+    public static func directory(owner: DatabaseURL, logger: Logger) -> HomePools.Directory {
+        { name in
+            if name == main { return owner }
+            let stored = try await owner.withConnection(logger: logger) { connection in
+                try await connection.query("SELECT url FROM servers WHERE name = \(name)", logger: logger)
+                    .decode(String.self).first(where: { _ in true })
+            }
+            guard let stored else { throw DatabaseError(.unreachable, "no server is named \(name)") }
+            return try DatabaseURL(stored)
+        }
+    }
+}
