@@ -101,9 +101,8 @@ public enum HomeDatabases {
     }
 
     private static func prepareTemplateLocked(on connection: PostgresConnection, server: DatabaseURL, fingerprint: String, logger: Logger) async throws {
-        let current = try await connection.query(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = \(template)", logger: logger
-        ).decode(String?.self).first(where: { _ in true })
+        // Again under the lock: another run may have finished it meanwhile.
+        let current = try await templateFingerprint(on: connection, logger: logger)
         if current == .some(.some(fingerprint)) { return }
         if current == nil {
             do {
