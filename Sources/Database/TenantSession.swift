@@ -175,9 +175,13 @@ public struct TenantDatabase: Sendable {
                 }
             }
         } catch let error as PostgresTransactionError {
+            await opened?.rolledBack()
             // The body's own error comes back as it was thrown (after the rollback); a failed
             // BEGIN or COMMIT stays a transaction error, whose commit outcome may be unknown.
             if let thrown = error.closureError { throw thrown }
+            throw error
+        } catch {
+            await opened?.rolledBack()
             throw error
         }
         await opened?.committed()
@@ -267,6 +271,7 @@ public final class TenantSession: Sendable {
         var open = true
         var inTransaction = false
         var afterCommit: [@Sendable () async -> Void] = []
+        var afterRollback: [@Sendable () async -> Void] = []
         var savepoints = 0
     }
 
@@ -290,8 +295,27 @@ public final class TenantSession: Sendable {
         state.withLock { $0.afterCommit.append(action) }
     }
 
+    /// Runs `action` if what this session wrote is undone: its transaction rolled back or its
+    /// commit failed (the outcome then unknown), or the savepoint it was registered in rolled
+    /// back. For writes made elsewhere ahead of the commit, which must then be set right.
+    public func afterRollback(_ action: @escaping @Sendable () async -> Void) {
+        state.withLock { $0.afterRollback.append(action) }
+    }
+
     func committed() async {
-        for action in state.withLock({ state in defer { state.afterCommit = [] }; return state.afterCommit }) { await action() }
+        let actions = state.withLock { state in
+            defer { state.afterCommit = []; state.afterRollback = [] }
+            return state.afterCommit
+        }
+        for action in actions { await action() }
+    }
+
+    func rolledBack() async {
+        let actions = state.withLock { state in
+            defer { state.afterCommit = []; state.afterRollback = [] }
+            return state.afterRollback
+        }
+        for action in actions { await action() }
     }
 
     // MARK: - Statements
@@ -337,9 +361,9 @@ public final class TenantSession: Sendable {
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
         try await enterIfNeeded()
-        let (name, registered) = state.withLock { state in
+        let (name, registered, undoRegistered) = state.withLock { state in
             state.savepoints += 1
-            return ("unit_\(state.savepoints)", state.afterCommit.count)
+            return ("unit_\(state.savepoints)", state.afterCommit.count, state.afterRollback.count)
         }
         try await connection.query(PostgresQuery(unsafeSQL: "SAVEPOINT \(name)"), logger: logger).consume()
         do {
@@ -348,7 +372,12 @@ public final class TenantSession: Sendable {
             return result
         } catch {
             try? await connection.query(PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT \(name)"), logger: logger).consume()
-            state.withLock { $0.afterCommit.removeSubrange(min(registered, $0.afterCommit.count)...) }
+            let undone = state.withLock { state in
+                state.afterCommit.removeSubrange(min(registered, state.afterCommit.count)...)
+                defer { state.afterRollback.removeSubrange(min(undoRegistered, state.afterRollback.count)...) }
+                return Array(state.afterRollback[min(undoRegistered, state.afterRollback.count)...])
+            }
+            for action in undone { await action() }
             throw error
         }
     }

@@ -76,6 +76,21 @@ import Testing
             let (keyID, second) = try await app.dependencies.tenants.issueKey(tenant: id, userID: admin.id, role: .admin, metadata: .init())
             let other = TenantClient(client: client, key: second.value, slug: "keyed-house")
             #expect(try await other.call(.get, "/api/pets").status == .ok)
+
+            // A revocation is written to the mirror before the tenant's transaction commits; when
+            // that transaction then fails (as a request's does on a conflict at commit), the
+            // mirror is set back and the key keeps working.
+            struct Undone: Error {}
+            await #expect(throws: Undone.self) {
+                try await app.store.database.withTenant(id) { session in
+                    try await app.dependencies.tenants.execute(.revokeApiKey(id: keyID, at: Date()), on: id, metadata: .init(), in: session)
+                    throw Undone()
+                }
+            }
+            app.dependencies.authenticator.forget(tenant: id, platform: false)
+            let kept = try await other.call(.get, "/api/pets")
+            #expect(kept.status == .ok, "the revocation did not commit: \(String(buffer: kept.body))")
+
             try await app.dependencies.tenants.execute(.revokeApiKey(id: keyID, at: Date()), on: id, metadata: .init())
             app.dependencies.authenticator.forget(tenant: id, platform: false)
             #expect(try await other.call(.get, "/api/pets").status == .unauthorized)

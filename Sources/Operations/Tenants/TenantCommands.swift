@@ -159,12 +159,7 @@ public struct TenantCommands: Sendable {
         }
         do {
             if let session { return try await work(session) }
-            do {
-                return try await catalog.store.database.withTenant(tenant) { session in try await work(session) }
-            } catch {
-                await catalog.repairMirror(of: tenant)
-                throw error
-            }
+            return try await catalog.store.database.withTenant(tenant) { session in try await work(session) }
         } catch let error as DomainError {
             throw TenancyError(error)
         } catch let error as EventLogError where error.code == .wrongExpectedVersion {

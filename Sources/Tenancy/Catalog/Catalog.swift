@@ -162,7 +162,8 @@ public final class Catalog: Sendable {
     /// the record at start-up (`mirrorAll`). A change that takes a right away (a key revoked, the
     /// tenant suspended or leaving) is written to the mirror before the record commits too, so
     /// a crash in between never leaves a revoked key working; should the record then not
-    /// commit, the mirror errs on the side of refusing until the next change or start-up.
+    /// commit, the mirror is set back to the record when the transaction rolls back (and errs
+    /// on the side of refusing, should that fail, until the next change or start-up).
     private func mirrorAfterCommit(_ events: [TenantEvent], in session: TenantSession) async throws {
         let tenant = session.tenant
         let restricting = events.contains { event in
@@ -172,6 +173,8 @@ public final class Catalog: Sendable {
             }
         }
         if restricting {
+            // Should the record not commit, the mirror is set back to it at once.
+            session.afterRollback { [self] in await restoreMirror(of: tenant) }
             try await store.database.onControlPlane.withTenant(tenant) { mirror in
                 for event in events {
                     switch event {
@@ -203,15 +206,20 @@ public final class Catalog: Sendable {
         forget(tenant: tenant)
     }
 
-    /// After a change of a tenant in a database of its own failed: what it wrote to the mirror
-    /// ahead of its commit (a revocation) is set back to the record.
-    public func repairMirror(of tenant: TenantID) async {
-        guard (try? await store.database.home(of: tenant))?.placement == .database else { return }
-        do {
-            try await mirror(tenant)
-        } catch {
-            logger.error("a tenant's catalog rows could not be mirrored to the main database; they will be at start-up",
-                         metadata: ["tenant": "\(tenant)", "error": "\(DatabaseURL.describe(error))"])
+    /// After a change of a tenant in a database of its own did not commit: what it wrote to
+    /// the mirror ahead of its commit (a revocation) is set back to the record. Tried twice;
+    /// should both fail, the mirror keeps refusing until the tenant's next change or start-up.
+    func restoreMirror(of tenant: TenantID) async {
+        for attempt in 1...2 {
+            do {
+                try await mirror(tenant)
+                return
+            } catch {
+                logger.error("a tenant's catalog rows could not be set back to its record", metadata: [
+                    "tenant": "\(tenant)", "attempt": "\(attempt)", "error": "\(DatabaseURL.describe(error))",
+                ])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
         }
     }
 
