@@ -38,19 +38,38 @@ func withApp(
     placement: String? = nil,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
-    // Tenants in databases of their own cost a database each on the second server: a few such
-    // tests at a time keep a parallel run on two cores within the client's timeouts.
-    if placement == "database" { await DatabaseTests.gate.enter() }
+    // A few apps at a time: on two cores, every app started at once (Swift Testing starts every
+    // test together) makes each request wait its turn so long that clients time out. Waiting
+    // here costs a test nothing it measures. An app started inside another's body shares its slot.
+    if Apps.holdsSlot { return try await withGatedApp() }
+    await Apps.gate.enter()
     do {
-        try await withAppInside(testing, poolSize: poolSize, securityFlush: securityFlush, rateLimits: rateLimits, rateLimitFailure: rateLimitFailure,
-                                idempotencyRetention: idempotencyRetention, tenantLabelCap: tenantLabelCap, logger: logger,
-                                configuration: configuration, timeouts: timeouts, allowUnmappedErrors: allowUnmappedErrors,
-                                placement: placement, body)
+        try await Apps.$holdsSlot.withValue(true) { try await withGatedApp() }
     } catch {
-        if placement == "database" { await DatabaseTests.gate.leave() }
+        await Apps.gate.leave()
         throw error
     }
-    if placement == "database" { await DatabaseTests.gate.leave() }
+    await Apps.gate.leave()
+
+    func withGatedApp() async throws {
+        // Tenants in databases of their own cost a database each on the second server.
+        if placement == "database" { await DatabaseTests.gate.enter() }
+        do {
+            try await withAppInside(testing, poolSize: poolSize, securityFlush: securityFlush, rateLimits: rateLimits, rateLimitFailure: rateLimitFailure,
+                                    idempotencyRetention: idempotencyRetention, tenantLabelCap: tenantLabelCap, logger: logger,
+                                    configuration: configuration, timeouts: timeouts, allowUnmappedErrors: allowUnmappedErrors,
+                                    placement: placement, body)
+        } catch {
+            if placement == "database" { await DatabaseTests.gate.leave() }
+            throw error
+        }
+        if placement == "database" { await DatabaseTests.gate.leave() }
+    }
+}
+
+enum Apps {
+    static let gate = Gate(limit: 4)
+    @TaskLocal static var holdsSlot = false
 }
 
 private func withAppInside(
@@ -90,12 +109,10 @@ private func withAppInside(
     if !allowUnmappedErrors { #expect(unmapped.all.isEmpty, "errors reached HTTP without a mapping: \(unmapped.all)") }
 }
 
-/// The placements the API tests run over: each of them must behave the same. Tenants in
-/// databases of their own have their own suite (`DatabasePlacementTests`) for now: each costs a
-/// database on the second server, and run over every suite they overload a parallel run on
-/// two cores (connection slots run out, clients time out).
+/// The placements the API tests run over: each of them must behave the same. A tenant placed
+/// in a database of its own gets it on the second server.
 enum Placements {
-    static let all = ["shared", "schema"]
+    static let all = ["shared", "schema", "database"]
 }
 
 extension ServerConfiguration {
