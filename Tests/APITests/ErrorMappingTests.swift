@@ -12,6 +12,9 @@ import Testing
         for code in DomainError.Code.allCases {
             let problem = ErrorMapping.problem(for: DomainError(code, "refused"))
             #expect(problem.map { (400..<500).contains($0.status.code) } == true, "DomainError.\(code)")
+            // A tenant decider's refusal reaches HTTP in the catalog's terms: still the client's.
+            let inCatalogTerms = ErrorMapping.problem(for: TenancyError(DomainError(code, "refused")))
+            #expect(inCatalogTerms.map { (400..<500).contains($0.status.code) } == true, "TenancyError(DomainError.\(code))")
         }
         for code in TenancyError.Code.allCases {
             let problem = ErrorMapping.problem(for: TenancyError(code, "refused"))

@@ -356,7 +356,7 @@ extension TenancyError {
         case .validation: .invalid
         case .notFound: .notFound
         case .alreadyExists: .conflict
-        case .removed: .unavailable
+        case .removed: .conflict
         case .conflict: .conflict
         case .lastAdminKey: .lastAdminKey
         }
