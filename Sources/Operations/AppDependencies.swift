@@ -72,17 +72,19 @@ public struct AppDependencies: Sendable {
         // Databases of their own are reached with the owner's login to each server (the serving
         // role cannot read the servers' logins); without one, no tenant can be placed in one.
         let pools = ownerURL.map { owner in
-            HomePools(limits: homeLimits, logger: logger, directory: ServerRegistry.directory(owner: owner, logger: logger))
+            HomePools(limits: homeLimits, build: try? HomeDatabases.fingerprint, logger: logger,
+                      directory: ServerRegistry.directory(owner: owner, logger: logger))
         }
         self.homePools = pools
         self.ownerURL = ownerURL
         let store = EventStore(client: client, observer: observer, homeTTL: catalogCacheTTL, pools: pools, logger: logger)
-        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, databasePlacementAvailable: pools != nil, logger: logger)
+        let authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
+        let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, databasePlacementAvailable: pools != nil,
+                              authenticator: authenticator, logger: logger)
         self.client = client
         self.backgroundClient = background
         self.store = store
         self.catalog = catalog
-        let authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
         self.authenticator = authenticator
         self.catalogInvalidation = catalogNotifications
             ? CatalogInvalidation(client: background, catalog: catalog, authenticator: authenticator, databases: [store.database], logger: logger)

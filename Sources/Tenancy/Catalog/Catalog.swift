@@ -22,13 +22,17 @@ public final class Catalog: Sendable {
     /// requests (and the enterprise default) get a schema of their own instead.
     public let databasePlacementAvailable: Bool
     private let cache = Mutex<[String: (record: TenantRecord?, expires: ContinuousClock.Instant)]>([:])
+    /// This process's key checks: told at once when a tenant's mirror changes here (other
+    /// processes hear of it by NOTIFY).
+    let authenticator: Authenticator?
 
     public init(client: PostgresClient, store: EventStore, cacheTTL: Duration = .seconds(2),
-                databasePlacementAvailable: Bool = false, logger: Logger) {
+                databasePlacementAvailable: Bool = false, authenticator: Authenticator? = nil, logger: Logger) {
         self.client = client
         self.store = store
         self.cacheTTL = cacheTTL
         self.databasePlacementAvailable = databasePlacementAvailable
+        self.authenticator = authenticator
         self.logger = logger
     }
 
@@ -184,6 +188,7 @@ public final class Catalog: Sendable {
                 }
                 try await Self.announce(in: mirror)
             }
+            authenticator?.forget(tenant: tenant)
         }
         session.afterCommit { [self] in
             do {
@@ -204,6 +209,9 @@ public final class Catalog: Sendable {
             try await Self.announce(in: session)
         }
         forget(tenant: tenant)
+        // A key refused while a revocation that then did not commit was in the mirror is not
+        // remembered as refused.
+        authenticator?.forget(tenant: tenant)
     }
 
     /// After a change of a tenant in a database of its own did not commit: what it wrote to
