@@ -42,6 +42,10 @@ public actor HomePools {
     public typealias Directory = @Sendable (String) async throws -> DatabaseURL
 
     let limits: Limits
+    /// The fingerprint of the build this process serves (schema and projections): a tenant
+    /// whose database its ledger does not record as brought to it is behind, and refused.
+    /// Nil checks nothing.
+    public nonisolated let build: String?
     let directory: Directory
     let timeouts: StatementTimeouts?
     let logger: Logger
@@ -50,8 +54,9 @@ public actor HomePools {
     private var closing: [String: Int] = [:]
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    public init(limits: Limits = Limits(), timeouts: StatementTimeouts? = nil, logger: Logger, directory: @escaping Directory) {
+    public init(limits: Limits = Limits(), timeouts: StatementTimeouts? = nil, build: String? = nil, logger: Logger, directory: @escaping Directory) {
         self.limits = limits
+        self.build = build
         self.timeouts = timeouts
         self.logger = logger
         self.directory = directory

@@ -20,15 +20,26 @@ public struct TenantHome: Sendable, Equatable {
     public let missing: [String]
     /// Whether the tenant is in service (not onboarding): only then is being behind refused.
     public let inService: Bool
+    /// For a tenant with a database of its own: the builds (fingerprints) its ledger records
+    /// that database as brought to.
+    public let builds: [String]
 
     public static let shared = TenantHome(placement: .shared, server: "main", location: nil, missing: [], inService: true)
 
-    public init(placement: Placement, server: String, location: String?, missing: [String], inService: Bool) {
+    public init(placement: Placement, server: String, location: String?, missing: [String], inService: Bool, builds: [String] = []) {
         self.placement = placement
         self.server = server
         self.location = location
         self.missing = missing
         self.inService = inService
+        self.builds = builds
+    }
+
+    /// What this tenant lacks to be served by `build` (a build's fingerprint; nil checks only
+    /// projection copies): empty when nothing.
+    public func lacks(build: String?) -> [String] {
+        guard placement == .database, let build, !builds.contains(build) else { return missing }
+        return missing + ["its database brought to this build"]
     }
 
     /// The search path of the tenant's sessions; nil keeps the server's default (the shared
@@ -63,10 +74,10 @@ final class TenantHomes: Sendable {
         let now = ContinuousClock.now
         if let cached = known.withLock({ $0[tenant] }), cached.expires > now { return cached.home }
         let rows = try await connection.query(
-            "SELECT placement, server, location, status, missing FROM tenant_home(\(tenant))", logger: logger)
-        for try await (placement, server, location, status, missing) in rows.decode((String, String, String?, String, [String]).self) {
+            "SELECT placement, server, location, status, missing, builds FROM tenant_home(\(tenant))", logger: logger)
+        for try await (placement, server, location, status, missing, builds) in rows.decode((String, String, String?, String, [String], [String]).self) {
             let home = TenantHome(placement: TenantHome.Placement(rawValue: placement) ?? .shared, server: server,
-                                  location: location, missing: missing, inService: status != "provisioning")
+                                  location: location, missing: missing, inService: status != "provisioning", builds: builds)
             known.withLock { known in
                 if known.count > 100_000 { known.removeAll(keepingCapacity: true) }
                 known[tenant] = (home, now + ttl)

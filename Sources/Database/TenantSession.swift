@@ -11,9 +11,10 @@ import Synchronization
 /// placement is resolved, so that nothing above it knows: a session finds the tenant's home
 /// (`TenantHome`) and enters it, which for a tenant with a schema of its own puts that schema
 /// first on the search path, and for a tenant with a database of its own takes a connection to
-/// that database (on whichever server holds it) from `HomePools`. A tenant in service whose home is behind this build (a projection
-/// version it has no copy of) is refused with `DatabaseError.tenantBehind` rather than served
-/// from tables this build no longer reads.
+/// that database (on whichever server holds it) from `HomePools`. A tenant in service whose home
+/// is behind this build (a projection version it has no copy of, a database not brought to this
+/// build) is refused with `DatabaseError.tenantBehind` rather than served from tables this build
+/// no longer reads, or does not have yet.
 public struct TenantDatabase: Sendable {
     private let client: PostgresClient
     private let logger: Logger
@@ -66,8 +67,10 @@ public struct TenantDatabase: Sendable {
     }
 
     private func admit(_ tenant: TenantID, _ home: TenantHome) throws -> TenantHome {
-        if refusesBehind && home.inService && !home.missing.isEmpty {
-            throw DatabaseError(.tenantBehind, "tenant \(tenant) is behind this build (no copy of \(home.missing.joined(separator: ", "))): run petstore migrate")
+        guard refusesBehind, home.inService else { return home }
+        let lacking = home.lacks(build: pools?.build)
+        if !lacking.isEmpty {
+            throw DatabaseError(.tenantBehind, "tenant \(tenant) is behind this build (it lacks \(lacking.joined(separator: ", "))): run petstore migrate")
         }
         return home
     }

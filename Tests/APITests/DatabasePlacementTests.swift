@@ -162,12 +162,21 @@ import Testing
             try await app.database.superuserURL.withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query("DELETE FROM tenant_migrations WHERE tenant_id = \(id)", logger: TestCluster.logger).consume()
             }
-            let latest = try #require(try Migration.schema().last)
+            // 0012 made the functions below, 0013 changed one of them.
+            let earlier = try Migration.schema().filter { $0.version >= 12 }.map(\.version)
+            #expect(earlier.count >= 2)
             try await home.withConnection(logger: TestCluster.logger) { connection in
-                try await connection.query("DELETE FROM schema_migrations WHERE version = \(latest.version)", logger: TestCluster.logger).consume()
+                try await connection.query("DELETE FROM schema_migrations WHERE version = ANY(\(earlier))", logger: TestCluster.logger).consume()
                 try await connection.run(trusted: "DROP FUNCTION record_tenant_database(uuid, text)", logger: TestCluster.logger)
                 try await connection.run(trusted: "DROP FUNCTION database_tenants()", logger: TestCluster.logger)
             }
+            // Until migrate brings it to this build, the tenant is refused, not served from a
+            // database this build does not know.
+            app.store.database.forgetHome(of: id)
+            let refused = try await own.call(.get, "/api/pets")
+            #expect(refused.status == .serviceUnavailable, "\(String(buffer: refused.body))")
+            #expect(try own.object(refused)["type"] as? String == "https://petstore.dev/problems/tenant-migrating")
+
             let plan = try #require(try await migrator.plans(only: "kept-house").first)
             #expect(plan.missing.map(\.name) == ["database"])
             let outcomes = await migrator.run([plan], jobs: 2)
@@ -175,6 +184,8 @@ import Testing
             #expect(failures.isEmpty, "\(failures)")
             #expect(try await scalar(home, "SELECT count(*)::int FROM pg_proc WHERE proname = 'record_tenant_database'", as: Int.self) == 1)
             #expect(try await migrator.plans(only: "kept-house").first?.missing == [])
+            // The ledger's record is announced to every server (`CatalogInvalidation`, not run here).
+            app.store.database.forgetHome(of: id)
             _ = try await own.register("Still")
             #expect(try await own.listIDs().count == 2)
         }
