@@ -124,7 +124,7 @@ public struct TenantMigrator: Sendable {
     /// outcome and the others go on; `progress` hears of each tenant as it ends.
     public func run(_ plans: [Plan], jobs: Int, progress: @escaping @Sendable (Outcome) -> Void = { _ in }) async -> [Outcome] {
         let work = plans.filter { !$0.missing.isEmpty }
-        return await withTaskGroup(of: Outcome.self) { group in
+        let outcomes = await withTaskGroup(of: Outcome.self) { group in
             var outcomes: [Outcome] = []
             var next = work.makeIterator()
             func start(_ plan: Plan) {
@@ -146,6 +146,9 @@ public struct TenantMigrator: Sendable {
             }
             return outcomes
         }
+        // Not before: other jobs use the pools to databases of their own until the last one ends.
+        await pools?.closeAll()
+        return outcomes
     }
 
     /// One tenant: copies, then filling, then views and ledger.
@@ -181,6 +184,5 @@ public struct TenantMigrator: Sendable {
         try await database.onControlPlane.withTenant(plan.tenant) { session in
             try await session.run("SELECT record_tenant_database(\(session.tenant), \(try HomeDatabases.fingerprint))")
         }
-        await pools.closeAll()
     }
 }
