@@ -22,7 +22,7 @@ struct DatabaseCommand: AsyncParsableCommand {
             let logger = options.bootstrapLogging()
             let cluster = try await LocalCluster(directory: options.resolvedDataDirectory, logger: logger).start()
             try await Migrator().migrate(cluster.ownerURL, logger: logger)
-        try await ProjectionInstaller().install(cluster.ownerURL, logger: logger)
+            try await ProjectionInstaller().install(cluster.ownerURL, logger: logger)
             print("DATABASE_URL=\(cluster.ownerURL.connectionString)")
             print("APP_DATABASE_URL=\(cluster.appURL.connectionString)")
             print("SUPERUSER_DATABASE_URL=\(cluster.superuserURL.connectionString)")
