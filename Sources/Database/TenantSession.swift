@@ -275,6 +275,8 @@ public final class TenantSession: Sendable {
         var inTransaction = false
         var afterCommit: [@Sendable () async -> Void] = []
         var afterRollback: [@Sendable () async -> Void] = []
+        /// The `afterRollback` work of savepoints rolled back, due when the session ends.
+        var undone: [@Sendable () async -> Void] = []
         var savepoints = 0
     }
 
@@ -300,23 +302,26 @@ public final class TenantSession: Sendable {
 
     /// Runs `action` if what this session wrote is undone: its transaction rolled back or its
     /// commit failed (the outcome then unknown), or the savepoint it was registered in rolled
-    /// back. For writes made elsewhere ahead of the commit, which must then be set right.
+    /// back. For writes made elsewhere ahead of the commit, which must then be set right. It
+    /// runs once the session has let go of its connection (for a savepoint, when the session
+    /// ends, whatever its outcome): work that takes another connection from the same pool must
+    /// not wait behind sessions that hold all of them.
     public func afterRollback(_ action: @escaping @Sendable () async -> Void) {
         state.withLock { $0.afterRollback.append(action) }
     }
 
     func committed() async {
         let actions = state.withLock { state in
-            defer { state.afterCommit = []; state.afterRollback = [] }
-            return state.afterCommit
+            defer { state.afterCommit = []; state.afterRollback = []; state.undone = [] }
+            return state.undone + state.afterCommit
         }
         for action in actions { await action() }
     }
 
     func rolledBack() async {
         let actions = state.withLock { state in
-            defer { state.afterCommit = []; state.afterRollback = [] }
-            return state.afterRollback
+            defer { state.afterCommit = []; state.afterRollback = []; state.undone = [] }
+            return state.undone + state.afterRollback
         }
         for action in actions { await action() }
     }
@@ -375,12 +380,12 @@ public final class TenantSession: Sendable {
             return result
         } catch {
             try? await connection.query(PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT \(name)"), logger: logger).consume()
-            let undone = state.withLock { state in
+            state.withLock { state in
                 state.afterCommit.removeSubrange(min(registered, state.afterCommit.count)...)
-                defer { state.afterRollback.removeSubrange(min(undoRegistered, state.afterRollback.count)...) }
-                return Array(state.afterRollback[min(undoRegistered, state.afterRollback.count)...])
+                let from = min(undoRegistered, state.afterRollback.count)
+                state.undone += state.afterRollback[from...]
+                state.afterRollback.removeSubrange(from...)
             }
-            for action in undone { await action() }
             throw error
         }
     }
