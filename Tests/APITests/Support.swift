@@ -109,12 +109,10 @@ private func withAppInside(
     if !allowUnmappedErrors { #expect(unmapped.all.isEmpty, "errors reached HTTP without a mapping: \(unmapped.all)") }
 }
 
-/// The placements the API tests run over: each of them must behave the same. Tenants in
-/// databases of their own have their own suite (`DatabasePlacementTests`) for now: run over
-/// every suite, one run in five on two cores stopped with every database-placement test
-/// waiting on nothing in the database (an unresumed wait inside the process, not found yet).
+/// The placements the API tests run over: each of them must behave the same. `database`
+/// tenants live on the suite's second server.
 enum Placements {
-    static let all = ["shared", "schema"]
+    static let all = ["shared", "schema", "database"]
 }
 
 extension ServerConfiguration {
