@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The pets API through HTTP (wrk) beside pgbench -M prepared running the SQL the same request
 # sends, at the same concurrency, against the same server, in one run:
-#   GET /api/pets/{id}        vs  SELECT … FROM read_pet(tenant, id)
-#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets(tenant, 0, NULL, 21)
+#   GET /api/pets/{id}        vs  SELECT … FROM read_pet_v2(tenant, id)
+#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets_v2(tenant, 0, NULL, 21)
 #   POST /api/pets            vs  the command's unit of work (BEGIN; enter the tenant; SAVEPOINT;
 #                                 append_events(…); RELEASE; COMMIT) then the pets projection batch
 #                                 (BEGIN; enter; begin_projection_batch; read events; insert; checkpoint; COMMIT)
@@ -67,8 +67,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name":"Rex","species":"dog"}'
 LUA
 # Reads enter the tenant within the call, as the server's read sessions do (one statement).
-echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pet(entered.tenant::uuid, '$PET') AS called;" > "$WORK/get.sql"
-echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets(entered.tenant::uuid, 0, NULL, 21) AS called;" > "$WORK/list.sql"
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pet_v2(entered.tenant::uuid, '$PET') AS called;" > "$WORK/get.sql"
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets_v2(entered.tenant::uuid, 0, NULL, 21) AS called;" > "$WORK/list.sql"
 cat > "$WORK/post.sql" <<SQL
 \\set r random(1, 999999999999)
 BEGIN;

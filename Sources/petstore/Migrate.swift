@@ -96,7 +96,22 @@ struct Migrate: AsyncParsableCommand {
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         print("tenants: \(work.count - failures.count) migrated, \(failures.count) failed, \(plans.count - work.count) already up to date "
               + "(\(shared) in the shared tables), in \(String(format: "%.2f", seconds)) s")
-        return failures.count
+        guard failures.isEmpty else {
+            print("projections: new versions are served once every tenant is migrated; run petstore migrate again")
+            return failures.count
+        }
+        // One tenant's run leaves the switch to a run over all of them.
+        guard tenant == nil else { return 0 }
+        // New versions are built beside the served ones (the servers still running keep both up
+        // to date) and switched to here, so the new build's servers start on complete read models.
+        let reported = Mutex<Set<String>>([])
+        try await migrator.finishBuilding { building in
+            for version in building where reported.withLock({ $0.insert("\(version.name) \(version.version)").inserted }) {
+                print("projections: building \(version.name) \(version.version) beside the served version")
+            }
+        }
+        for version in reported.withLock({ $0 }).sorted() { print("projections: \(version) is served") }
+        return 0
     }
 }
 

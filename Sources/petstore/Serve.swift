@@ -13,6 +13,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 import Tenancy
 
 struct Serve: AsyncParsableCommand {
@@ -264,6 +265,14 @@ struct Serve: AsyncParsableCommand {
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
         application.beforeServerStarts {
+            // This build reads its own projection versions: one still being built (a rollout
+            // without `petstore migrate` first) is finished before the port opens.
+            let told = Mutex(false)
+            try await dependencies.runtime.finishBuilding(timeout: .seconds(300)) { building in
+                guard told.withLock({ told in defer { told = true }; return !told }) else { return }
+                logger.notice("waiting for projection versions to be built before serving; petstore migrate does this ahead of a rollout",
+                              metadata: ["versions": "\(building.map { "\($0.name) \($0.version)" })"])
+            }
             // Mirrors written after a commit that a crash may have cut short.
             await dependencies.catalog.mirrorAll()
             try await dependencies.provisioner.resumeAll()

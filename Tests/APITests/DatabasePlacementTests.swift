@@ -163,8 +163,8 @@ import Testing
                 try await connection.query("DELETE FROM tenant_migrations WHERE tenant_id = \(id)", logger: TestCluster.logger).consume()
             }
             // 0012 made the functions below, 0013 changed one of them.
-            let earlier = try Migration.schema().filter { $0.version >= 12 }.map(\.version)
-            #expect(earlier.count >= 2)
+            let earlier = try Migration.schema().filter { (12...13).contains($0.version) }.map(\.version)
+            #expect(earlier.count == 2)
             try await home.withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query("DELETE FROM schema_migrations WHERE version = ANY(\(earlier))", logger: TestCluster.logger).consume()
                 try await connection.run(trusted: "DROP FUNCTION record_tenant_database(uuid, text)", logger: TestCluster.logger)

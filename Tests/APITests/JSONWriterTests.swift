@@ -7,7 +7,8 @@ import Testing
 @Suite struct JSONWriterTests {
     static let pets = [
         PetState(id: UUID(), name: "Rex \"the\" Dog \\ ünïcode / slash", species: "dog", breed: nil, microchipID: "123456789", removed: false,
-                 createdAt: Date(timeIntervalSince1970: 1_795_000_000.123456), updatedAt: Date(timeIntervalSince1970: 1_795_000_100), version: 3),
+                 createdAt: Date(timeIntervalSince1970: 1_795_000_000.123456), updatedAt: Date(timeIntervalSince1970: 1_795_000_100), version: 3,
+                 microchipRegisteredAt: Date(timeIntervalSince1970: 1_795_000_050.000001)),
         PetState(id: UUID(), name: "Tab\tand\nnewline", species: "cat", breed: "Siamese", microchipID: nil, removed: true,
                  createdAt: Date(timeIntervalSince1970: 0), updatedAt: Date(timeIntervalSince1970: 4_102_444_799.999999), version: 1),
     ]

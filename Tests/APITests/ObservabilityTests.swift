@@ -168,7 +168,7 @@ final class CapturedLines: Sendable {
             let tenant = try await app.tenantClient(client, slug: "broken")
             // Break the read model under the app: the pets list cannot be read.
             try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
-                try await connection.query("ALTER FUNCTION read_pets(uuid, bigint, text, integer) RENAME TO read_pets_gone", logger: TestCluster.logger).consume()
+                try await connection.query("ALTER FUNCTION read_pets_v2(uuid, bigint, text, integer) RENAME TO read_pets_gone", logger: TestCluster.logger).consume()
             }
             let response = try await tenant.call(.get, "/api/pets", extra: [HTTPField.Name("X-Request-ID")!: "boom-1"])
             #expect(response.status == .internalServerError)

@@ -73,6 +73,40 @@ extension TestApp {
         }
     }
 
+    @Test(arguments: Placements.all) func `microchip_registered_at follows the microchip number, in the read model and at a past time alike`(placement: String) async throws {
+        try await withApp(.router, placement: placement) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "chip-shop")
+            func pet(_ id: String, asOf: String? = nil) async throws -> [String: Any] {
+                try tenant.object(try await tenant.call(.get, "/api/pets/\(id)" + (asOf.map { "?as_of=\($0)" } ?? "")))
+            }
+            let chipped = try tenant.object(try await tenant.call(.post, "/api/pets", json: #"{"name":"Rex","species":"dog","microchip_id":"123456789"}"#))
+            let id = try #require(chipped["id"] as? String)
+            let registered = try #require(chipped["microchip_registered_at"] as? String)
+            #expect(registered == chipped["created_at"] as? String)
+            let plain = try tenant.object(try await tenant.call(.post, "/api/pets", json: #"{"name":"Tom","species":"cat"}"#))
+            #expect(plain["microchip_registered_at"] is NSNull, "no chip, no time")
+            #expect(try await pet(try #require(plain["id"] as? String))["microchip_registered_at"] is NSNull)
+
+            try await Task.sleep(for: .milliseconds(5))
+            let renamed = try tenant.object(try await tenant.call(.patch, "/api/pets/\(id)", json: #"{"name":"Max","breed":"Boxer"}"#))
+            #expect(renamed["microchip_registered_at"] as? String == registered, "other changes keep it")
+            let rechipped = try tenant.object(try await tenant.call(.patch, "/api/pets/\(id)", json: #"{"microchip_id":"987654321"}"#))
+            let moved = try #require(rechipped["microchip_registered_at"] as? String)
+            #expect(moved == rechipped["updated_at"] as? String && moved != registered, "a new number is registered when it is set")
+            #expect(try await pet(id)["microchip_registered_at"] as? String == moved, "the read model agrees")
+            #expect(try await pet(id, asOf: try #require(renamed["updated_at"] as? String))["microchip_registered_at"] as? String == registered,
+                    "folded from the log at a past time, by the same rule")
+            let cleared = try tenant.object(try await tenant.call(.patch, "/api/pets/\(id)", json: #"{"microchip_id":null}"#))
+            #expect(cleared["microchip_registered_at"] is NSNull)
+            #expect(try await pet(id)["microchip_registered_at"] is NSNull)
+
+            // A rebuild from the log derives the same values.
+            let before = try await tenant.call(.get, "/api/pets?limit=100").body
+            try await app.dependencies.runtime.rebuild("pets", tenant: try #require(try await app.catalog.tenant(slug: "chip-shop")).id)
+            #expect(try await tenant.call(.get, "/api/pets?limit=100").body == before)
+        }
+    }
+
     @Test(arguments: Placements.all) func `the list filters by species and its cursor neither skips nor repeats while pets are added`(placement: String) async throws {
         try await withApp(.router, placement: placement) { app, client in
             let tenant = try await app.tenantClient(client, slug: "pager")

@@ -138,8 +138,7 @@ import Testing
             #expect(try await own.call(.get, "/api/pets/\(rex)").status == .ok)
 
             #expect(await migrator.run(plans, jobs: 2).allSatisfy(\.succeeded))
-            try await app.dependencies.runtime.catchUpAll()
-            try await app.dependencies.runtime.catchUpAll()
+            try await app.dependencies.runtime.finishBuilding()
             #expect(try await scalar(app.database.ownerURL, "SELECT state FROM projections WHERE version = \(next.version)", as: String.self) == "active")
             let id = try #require(try await app.catalog.tenant(slug: "blue-green")).id
             let hex = id.description.replacingOccurrences(of: "-", with: "")

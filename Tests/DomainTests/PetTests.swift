@@ -115,6 +115,35 @@ import Testing
         given(Pet.self, history).when(F.update(species: "cat")).thenThrows(.removed)
     }
 
+    // MARK: When the microchip was registered
+
+    @Test func `a pet registered with a microchip has it from its registration, one without has none`() {
+        #expect(Pet.fold([F.registered()])?.microchipRegisteredAt == F.start)
+        #expect(Pet.fold([F.registered(microchipID: nil)])?.microchipRegisteredAt == nil)
+    }
+
+    @Test func `a new microchip number is registered when it is set, and clearing it leaves none`() {
+        let rechipped = given(Pet.self, [F.registered()])
+            .when(F.update(microchipID: .set("987654321012345"), at: F.minute(2)))
+            .then([.detailsChanged(PetDetailsChanged(species: "dog", breed: "beagle", microchipID: "987654321012345", at: F.minute(2)))])
+        #expect(rechipped?.microchipRegisteredAt == F.minute(2))
+        let cleared = given(Pet.self, [F.registered()]).when(F.update(microchipID: .clear, at: F.minute(3)))
+            .then([.detailsChanged(PetDetailsChanged(species: "dog", breed: "beagle", microchipID: nil, at: F.minute(3)))])
+        #expect(cleared?.microchipID == nil)
+        #expect(cleared?.microchipRegisteredAt == nil)
+    }
+
+    @Test func `changing other details or the name keeps the microchip's registration time`() {
+        let changed = given(Pet.self, [F.registered()])
+            .when(F.update(name: "Max", species: "cat", breed: .clear, at: F.minute(4)))
+            .then([
+                .renamed(PetRenamed(name: "Max", at: F.minute(4))),
+                .detailsChanged(PetDetailsChanged(species: "cat", breed: nil, microchipID: "123456789", at: F.minute(4))),
+            ])
+        #expect(changed?.microchipRegisteredAt == F.start)
+        #expect(changed?.updatedAt == F.minute(4))
+    }
+
     // MARK: Removing and restoring
 
     @Test func `removing an active pet records it`() {
@@ -158,7 +187,7 @@ import Testing
         #expect(events.count == 5)
         #expect(Pet.fold(events) == PetState(
             id: F.petID, name: "Max", species: "dog", breed: "collie", microchipID: "123456789",
-            removed: false, createdAt: F.start, updatedAt: F.minute(6), version: 5
+            removed: false, createdAt: F.start, updatedAt: F.minute(6), version: 5, microchipRegisteredAt: F.start
         ))
     }
 

@@ -19,6 +19,8 @@ import Testing
             let calls: [PostgresQuery] = [
                 "SELECT count(*) FROM read_pets(\(theirs), 0, NULL, 10)",
                 "SELECT count(*) FROM read_pet(\(theirs), \(UUID()))",
+                "SELECT count(*) FROM read_pets_v2(\(theirs), 0, NULL, 10)",
+                "SELECT count(*) FROM read_pet_v2(\(theirs), \(UUID()))",
                 "SELECT begin_projection_batch(\(theirs), 'pets', 'v', 'public')",
                 """
                 SELECT first_seq FROM append_events(\(theirs), '{}', ARRAY['pet'], ARRAY[\(UUID())]::uuid[], ARRAY[-1], ARRAY[1],
@@ -42,6 +44,11 @@ import Testing
             try await store.append(tenant: tenant, stream: try pet(), expected: .any, events: [try named("Rex")])
             await #expect {
                 try await rows(database.appURL, "SELECT count(*) FROM read_pets(\(tenant), 0, NULL, 10)", as: Int64.self)
+            } throws: { error in
+                (error as? PSQLError)?.serverInfo?[.sqlState] == "42501"
+            }
+            await #expect {
+                try await rows(database.appURL, "SELECT count(*) FROM read_pets_v2(\(tenant), 0, NULL, 10)", as: Int64.self)
             } throws: { error in
                 (error as? PSQLError)?.serverInfo?[.sqlState] == "42501"
             }

@@ -37,11 +37,14 @@ extension OpenAPIDocument {
                 "species": JSONSchema.string(),
                 "breed": nullableText,
                 "microchip_id": nullableText,
+                "microchip_registered_at": JSONSchema.string(
+                    format: "date-time", nullable: true,
+                    description: "When the current microchip number was recorded on the pet (RFC 3339, UTC); null while it has none."),
                 "deleted": JSONSchema.boolean,
                 "created_at": time,
                 "updated_at": time,
                 "version": JSONSchema.integer(minimum: 1, description: "Grows by one with every change; the ETag."),
-            ], required: ["id", "name", "species", "breed", "microchip_id", "deleted", "created_at", "updated_at", "version"]),
+            ], required: ["id", "name", "species", "breed", "microchip_id", "microchip_registered_at", "deleted", "created_at", "updated_at", "version"]),
             "PetPage": JSONSchema.page(of: "Pet"),
             "PetCreate": JSONSchema.object([
                 "id": JSONSchema.string(format: "uuid", nullable: true, description: "Chosen by the client, or generated when absent or null."),

@@ -26,12 +26,13 @@ struct PetRoutes {
         let species: String
         let breed: String?
         let microchipId: String?
+        let microchipRegisteredAt: Date?
         let deleted: Bool
         let createdAt: Date
         let updatedAt: Date
         let version: Int
 
-        enum CodingKeys: String, CodingKey { case id, name, species, breed, microchipId, deleted, createdAt, updatedAt, version }
+        enum CodingKeys: String, CodingKey { case id, name, species, breed, microchipId, microchipRegisteredAt, deleted, createdAt, updatedAt, version }
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -40,6 +41,7 @@ struct PetRoutes {
             try container.encode(species, forKey: .species)
             try container.encode(breed, forKey: .breed)
             try container.encode(microchipId, forKey: .microchipId)
+            try container.encode(microchipRegisteredAt, forKey: .microchipRegisteredAt)
             try container.encode(deleted, forKey: .deleted)
             try container.encode(createdAt, forKey: .createdAt)
             try container.encode(updatedAt, forKey: .updatedAt)
@@ -54,6 +56,7 @@ struct PetRoutes {
                 writer.key("deleted"); writer.bool(deleted)
                 writer.key("id"); writer.string(id)
                 writer.key("microchip_id"); writer.string(microchipId)
+                writer.key("microchip_registered_at"); writer.time(microchipRegisteredAt)
                 writer.key("name"); writer.string(name)
                 writer.key("species"); writer.string(species)
                 writer.key("updated_at"); writer.time(updatedAt)
@@ -67,6 +70,7 @@ struct PetRoutes {
             species = state.species
             breed = state.breed
             microchipId = state.microchipID
+            microchipRegisteredAt = state.microchipRegisteredAt
             deleted = state.removed
             createdAt = state.createdAt
             updatedAt = state.updatedAt

@@ -55,6 +55,10 @@ struct JSONWriter {
         string(Timestamps.format(value))
     }
 
+    mutating func time(_ value: Date?) {
+        string(value.map(Timestamps.format))
+    }
+
     mutating func int(_ value: Int) {
         separate()
         bytes.append(contentsOf: String(value).utf8)

@@ -78,7 +78,7 @@ public enum Pet: Decider {
             return PetState(
                 id: registered.petID, name: registered.name, species: registered.species, breed: registered.breed,
                 microchipID: registered.microchipID, removed: false, createdAt: registered.at, updatedAt: registered.at,
-                version: (state?.version ?? 0) + 1
+                version: (state?.version ?? 0) + 1, microchipRegisteredAt: registered.microchipID == nil ? nil : registered.at
             )
         }
         // Nothing to change before registration; decide never produces such a history.
@@ -91,6 +91,9 @@ public enum Pet: Decider {
         case .detailsChanged(let changed):
             pet.species = changed.species
             pet.breed = changed.breed
+            if changed.microchipID != pet.microchipID {
+                pet.microchipRegisteredAt = changed.microchipID == nil ? nil : changed.at
+            }
             pet.microchipID = changed.microchipID
         case .removed:
             pet.removed = true

@@ -151,6 +151,19 @@ public struct TenantMigrator: Sendable {
         return outcomes
     }
 
+    /// Fills the projection versions still being built for every tenant and switches to them
+    /// (`ProjectionRuntime.finishBuilding`): the end of `petstore migrate`, so that servers of
+    /// this build, started after it, find their read models served.
+    public func finishBuilding(progress: @escaping @Sendable ([ProjectionRuntime.Version]) -> Void = { _ in }) async throws {
+        do {
+            try await runtime.finishBuilding(progress: progress)
+        } catch {
+            await pools?.closeAll()
+            throw error
+        }
+        await pools?.closeAll()
+    }
+
     /// One tenant: copies, then filling, then views and ledger.
     func migrate(_ plan: Plan) async throws {
         if plan.placement == "database" { return try await migrateOwnDatabase(plan) }

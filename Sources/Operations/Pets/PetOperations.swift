@@ -69,9 +69,9 @@ public struct PetOperations: Sendable {
     }
 }
 
-/// `read_pet(tenant, id)`: a pet and the tenant's include_deleted_pets, in one statement.
+/// `read_pet_v2(tenant, id)`: a pet and the tenant's include_deleted_pets, in one statement.
 struct ReadPet: TenantFunction {
-    static let name = "read_pet"
+    static let name = "read_pet_v2"
     static let parameterTypes = ["uuid"]
     typealias Row = (pet: PetRows.Row, includeDeleted: Bool)
 
@@ -80,14 +80,14 @@ struct ReadPet: TenantFunction {
     func bind(into bindings: inout PostgresBindings) { bindings.append(pet) }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        let r = try row.decode((UUID, String, String, String?, String?, Bool, Date, Date, Int, Bool).self)
-        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8), r.9)
+        let r = try row.decode((UUID, String, String, String?, String?, Date?, Bool, Date, Date, Int, Bool).self)
+        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9), r.10)
     }
 }
 
-/// `read_pets(tenant, after, species, limit)`: a page of the list, in one statement.
+/// `read_pets_v2(tenant, after, species, limit)`: a page of the list, in one statement.
 struct ReadPets: TenantFunction {
-    static let name = "read_pets"
+    static let name = "read_pets_v2"
     static let parameterTypes = ["bigint", "text", "integer"]
     typealias Row = (pet: PetRows.Row, seq: Int64)
 
@@ -102,17 +102,17 @@ struct ReadPets: TenantFunction {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        let r = try row.decode((UUID, String, String, String?, String?, Bool, Date, Date, Int, Int64).self)
-        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8), r.9)
+        let r = try row.decode((UUID, String, String, String?, String?, Date?, Bool, Date, Date, Int, Int64).self)
+        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9), r.10)
     }
 }
 
 /// Reads pets rows into `PetState`.
 enum PetRows {
-    typealias Row = (UUID, String, String, String?, String?, Bool, Date, Date, Int)
+    typealias Row = (UUID, String, String, String?, String?, Date?, Bool, Date, Date, Int)
 
     static func state(_ row: Row) -> PetState {
-        PetState(id: row.0, name: row.1, species: row.2, breed: row.3, microchipID: row.4, removed: row.5,
-                 createdAt: row.6, updatedAt: row.7, version: row.8)
+        PetState(id: row.0, name: row.1, species: row.2, breed: row.3, microchipID: row.4, removed: row.6,
+                 createdAt: row.7, updatedAt: row.8, version: row.9, microchipRegisteredAt: row.5)
     }
 }

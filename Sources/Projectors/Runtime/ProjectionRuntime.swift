@@ -214,7 +214,31 @@ public final class ProjectionRuntime: Service, Sendable {
     ///
     public func catchUp(tenant: TenantID, projections names: Set<String>? = nil, using pool: TenantDatabase? = nil) async throws {
         for version in try await cachedVersions() where names?.contains(version.name) ?? true {
-            _ = try await catchUp(tenant: tenant, version: version, using: pool ?? database)
+            do {
+                _ = try await catchUp(tenant: tenant, version: version, using: pool ?? database)
+            } catch where version.state == "building" && (DatabaseFault.classify(error) == .tenantBehind || Self.lacksCopy(error)) {
+                // A version being built that this tenant has no copy of yet: `petstore migrate`
+                // makes and fills it. Nobody reads it before then.
+            }
+        }
+    }
+
+    /// Waits until no version is left being built: fills every building version for every
+    /// tenant and activates it. `petstore migrate` ends with this, so that the servers of the
+    /// new build, started after it, find their read models complete and served. Bounded by
+    /// `timeout`; throws if a version is still building then (a tenant that cannot be reached).
+    public func finishBuilding(timeout: Duration = .seconds(600), progress: @Sendable ([Version]) -> Void = { _ in }) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let building = try await versions().filter { $0.state == "building" }
+            if building.isEmpty { return }
+            progress(building)
+            guard ContinuousClock.now < deadline else {
+                throw DatabaseError(.unreachable, "projection version(s) still being built after \(timeout): "
+                                    + building.map { "\($0.name) \($0.version)" }.joined(separator: ", "))
+            }
+            try await catchUpAll()
+            try await Task.sleep(for: .milliseconds(250))
         }
     }
 
@@ -292,10 +316,21 @@ public final class ProjectionRuntime: Service, Sendable {
         lagSamples.withLock { $0[name]?.percentiles() }
     }
 
+    /// How long a version is built before it may be served: longer than `cachedVersions` keeps
+    /// its answer, so every server's commands catch the version up (it is among the versions
+    /// they know) before its views can show it. Without that, a command on a server whose list
+    /// is older than the version would catch up only the old one, and its client could fail to
+    /// read its own write through the new one.
+    static let minimumBuildTime: Duration = .seconds(2)
+
     private func activateIfCaughtUp(_ version: Version) async throws {
-        let rows = try await client.query(
-            "SELECT count(*) FROM projection_positions(\(version.name), \(version.version)) WHERE applied_seq < head", logger: logger)
-        guard try await rows.decode(Int64.self).first(where: { _ in true }) == 0 else { return }
+        let seconds = Double(Self.minimumBuildTime.components.seconds)
+        let rows = try await client.query("""
+            SELECT (SELECT count(*) FROM projection_positions(\(version.name), \(version.version)) WHERE applied_seq < head) = 0
+                   AND (SELECT now() - created_at >= make_interval(secs => \(seconds)) FROM projections
+                         WHERE name = \(version.name) AND version = \(version.version))
+            """, logger: logger)
+        guard try await rows.decode(Bool?.self).first(where: { _ in true }) == true else { return }
         // Tenants in databases of their own serve it too: each was caught up in this pass (a
         // sweep). One that cannot be reached now keeps the old version until `petstore migrate`.
         if version.scope == "tenant" {
