@@ -156,7 +156,7 @@ extension AppDependencies {
     public var tenants: TenantCommands { TenantCommands(catalog: catalog) }
 
     /// Onboarding as the API and the CLI offer it, resuming one that stopped half-way.
-    public var onboarding: Onboarding { Onboarding(catalog: catalog, provisioner: provisioner) }
+    public var onboarding: Onboarding { Onboarding(catalog: catalog, provisioner: provisioner, lockURL: ownerURL) }
 
     /// The PostgreSQL servers tenants may be placed on.
     public var servers: ServerRegistry { ServerRegistry(client: client, logger: logger) }

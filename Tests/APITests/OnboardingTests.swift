@@ -152,6 +152,36 @@ import Testing
         }
     }
 
+    @Test func `onboarding a slug whose first run is still going waits for it, and is then a 409 that leaves its key working`() async throws {
+        try await withApp(.router) { app, client in
+            // The first run dawdles after making the admin and its key, as a slow server would.
+            let slow = Provisioner(catalog: app.catalog, logger: TestCluster.logger) { step in
+                if step == .samplePet { usleep(1_000_000) }
+            }
+            let first = Task {
+                try await Onboarding(catalog: app.catalog, provisioner: slow, lockURL: app.database.ownerURL).run(
+                    slug: "slow-pets", name: "Slow", plan: .premium, placement: .schema, adminEmail: "boss@slow.test", metadata: .init(actor: "test"))
+            }
+            var seen: TenantRecord?
+            for _ in 0..<200 where seen == nil {
+                app.catalog.invalidate(slug: "slow-pets")
+                seen = try await app.catalog.tenant(slug: "slow-pets")
+                if seen == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(seen?.status == .provisioning, "the second request arrives while the first is provisioning")
+
+            let (status, body) = try await create(client, app, body: #"{"slug":"slow-pets","name":"Slow","plan":"premium","placement":"schema"}"#)
+            #expect(status == .conflict, "not a resumption beside the first run: \(body)")
+            let outcome = try await first.value
+            let key = try #require(outcome.adminKey?.value)
+            #expect(!outcome.resumed)
+            let tenant = try await client.execute(uri: "/api/tenant", method: .get, headers: headers(key, tenant: "slow-pets")) { $0.status }
+            #expect(tenant == .ok, "the first run's key was not revoked by the second")
+            let state = try #require(try await app.dependencies.tenants.state(of: outcome.tenant.id))
+            #expect(state.activeAdminKeys.count == 1 && state.apiKeys.count == 1)
+        }
+    }
+
     @Test func `a placement the plan may not use is a 422 that takes no slug`() async throws {
         try await withApp(.router) { app, client in
             let (status, body) = try await create(client, app, body: #"{"slug":"too-cheap","name":"Cheap","plan":"free","placement":"schema"}"#)

@@ -2,6 +2,8 @@ import Database
 import Domain
 import EventLog
 import Foundation
+import Logging
+import PostgresNIO
 import Tenancy
 
 /// Onboarding as the platform API and the CLI offer it: create the tenant, provision it, hand
@@ -23,14 +25,59 @@ public struct Onboarding: Sendable {
     let catalog: Catalog
     let tenants: TenantCommands
     let provisioner: Provisioner
+    /// Where the per-slug lock is held: a connection of its own (the owner's login), not one of
+    /// the pools', which the run itself needs. Nil holds it on a connection of the catalog's pool.
+    let lockURL: DatabaseURL?
 
-    public init(catalog: Catalog, provisioner: Provisioner) {
+    public init(catalog: Catalog, provisioner: Provisioner, lockURL: DatabaseURL? = nil) {
         self.catalog = catalog
         self.tenants = TenantCommands(catalog: catalog)
         self.provisioner = provisioner
+        self.lockURL = lockURL
     }
 
     public func run(slug: String, name: String, plan: Plan, placement: Placement?, server: String? = nil, adminEmail: String, metadata: EventMetadata) async throws -> Outcome {
+        try await oneAtATime(slug) {
+            try await runAlone(slug: slug, name: name, plan: plan, placement: placement, server: server, adminEmail: adminEmail, metadata: metadata)
+        }
+    }
+
+    /// How long a second onboarding of a slug waits for the first to end.
+    static let lockWait = "30s"
+
+    /// One onboarding of a slug at a time, across processes. Without it, a request for a slug
+    /// whose first run is still provisioning would resume it beside that run, hand out another
+    /// admin key and revoke the one the first run is about to return. A session lock: a process
+    /// that dies mid-run releases it with its connection, and the next run resumes.
+    func oneAtATime<T: Sendable>(_ slug: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        let key = "onboarding:\(slug)"
+        let logger = provisioner.logger
+        @Sendable func locked(_ connection: PostgresConnection) async throws -> T {
+            try await connection.query("SELECT set_config('lock_timeout', \(Self.lockWait), false)", logger: logger).consume()
+            do {
+                try await connection.query("SELECT pg_advisory_lock(hashtextextended(\(key), 0))", logger: logger).consume()
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
+                try? await connection.query("RESET lock_timeout", logger: logger).consume()
+                throw TenancyError(.unavailable, "Another onboarding of this slug is still running; retry shortly.")
+            }
+            func unlock() async {
+                try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 0))", logger: logger).consume()
+                try? await connection.query("RESET lock_timeout", logger: logger).consume()
+            }
+            do {
+                let result = try await body()
+                await unlock()
+                return result
+            } catch {
+                await unlock()
+                throw error
+            }
+        }
+        if let lockURL { return try await lockURL.withConnection(logger: logger) { try await locked($0) } }
+        return try await catalog.client.withConnection { try await locked($0) }
+    }
+
+    func runAlone(slug: String, name: String, plan: Plan, placement: Placement?, server: String?, adminEmail: String, metadata: EventMetadata) async throws -> Outcome {
         do {
             let record = try await tenants.create(slug: slug, name: name, plan: plan, placement: placement, server: server, metadata: metadata)
             let key = try await provisioner.provision(record, adminEmail: adminEmail, metadata: metadata)
