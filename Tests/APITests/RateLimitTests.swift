@@ -449,6 +449,41 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
     }
 }
 
+extension RateLimitTests {
+    /// Shown with the store locked: a request of a tenant with room to spare is answered without
+    /// waiting for it, with the headers of this process's count, and counted once it answers.
+    @Test func `a tenant with room to spare is admitted without waiting for the store, and counted right after`() async throws {
+        try await withApp(.router) { app, client in
+            let tenant = try await app.tenantClient(client, slug: "roomy")
+            let id = try #require(try await app.catalog.tenant(slug: "roomy")).id
+            #expect(try await tenant.call(.get, "/api/pets").status == .ok)
+            try await Task.sleep(for: .milliseconds(300))
+            let counted = { try await scalar(app.database.superuserURL, "SELECT quota_used FROM rate_limits WHERE tenant_id = \(id)", as: Int32.self) ?? -1 }
+            let before = try await counted()
+            var admitted = 0
+            try await app.database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
+                try await connection.query("BEGIN", logger: TestCluster.logger).consume()
+                try await connection.query("LOCK TABLE rate_limits IN ACCESS EXCLUSIVE MODE", logger: TestCluster.logger).consume()
+                for _ in 0..<5 {
+                    let response = try await tenant.call(.get, "/api/pets")
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.remaining].flatMap(Int.init) != nil, "answered from this process's count, not as unknown")
+                    if response.status == .ok { admitted += 1 }
+                }
+                try await connection.query("ROLLBACK", logger: TestCluster.logger).consume()
+            }
+            // Counted once the store answers: by the next charge, or the next request's.
+            _ = try await tenant.call(.get, "/api/pets")
+            var after = try await counted()
+            for _ in 0..<50 where after < before + Int32(admitted) + 1 {
+                try await Task.sleep(for: .milliseconds(100))
+                after = try await counted()
+            }
+            #expect(after >= before + Int32(admitted) + 1, "every request admitted on credit is counted: \(before) then \(after)")
+        }
+    }
+}
+
 @Suite struct RateLimitBatchTests {
     let hour: Int64 = 3_600_000_000
 

@@ -16,6 +16,12 @@ import Synchronization
 /// next take or dropped, never handed out twice. So the limits hold either way; what a lease
 /// changes is what other processes see (see `State.remaining`). Takes that go to the database
 /// are batched (`RateLimitBatcher`).
+///
+/// A tenant this process last saw with room to spare in the current window (the same cap as a
+/// lease) is admitted on credit when it holds no lease: answered at once and counted in the
+/// database right after, in the background (`chargeCredit`), so that the thousands of tenants
+/// that each send a request now and then do not wait for the database on every one. What credit
+/// can pass the limits by is at most that cap per process, and only far from them.
 public final class RateLimiter: Sendable {
     public enum FailureMode: String, Sendable, CaseIterable {
         /// Admit requests while the store cannot be reached (the default: the database being
@@ -72,6 +78,10 @@ public final class RateLimiter: Sendable {
         var windowStart: ContinuousClock.Instant
         var count: Int
         var rate: Double
+        /// Requests admitted on credit and not yet counted in the database, and whether a charge
+        /// for them is under way.
+        var credit = 0
+        var charging = false
     }
 
     let limits: RateLimits
@@ -103,7 +113,7 @@ public final class RateLimiter: Sendable {
         let gcra = quota.gcra
         let plan = tenant.plan.rawValue
         let now = ContinuousClock.now
-        let (local, wanted, unspent): (State?, Int, (tokens: Int, window: Int64)) = leases.withLock { leases in
+        let (local, wanted, unspent, charge): (State?, Int, (tokens: Int, window: Int64), Bool) = leases.withLock { leases in
             var lease = leases[tenant.id] ?? Lease(quota: quota, tokens: 0, window: 0, used: quota.limit, tat: 0, databaseNow: 0,
                                                    takenAt: now, windowStart: now, count: 0, rate: 0)
             lease.count += 1
@@ -124,14 +134,34 @@ public final class RateLimiter: Sendable {
                 // Two seconds of this process's demand, within a quarter of the burst and 1% of
                 // what remained of the quota when last asked (nothing known: one).
                 let cap = min(quota.burst / 4, window.remaining(used: lease.quota == quota ? lease.used : quota.limit) / 100)
-                return (nil, Int(max(1, min(Int64(lease.rate * 2), Int64(cap)))), unspent)
+                let wanted = Int(max(1, min(Int64(lease.rate * 2), Int64(cap))))
+                // On credit: a tenant with room to spare by this process's last count in this
+                // window (1% of what remained, a quarter of the burst) is admitted at once and
+                // counted in the database right after, in the background. Without it, a tenant
+                // seen once every few seconds (one of many thousands) waits for the database on
+                // nearly every request. Not when failing closed: that must ask the database first.
+                if failureMode == .open, lease.quota == quota, lease.credit < cap, databaseNow < window.end(ofWindowAt: lease.window),
+                   gcra.remaining(tat: lease.tat, now: databaseNow) > lease.credit {
+                    lease.credit += 1
+                    let start = !lease.charging
+                    lease.charging = true
+                    let local = state(plan, quota, window: lease.window, used: lease.used + lease.credit, tat: lease.tat + Int64(lease.credit) * gcra.emission,
+                                      now: databaseNow, spare: 0)
+                    return (local, wanted, unspent, start)
+                }
+                return (nil, wanted, unspent, false)
             }
             lease.tokens -= 1
-            let local = state(plan, quota, window: lease.window, used: lease.used - lease.tokens, tat: lease.tat, now: databaseNow,
+            let local = state(plan, quota, window: lease.window, used: lease.used - lease.tokens + lease.credit, tat: lease.tat, now: databaseNow,
                               spare: lease.tokens)
-            return (local, 0, (0, 0))
+            return (local, 0, (0, 0), false)
         }
-        if let local { return .allowed(local) }
+        if let local {
+            if charge { Task { await self.chargeCredit(tenant, quota: quota, prefetch: wanted - 1, unspent: unspent) } }
+            // Returned with the charge that is under way, or kept for the next take.
+            else if unspent.tokens > 0 { giveBack(unspent, tenant: tenant, quota: quota) }
+            return .allowed(local)
+        }
 
         do {
             let result = try await batcher.take(
@@ -187,6 +217,81 @@ public final class RateLimiter: Sendable {
                              metadata: ["error": "\(DatabaseURL.describe(error))"])
             }
             return .unavailable(admitted: failureMode == .open, quota, plan: plan)
+        }
+    }
+
+    /// Counts the requests admitted on credit for `tenant` in the database (and takes `prefetch`
+    /// more as a lease, and gives back `unspent`), until none is left uncounted. One charge per
+    /// tenant at a time; requests admitted meanwhile wait for the next round.
+    private func chargeCredit(_ tenant: TenantRecord, quota: RateLimits.Quota, prefetch: Int, unspent: (tokens: Int, window: Int64)) async {
+        var unspent = unspent
+        var prefetch = max(0, prefetch)
+        while true {
+            let credit = leases.withLock { leases -> Int in
+                guard var lease = leases[tenant.id], lease.credit > 0 else {
+                    leases[tenant.id]?.charging = false
+                    return 0
+                }
+                let credit = lease.credit
+                lease.credit = 0
+                leases[tenant.id] = lease
+                return credit
+            }
+            guard credit > 0 else {
+                if unspent.tokens > 0 { giveBack(unspent, tenant: tenant, quota: quota) }
+                return
+            }
+            let gcra = quota.gcra
+            do {
+                let result = try await batcher.take(
+                    .init(tenant: tenant.id.rawValue, wanted: Int32(clamping: credit + prefetch), quota: Int32(clamping: quota.limit),
+                          period: quota.window.period, emission: gcra.emission, burst: Int32(clamping: quota.burst),
+                          returned: Int32(clamping: unspent.tokens), returnedWindow: unspent.window))
+                let spare = max(0, Int(result.granted) - credit)
+                if Int(result.granted) < credit {
+                    // Admitted on credit past what the limits had left: at most the credit's cap.
+                    logger.debug("requests admitted on credit past the limit", metadata: ["tenant": "\(tenant.id)", "over": "\(credit - Int(result.granted))"])
+                }
+                leases.withLock { leases in
+                    guard var lease = leases[tenant.id] else { return }
+                    let live = lease.quota == quota && lease.window == result.window
+                    lease.tokens = (live ? lease.tokens : 0) + spare
+                    if !live || Int(result.used) >= lease.used {
+                        lease.used = Int(result.used)
+                        lease.tat = result.tat
+                        lease.databaseNow = result.now
+                        lease.takenAt = .now
+                    }
+                    lease.quota = quota
+                    lease.window = result.window
+                    leases[tenant.id] = lease
+                }
+                if failing.exchange(false, ordering: .relaxed) { logger.notice("rate limit store reachable again") }
+            } catch {
+                // Kept for the next charge: the requests stay admitted (failing open), and counted
+                // once the store answers again.
+                leases.withLock { leases in
+                    leases[tenant.id]?.credit += credit
+                    leases[tenant.id]?.charging = false
+                }
+                if unspent.tokens > 0 { giveBack(unspent, tenant: tenant, quota: quota) }
+                if !failing.exchange(true, ordering: .relaxed) {
+                    logger.error("rate limit store unavailable; failing \(failureMode.rawValue)",
+                                 metadata: ["error": "\(DatabaseURL.describe(error))"])
+                }
+                return
+            }
+            unspent = (0, 0)
+            prefetch = 0
+        }
+    }
+
+    /// Expired lease tokens that did not reach the store: kept for the next take to give back.
+    private func giveBack(_ unspent: (tokens: Int, window: Int64), tenant: TenantRecord, quota: RateLimits.Quota) {
+        leases.withLock { leases in
+            guard var lease = leases[tenant.id], lease.quota == quota, lease.window == unspent.window else { return }
+            lease.tokens += unspent.tokens
+            leases[tenant.id] = lease
         }
     }
 
