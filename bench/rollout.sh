@@ -20,6 +20,7 @@
 #
 #   bash bench/rollout.sh
 #   CONFIG=debug TENANTS=2 PETS=100 bash bench/rollout.sh
+#   OLD_BIN=/path/to/old/petstore bash bench/rollout.sh     # an old build made earlier
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -46,11 +47,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "builds: $(git rev-parse --short "$OLD_REF") (old) and $(git rev-parse --short HEAD) (new, plus any local changes), $CONFIG"
-git worktree add --detach "$WORK/old" "$OLD_REF" >/dev/null 2>&1
-(cd "$WORK/old" && swift build -c "$CONFIG" --product petstore >"$WORK/old-build.log" 2>&1) || { tail -20 "$WORK/old-build.log"; exit 1; }
+if [ -n "${OLD_BIN:-}" ]; then
+  OLD=$OLD_BIN
+  echo "builds: $OLD_BIN (old) and $(git rev-parse --short HEAD) (new, plus any local changes), $CONFIG"
+else
+  echo "builds: $(git rev-parse --short "$OLD_REF") (old) and $(git rev-parse --short HEAD) (new, plus any local changes), $CONFIG"
+  git worktree add --detach "$WORK/old" "$OLD_REF" >/dev/null 2>&1
+  (cd "$WORK/old" && swift build -c "$CONFIG" --product petstore >"$WORK/old-build.log" 2>&1) || { tail -20 "$WORK/old-build.log"; exit 1; }
+  OLD=$WORK/old/.build/$CONFIG/petstore
+fi
 swift build -c "$CONFIG" --product petstore >"$WORK/new-build.log" 2>&1 || { tail -20 "$WORK/new-build.log"; exit 1; }
-OLD=$WORK/old/.build/$CONFIG/petstore
 NEW=$ROOT/.build/$CONFIG/petstore
 
 PLATFORM_KEY=$($OLD key create --platform --data-dir "$DATA_DIR" --log-level error)
