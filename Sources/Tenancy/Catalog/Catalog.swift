@@ -226,7 +226,7 @@ public final class Catalog: Sendable {
                 logger.error("a tenant's catalog rows could not be set back to its record", metadata: [
                     "tenant": "\(tenant)", "attempt": "\(attempt)", "error": "\(DatabaseURL.describe(error))",
                 ])
-                try? await Task.sleep(for: .milliseconds(200))
+                if attempt < 2 { try? await Task.sleep(for: .milliseconds(200)) }
             }
         }
     }
