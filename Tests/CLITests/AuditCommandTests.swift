@@ -152,6 +152,37 @@ import Testing
         #expect(try run(["audit", "state", "--tenant", "history", "--at", "last tuesday"], on: database).status != 0)
     }
 
+    @Test func `a database tenant on another server is exported, verified, read at a time and replayed like any other`() async throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = try await TestCluster.shared.database()
+        let server = try await TestCluster.second.serverURL().connectionString
+        #expect(try run(["server", "add", "second", server], on: source).status == 0)
+        let created = try run(["tenant", "create", "--slug", "far-away", "--name", "Far", "--plan", "enterprise", "--placement", "database",
+                               "--server", "second"], on: source)
+        #expect(created.status == 0, "\(created.output)")
+        let tenantID = try #require(try await scalar(source.ownerURL, "SELECT id FROM tenants WHERE slug = 'far-away'", as: UUID.self))
+        #expect(try await scalar(source.ownerURL, "SELECT count(*)::int FROM events WHERE tenant_id = \(tenantID)", as: Int.self) == 0,
+                "its log is in its own database")
+
+        let verified = try run(["audit", "verify", "--tenant", "far-away"], on: source)
+        #expect(verified.status == 0 && verified.output.contains("far-away\tok:"), "\(verified.output)")
+        let state = try run(["audit", "state", "--tenant", "far-away", "--at", Timestamps.format(Date())], on: source)
+        #expect(state.status == 0 && state.output.contains("\tBiscuit\tdog"), "the sample pet, from its own log: \(state.output)")
+        let file = directory.appending(path: "far-away.ndjson")
+        let exported = try run(["audit", "export", "--tenant", "far-away", "--out", file.path], on: source)
+        #expect(exported.status == 0, "\(exported.output)")
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count > 3 && lines.contains { $0.contains("\"PetRegistered\"") })
+
+        let target = try await TestCluster.shared.database()
+        let replay = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
+        #expect(replay.status == 0, "\(replay.output)")
+        let again = try run(["audit", "verify", "--tenant", "far-away"], on: target)
+        #expect(again.status == 0 && again.output.contains("far-away\tok:"), "\(again.output)")
+        #expect(try await readModels(target, tenant: tenantID).contains { $0.contains("|Biscuit|dog|") }, "its read models rebuilt there")
+    }
+
     /// A pets and config read model, as text rows, read past row-level security.
     /// A schema tenant's pets and config are read from its own views.
     func readModels(_ database: TestDatabase, tenant: UUID) async throws -> [String] {
