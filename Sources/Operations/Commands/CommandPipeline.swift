@@ -24,10 +24,15 @@ public struct CommandPipeline: Sendable {
     let database: TenantDatabase
     /// How long a recorded response is replayed.
     public let retention: Duration
+    /// Brings a tenant's read models up to the head of its log: run before a recorded success is
+    /// replayed, since the request that recorded it may have died between its commit and its own
+    /// catch-up (a crash), and its client reads what the response names next.
+    let catchUp: (@Sendable (TenantID) async throws -> Void)?
 
-    public init(database: TenantDatabase, retention: Duration) {
+    public init(database: TenantDatabase, retention: Duration, catchUp: (@Sendable (TenantID) async throws -> Void)? = nil) {
         self.database = database
         self.retention = retention
+        self.catchUp = catchUp
     }
 
     /// The scope of platform keys' idempotency keys: no tenant has this id.
@@ -110,6 +115,12 @@ public struct CommandPipeline: Sendable {
                 """)
             for try await (fingerprint, status, headers, body) in stored.decode((ByteBuffer, Int16, String, ByteBuffer).self) {
                 guard Array(buffer: fingerprint) == key.fingerprint else { throw IdempotencyError.reused }
+                if let catchUp, scope != Self.platformScope, (200..<300).contains(Int(status)) {
+                    session.afterCommit {
+                        // A replay is answered either way; the background loop catches up too.
+                        try? await catchUp(scope)
+                    }
+                }
                 return (Recorded(status: Int(status), headersJSON: headers, body: body), true)
             }
             if Self.killAfterCommit { session.afterCommit { kill(getpid(), SIGKILL) } }
