@@ -103,7 +103,9 @@ public struct AppDependencies: Sendable {
         self.rateLimitLedger = rateLimits.map { _ in RateLimitLedger(client: background, logger: logger) }
         self.metrics = metrics
         self.idempotencyRetention = idempotencyRetention
-        self.commands = CommandPipeline(database: store.database, retention: idempotencyRetention)
+        self.commands = CommandPipeline(database: store.database, retention: idempotencyRetention) { [runtime, store] tenant in
+            try await runtime.catchUp(tenant: tenant, using: store.database)
+        }
         self.signer = signer
         self.checkpointInterval = checkpointInterval
         self.logger = logger
@@ -111,7 +113,7 @@ public struct AppDependencies: Sendable {
 
     /// The background services besides the HTTP server and the database client, in start order.
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
-        let ledger: [any Service] = rateLimitLedger.map { [$0] } ?? []
+        let ledger: [any Service] = (rateLimitLedger.map { [$0] } ?? []) + (rateLimiter.map { [RateLimitSettlement(limiter: $0)] } ?? [])
         return ledger + [
             NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
             runtime,
@@ -169,6 +171,16 @@ extension AppDependencies {
 }
 
 /// Closes the pools to tenants' databases of their own when the process shuts down.
+/// At shutdown, counts what the rate limiter admitted on credit, while the pools still run.
+struct RateLimitSettlement: Service {
+    let limiter: RateLimiter
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await limiter.settle()
+    }
+}
+
 struct HomePoolsShutdown: Service {
     let pools: HomePools
 

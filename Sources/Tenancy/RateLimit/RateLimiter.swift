@@ -157,9 +157,9 @@ public final class RateLimiter: Sendable {
             return (local, 0, (0, 0), false)
         }
         if let local {
-            if charge { Task { await self.chargeCredit(tenant, quota: quota, prefetch: wanted - 1, unspent: unspent) } }
+            if charge { Task { await self.chargeCredit(tenant.id, quota: quota, prefetch: wanted - 1, unspent: unspent) } }
             // Returned with the charge that is under way, or kept for the next take.
-            else if unspent.tokens > 0 { giveBack(unspent, tenant: tenant, quota: quota) }
+            else if unspent.tokens > 0 { giveBack(unspent, tenant: tenant.id, quota: quota) }
             return .allowed(local)
         }
 
@@ -223,18 +223,18 @@ public final class RateLimiter: Sendable {
     /// Counts the requests admitted on credit for `tenant` in the database (and takes `prefetch`
     /// more as a lease, and gives back `unspent`), until none is left uncounted. One charge per
     /// tenant at a time; requests admitted meanwhile wait for the next round.
-    private func chargeCredit(_ tenant: TenantRecord, quota: RateLimits.Quota, prefetch: Int, unspent: (tokens: Int, window: Int64)) async {
+    private func chargeCredit(_ tenant: TenantID, quota: RateLimits.Quota, prefetch: Int, unspent: (tokens: Int, window: Int64)) async {
         var unspent = unspent
         var prefetch = max(0, prefetch)
         while true {
             let credit = leases.withLock { leases -> Int in
-                guard var lease = leases[tenant.id], lease.credit > 0 else {
-                    leases[tenant.id]?.charging = false
+                guard var lease = leases[tenant], lease.credit > 0 else {
+                    leases[tenant]?.charging = false
                     return 0
                 }
                 let credit = lease.credit
                 lease.credit = 0
-                leases[tenant.id] = lease
+                leases[tenant] = lease
                 return credit
             }
             guard credit > 0 else {
@@ -244,16 +244,16 @@ public final class RateLimiter: Sendable {
             let gcra = quota.gcra
             do {
                 let result = try await batcher.take(
-                    .init(tenant: tenant.id.rawValue, wanted: Int32(clamping: credit + prefetch), quota: Int32(clamping: quota.limit),
+                    .init(tenant: tenant.rawValue, wanted: Int32(clamping: credit + prefetch), quota: Int32(clamping: quota.limit),
                           period: quota.window.period, emission: gcra.emission, burst: Int32(clamping: quota.burst),
                           returned: Int32(clamping: unspent.tokens), returnedWindow: unspent.window))
                 let spare = max(0, Int(result.granted) - credit)
                 if Int(result.granted) < credit {
                     // Admitted on credit past what the limits had left: at most the credit's cap.
-                    logger.debug("requests admitted on credit past the limit", metadata: ["tenant": "\(tenant.id)", "over": "\(credit - Int(result.granted))"])
+                    logger.debug("requests admitted on credit past the limit", metadata: ["tenant": "\(tenant)", "over": "\(credit - Int(result.granted))"])
                 }
                 leases.withLock { leases in
-                    guard var lease = leases[tenant.id] else { return }
+                    guard var lease = leases[tenant] else { return }
                     let live = lease.quota == quota && lease.window == result.window
                     lease.tokens = (live ? lease.tokens : 0) + spare
                     if !live || Int(result.used) >= lease.used {
@@ -264,15 +264,15 @@ public final class RateLimiter: Sendable {
                     }
                     lease.quota = quota
                     lease.window = result.window
-                    leases[tenant.id] = lease
+                    leases[tenant] = lease
                 }
                 if failing.exchange(false, ordering: .relaxed) { logger.notice("rate limit store reachable again") }
             } catch {
                 // Kept for the next charge: the requests stay admitted (failing open), and counted
                 // once the store answers again.
                 leases.withLock { leases in
-                    leases[tenant.id]?.credit += credit
-                    leases[tenant.id]?.charging = false
+                    leases[tenant]?.credit += credit
+                    leases[tenant]?.charging = false
                 }
                 if unspent.tokens > 0 { giveBack(unspent, tenant: tenant, quota: quota) }
                 if !failing.exchange(true, ordering: .relaxed) {
@@ -287,11 +287,35 @@ public final class RateLimiter: Sendable {
     }
 
     /// Expired lease tokens that did not reach the store: kept for the next take to give back.
-    private func giveBack(_ unspent: (tokens: Int, window: Int64), tenant: TenantRecord, quota: RateLimits.Quota) {
+    private func giveBack(_ unspent: (tokens: Int, window: Int64), tenant: TenantID, quota: RateLimits.Quota) {
         leases.withLock { leases in
-            guard var lease = leases[tenant.id], lease.quota == quota, lease.window == unspent.window else { return }
+            guard var lease = leases[tenant], lease.quota == quota, lease.window == unspent.window else { return }
             lease.tokens += unspent.tokens
-            leases[tenant.id] = lease
+            leases[tenant] = lease
+        }
+    }
+
+    /// Counts in the store every request admitted on credit and not yet counted, and waits for
+    /// the charges under way (at most `timeout`): at shutdown, before the pools close, so that a
+    /// stopping server leaves no admitted request uncounted.
+    public func settle(timeout: Duration = .seconds(2)) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (due, busy) = leases.withLock { leases -> ([(TenantID, RateLimits.Quota)], Bool) in
+                var due: [(TenantID, RateLimits.Quota)] = []
+                var busy = false
+                for (tenant, lease) in leases where lease.credit > 0 || lease.charging {
+                    if lease.charging { busy = true; continue }
+                    leases[tenant]?.charging = true
+                    due.append((tenant, lease.quota))
+                }
+                return (due, busy)
+            }
+            if due.isEmpty && !busy { return }
+            await withTaskGroup(of: Void.self) { group in
+                for (tenant, quota) in due { group.addTask { await self.chargeCredit(tenant, quota: quota, prefetch: 0, unspent: (0, 0)) } }
+            }
+            if busy { try? await Task.sleep(for: .milliseconds(10)) }
         }
     }
 
