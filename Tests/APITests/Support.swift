@@ -113,9 +113,9 @@ private func withAppInside(
 
 /// The placements the API tests run over: each of them must behave the same. Tenants in
 /// databases of their own have their own suite (`DatabasePlacementTests`, the CLI's audit test,
-/// `bench/rollout.sh`) for now: with `database` here, about one full run in four on two cores
-/// stops for good, with no app running for minutes (the watchdog below stays silent), no
-/// connection open on either server and no thread busy: a wait inside the process, not found yet.
+/// `bench/rollout.sh`) for now: with `database` here, 2 of 18 full runs on two cores stopped for
+/// good, the watchdog below silent, no connection open on either server and no thread busy: a
+/// wait inside the process, not found yet.
 enum Placements {
     static let all = ["shared", "schema"]
 }
