@@ -82,6 +82,22 @@ public final class RateLimiter: Sendable {
         /// for them is under way.
         var credit = 0
         var charging = false
+
+        /// Takes for one tenant can overlap: adds the `spare` requests a take granted to what
+        /// another left, never overwriting it, and keeps the later of two counts. Requests left
+        /// from an earlier window are dropped: they were counted there.
+        mutating func merge(_ result: RateLimitBatcher.Result, spare: Int, quota: RateLimits.Quota, at now: ContinuousClock.Instant) {
+            let live = self.quota == quota && window == result.window
+            tokens = (live ? tokens : 0) + spare
+            if !live || Int(result.used) >= used {
+                used = Int(result.used)
+                tat = result.tat
+                databaseNow = result.now
+                takenAt = now
+            }
+            self.quota = quota
+            window = result.window
+        }
     }
 
     let limits: RateLimits
@@ -181,19 +197,7 @@ public final class RateLimiter: Sendable {
             let spare = Int(result.granted) - 1
             let merged = leases.withLock { leases -> (used: Int, tat: Int64, spare: Int) in
                 guard var lease = leases[tenant.id] else { return (used, result.tat, spare) }
-                // Takes for one tenant can overlap: add to what another left, never overwrite it,
-                // and keep the later of two counts. Requests left from an earlier window are
-                // dropped: they were counted there.
-                let live = lease.quota == quota && lease.window == result.window
-                lease.tokens = (live ? lease.tokens : 0) + spare
-                if !live || used >= lease.used {
-                    lease.used = used
-                    lease.tat = result.tat
-                    lease.databaseNow = result.now
-                    lease.takenAt = now
-                }
-                lease.quota = quota
-                lease.window = result.window
+                lease.merge(result, spare: spare, quota: quota, at: now)
                 leases[tenant.id] = lease
                 // With nothing held, this request's own count is the exact one.
                 return lease.tokens == 0 ? (used, result.tat, 0) : (lease.used, lease.tat, lease.tokens)
@@ -204,18 +208,8 @@ public final class RateLimiter: Sendable {
             // The expired lease's tokens never reached the store: put them back (the lease stays
             // expired, so none is spent locally) for the next take to give back; dropped, this
             // process would have spent them without using them.
-            if unspent.tokens > 0 {
-                leases.withLock { leases in
-                    guard var lease = leases[tenant.id], lease.quota == quota, lease.window == unspent.window else { return }
-                    lease.tokens += unspent.tokens
-                    leases[tenant.id] = lease
-                }
-            }
-            // Logged when the store starts failing, not once per request.
-            if !failing.exchange(true, ordering: .relaxed) {
-                logger.error("rate limit store unavailable; failing \(failureMode.rawValue)",
-                             metadata: ["error": "\(DatabaseURL.describe(error))"])
-            }
+            if unspent.tokens > 0 { giveBack(unspent, tenant: tenant.id, quota: quota) }
+            storeFailed(error)
             return .unavailable(admitted: failureMode == .open, quota, plan: plan)
         }
     }
@@ -252,20 +246,7 @@ public final class RateLimiter: Sendable {
                     // Admitted on credit past what the limits had left: at most the credit's cap.
                     logger.debug("requests admitted on credit past the limit", metadata: ["tenant": "\(tenant)", "over": "\(credit - Int(result.granted))"])
                 }
-                leases.withLock { leases in
-                    guard var lease = leases[tenant] else { return }
-                    let live = lease.quota == quota && lease.window == result.window
-                    lease.tokens = (live ? lease.tokens : 0) + spare
-                    if !live || Int(result.used) >= lease.used {
-                        lease.used = Int(result.used)
-                        lease.tat = result.tat
-                        lease.databaseNow = result.now
-                        lease.takenAt = .now
-                    }
-                    lease.quota = quota
-                    lease.window = result.window
-                    leases[tenant] = lease
-                }
+                leases.withLock { leases in leases[tenant]?.merge(result, spare: spare, quota: quota, at: .now) }
                 if failing.exchange(false, ordering: .relaxed) { logger.notice("rate limit store reachable again") }
             } catch {
                 // Kept for the next charge: the requests stay admitted (failing open), and counted
@@ -275,14 +256,18 @@ public final class RateLimiter: Sendable {
                     leases[tenant]?.charging = false
                 }
                 if unspent.tokens > 0 { giveBack(unspent, tenant: tenant, quota: quota) }
-                if !failing.exchange(true, ordering: .relaxed) {
-                    logger.error("rate limit store unavailable; failing \(failureMode.rawValue)",
-                                 metadata: ["error": "\(DatabaseURL.describe(error))"])
-                }
+                storeFailed(error)
                 return
             }
             unspent = (0, 0)
             prefetch = 0
+        }
+    }
+
+    /// Logged when the store starts failing, not once per request.
+    private func storeFailed(_ error: any Error) {
+        if !failing.exchange(true, ordering: .relaxed) {
+            logger.error("rate limit store unavailable; failing \(failureMode.rawValue)", metadata: ["error": "\(DatabaseURL.describe(error))"])
         }
     }
 
