@@ -99,3 +99,12 @@ struct SuperuserSession {
         }
     }
 }
+
+extension AsyncSequence {
+    /// Every element, in order: for the short row sets of catalog and maintenance queries.
+    package func all() async throws -> [Element] {
+        var all: [Element] = []
+        for try await element in self { all.append(element) }
+        return all
+    }
+}

@@ -92,6 +92,17 @@ public actor HomePools {
         pools.keys.filter { $0.server == server }.count
     }
 
+    /// Closes the pool of `database` on `server`, if open, and waits for its connections to
+    /// close: before the database is dropped. Work holding it is not waited for (the drop ends
+    /// its connections).
+    public func close(server: String, database: String) async {
+        guard let pool = pools.removeValue(forKey: Key(server: server, database: database)) else { return }
+        closing[server, default: 0] += 1
+        pool.running.cancel()
+        await pool.running.value
+        closing[server, default: 0] -= 1
+    }
+
     /// Closes every pool (at shutdown).
     public func closeAll() {
         for pool in pools.values { pool.running.cancel() }

@@ -87,6 +87,11 @@ public struct CheckpointSigner: Sendable {
         return Checkpoint(tenant: tenant, seq: seq, headHash: headHash, signedAt: signedAt, keyID: keyID, signature: Array(signature))
     }
 
+    /// Signs other statements of the platform's (a purge receipt) with the same key.
+    public func signature(for payload: [UInt8]) throws -> [UInt8] {
+        Array(try key.signature(for: payload))
+    }
+
     /// The key kept in `file` (32 raw bytes, base64), made there on first use with mode 0600.
     public static func load(file: URL) throws -> CheckpointSigner {
         if let text = try? String(contentsOf: file, encoding: .utf8) {

@@ -46,6 +46,8 @@ public struct AppDependencies: Sendable {
     public let homePools: HomePools?
     /// The owner's login, which reaches the servers of tenants' databases of their own.
     let ownerURL: DatabaseURL?
+    /// How often offboarding tenants past their retention are looked for, and purged.
+    public let purgeInterval: Duration
     public let logger: Logger
 
     public init(
@@ -55,6 +57,7 @@ public struct AppDependencies: Sendable {
         metricsEnabled: Bool = true, tenantLabelCap: Int = 500, idempotencyRetention: Duration = .seconds(86_400),
         signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
         catalogNotifications: Bool = false, ownerURL: DatabaseURL? = nil, homeLimits: HomePools.Limits = HomePools.Limits(),
+        offboardingRetention: Duration = .seconds(30 * 86_400), purgeInterval: Duration = .seconds(600),
         logger: Logger
     ) {
         // With catalog notifications every change reaches the caches when it commits, and the
@@ -80,7 +83,7 @@ public struct AppDependencies: Sendable {
         let store = EventStore(client: client, observer: observer, homeTTL: catalogCacheTTL, pools: pools, logger: logger)
         let authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
         let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, databasePlacementAvailable: pools != nil,
-                              authenticator: authenticator, logger: logger)
+                              authenticator: authenticator, offboardingRetention: offboardingRetention, logger: logger)
         self.client = client
         self.backgroundClient = background
         self.store = store
@@ -108,6 +111,7 @@ public struct AppDependencies: Sendable {
         }
         self.signer = signer
         self.checkpointInterval = checkpointInterval
+        self.purgeInterval = purgeInterval
         self.logger = logger
     }
 
@@ -123,6 +127,13 @@ public struct AppDependencies: Sendable {
             CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, pools: homePools, logger: logger), signer: signer,
                                        interval: checkpointInterval, logger: logger),
         ] + (catalogInvalidation.map { [$0] } ?? []) + (homePools.map { [HomePoolsShutdown(pools: $0)] } ?? [])
+          + (purge().map { [PurgeSchedule.service(purge: $0, client: backgroundClient, interval: purgeInterval, logger: logger)] } ?? [])
+    }
+
+    /// Purges offboarded tenants, signing receipts with `signer` (the checkpoints' key when nil);
+    /// nil without the owner's login, which a purge needs.
+    public func purge(signer: CheckpointSigner? = nil) -> TenantPurge? {
+        ownerURL.map { TenantPurge(catalog: catalog, owner: $0, homePools: homePools, signer: signer ?? self.signer, logger: logger) }
     }
 }
 

@@ -180,55 +180,62 @@ struct AuditCommand: AsyncParsableCommand {
             let signer = try options.signer(file: signingKeyFile)
             let progress = ProgressBar(label: "exporting \(slug)")
             let summary = try await options.withDependencies { dependencies -> String in
-                guard let record = try await dependencies.catalog.tenant(slug: slug) else { throw ValidationError("no tenant with slug '\(slug)'") }
-                let store = dependencies.catalog.handle(for: record).store
-                // A checkpoint of the head as it is now, so that a full export is covered to its end.
-                _ = try await store.checkpoint(tenant: record.id, signer: signer)
-                let head = try await store.tenantHeads()[record.id] ?? 0
-                let partial = destination.deletingLastPathComponent().appending(path: ".\(destination.lastPathComponent).partial")
-                guard FileManager.default.createFile(atPath: partial.path, contents: nil) else {
-                    throw ValidationError("cannot write \(partial.path)")
-                }
-                let file = try FileHandle(forWritingTo: partial)
-                var buffer = ExportFormat.header(tenant: record.id, slug: record.slug, exportedAt: Date())
-                buffer.append(0x0A)
-                var written = 0
-                var last: Int64 = 0
-                do {
-                    for try await event in store.events(tenant: record.id, pageSize: 2000) {
-                        if let end, event.recordedAt >= end { break }
-                        if let start, event.recordedAt < start { continue }
-                        buffer.append(contentsOf: ExportFormat.line(event))
-                        buffer.append(0x0A)
-                        written += 1
-                        last = event.seq
-                        if buffer.count >= 1 << 20 {
-                            try file.write(contentsOf: buffer)
-                            buffer.removeAll(keepingCapacity: true)
-                            progress.update(Int(event.seq), of: Int(head))
-                        }
-                    }
-                    guard written > 0 else { throw ValidationError("no events of \(slug) fall in that time range") }
-                    // The newest checkpoint the exported events reach: the one just signed for a
-                    // full export, an earlier one for a range that ends before the head.
-                    guard let checkpoint = try await store.checkpoints(tenant: record.id, limit: 1000).first(where: { $0.seq <= last }) else {
-                        throw ValidationError("no signed checkpoint falls within the exported events; export up to a later time")
-                    }
-                    buffer.append(contentsOf: ExportFormat.trailer(checkpoint, publicKey: signer.publicKey))
-                    buffer.append(0x0A)
-                    try file.write(contentsOf: buffer)
-                    try file.close()
-                    _ = try? FileManager.default.removeItem(at: destination)
-                    try FileManager.default.moveItem(at: partial, to: destination)
-                    return "exported \(written) events of \(slug) to \(destination.path); checkpoint at seq \(checkpoint.seq), key \(checkpoint.keyID)"
-                } catch {
-                    try? file.close()
-                    try? FileManager.default.removeItem(at: partial)
-                    throw error
-                }
+                try await Self.write(slug: slug, dependencies: dependencies, signer: signer, to: destination, from: start, to: end, progress: progress)
             }
             progress.finish()
             print(summary)
+        }
+
+        /// Writes the tenant's events (within `start`..<`end`) and the newest checkpoint they
+        /// reach to `destination`, which appears only once whole; returns a line saying what.
+        static func write(slug: String, dependencies: AppDependencies, signer: CheckpointSigner, to destination: URL,
+                          from start: Date? = nil, to end: Date? = nil, progress: ProgressBar) async throws -> String {
+            guard let record = try await dependencies.catalog.tenant(slug: slug) else { throw ValidationError("no tenant with slug '\(slug)'") }
+            let store = dependencies.catalog.handle(for: record).store
+            // A checkpoint of the head as it is now, so that a full export is covered to its end.
+            _ = try await store.checkpoint(tenant: record.id, signer: signer)
+            let head = try await store.tenantHeads()[record.id] ?? 0
+            let partial = destination.deletingLastPathComponent().appending(path: ".\(destination.lastPathComponent).partial")
+            guard FileManager.default.createFile(atPath: partial.path, contents: nil) else {
+                throw ValidationError("cannot write \(partial.path)")
+            }
+            let file = try FileHandle(forWritingTo: partial)
+            var buffer = ExportFormat.header(tenant: record.id, slug: record.slug, exportedAt: Date())
+            buffer.append(0x0A)
+            var written = 0
+            var last: Int64 = 0
+            do {
+                for try await event in store.events(tenant: record.id, pageSize: 2000) {
+                    if let end, event.recordedAt >= end { break }
+                    if let start, event.recordedAt < start { continue }
+                    buffer.append(contentsOf: ExportFormat.line(event))
+                    buffer.append(0x0A)
+                    written += 1
+                    last = event.seq
+                    if buffer.count >= 1 << 20 {
+                        try file.write(contentsOf: buffer)
+                        buffer.removeAll(keepingCapacity: true)
+                        progress.update(Int(event.seq), of: Int(head))
+                    }
+                }
+                guard written > 0 else { throw ValidationError("no events of \(slug) fall in that time range") }
+                // The newest checkpoint the exported events reach: the one just signed for a
+                // full export, an earlier one for a range that ends before the head.
+                guard let checkpoint = try await store.checkpoints(tenant: record.id, limit: 1000).first(where: { $0.seq <= last }) else {
+                    throw ValidationError("no signed checkpoint falls within the exported events; export up to a later time")
+                }
+                buffer.append(contentsOf: ExportFormat.trailer(checkpoint, publicKey: signer.publicKey))
+                buffer.append(0x0A)
+                try file.write(contentsOf: buffer)
+                try file.close()
+                _ = try? FileManager.default.removeItem(at: destination)
+                try FileManager.default.moveItem(at: partial, to: destination)
+                return "exported \(written) events of \(slug) to \(destination.path); checkpoint at seq \(checkpoint.seq), key \(checkpoint.keyID)"
+            } catch {
+                try? file.close()
+                try? FileManager.default.removeItem(at: partial)
+                throw error
+            }
         }
     }
 

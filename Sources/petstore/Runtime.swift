@@ -19,7 +19,9 @@ extension CommonOptions {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            return try await body(AppDependencies(client: client, migrator: migrator, ownerURL: target.ownerURL, logger: logger))
+            let retention = try CommonOptions.environment["OFFBOARDING_RETENTION"].map { try Serve.period($0, label: "OFFBOARDING_RETENTION") }
+            return try await body(AppDependencies(client: client, migrator: migrator, ownerURL: target.ownerURL,
+                                                  offboardingRetention: retention ?? .seconds(30 * 86_400), logger: logger))
         }
     }
 }

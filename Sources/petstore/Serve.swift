@@ -162,6 +162,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("idempotency-retention"), help: "How long a keyed command's response is replayed, in seconds or with s, m, h, d. (env: IDEMPOTENCY_RETENTION, default: 24h)")
     var idempotencyRetention: String?
 
+    @Option(name: .customLong("offboarding-retention"), help: "How long an offboarded tenant is kept, suspended, before it is purged; in seconds or with s, m, h, d. (env: OFFBOARDING_RETENTION, default: 30d)")
+    var offboardingRetention: String?
+
     @Option(name: .customLong("signing-key-file"), help: "The Ed25519 key that signs checkpoints, made on first use. (env: SIGNING_KEY_FILE, default: <data-dir>/signing-key)")
     var signingKeyFile: String?
 
@@ -211,14 +214,24 @@ struct Serve: AsyncParsableCommand {
 
     var resolvedRetention: Duration {
         get throws {
-            let text = idempotencyRetention ?? CommonOptions.environment["IDEMPOTENCY_RETENTION"] ?? "24h"
-            let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-            let (number, unit) = text.last.flatMap { units[$0] }.map { (text.dropLast(), $0) } ?? (Substring(text), 1)
-            guard let value = Int(number), value > 0 else {
-                throw ValidationError("idempotency retention must be a positive number of seconds, or with s, m, h or d")
-            }
-            return .seconds(value * unit)
+            try Self.period(idempotencyRetention ?? CommonOptions.environment["IDEMPOTENCY_RETENTION"] ?? "24h", label: "idempotency retention")
         }
+    }
+
+    var resolvedOffboardingRetention: Duration {
+        get throws {
+            try Self.period(offboardingRetention ?? CommonOptions.environment["OFFBOARDING_RETENTION"] ?? "30d", label: "offboarding retention")
+        }
+    }
+
+    /// A period in seconds, or with s, m, h or d.
+    static func period(_ text: String, label: String) throws -> Duration {
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        let (number, unit) = text.last.flatMap { units[$0] }.map { (text.dropLast(), $0) } ?? (Substring(text), 1)
+        guard let value = Int(number), value > 0 else {
+            throw ValidationError("\(label) must be a positive number of seconds, or with s, m, h or d")
+        }
+        return .seconds(value * unit)
     }
 
     func validate() throws {
@@ -229,6 +242,7 @@ struct Serve: AsyncParsableCommand {
         _ = try resolvedFailureMode
         _ = try resolvedMetrics
         _ = try resolvedRetention
+        _ = try resolvedOffboardingRetention
         _ = try resolvedCheckpointInterval
         _ = try resolvedServer
     }
@@ -260,7 +274,8 @@ struct Serve: AsyncParsableCommand {
             rateLimits: try resolvedRateLimits, rateLimitFailureMode: try resolvedFailureMode,
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
             signer: try options.signer(file: signingKeyFile),
-            checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, ownerURL: target.ownerURL, logger: logger)
+            checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, ownerURL: target.ownerURL,
+            offboardingRetention: try resolvedOffboardingRetention, logger: logger)
         configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 8)])
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)

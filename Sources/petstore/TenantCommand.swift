@@ -10,7 +10,7 @@ struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
         abstract: "Create, list, show and change tenants.",
-        subcommands: [Create.self, List.self, Show.self, Update.self]
+        subcommands: [Create.self, List.self, Show.self, Update.self, Offboard.self, Purge.self, Receipt.self, ReleaseSlug.self]
     )
 
     static let cliMetadata = EventMetadata(actor: "cli:\(ProcessInfo.processInfo.userName)")
@@ -114,6 +114,118 @@ struct TenantCommand: AsyncParsableCommand {
             guard let tenant else { throw ValidationError("no tenant with slug '\(slug)'") }
             print(TenantCommand.describe(tenant))
         }
+    }
+}
+
+extension TenantCommand {
+    struct Offboard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Offboard a tenant: suspended at once, purged when the retention passes (OFFBOARDING_RETENTION, default 30d).",
+            discussion: "`tenant update SLUG --status active` takes it back before the purge.")
+        @OptionGroup var options: CommonOptions
+        @Argument var slug: String
+
+        func run() async throws {
+            let slug = slug
+            let tenant = try await options.withDependencies { dependencies -> TenantRecord? in
+                guard let tenant = try await dependencies.catalog.tenant(slug: slug) else { return nil }
+                try await dependencies.tenants.execute(.requestOffboarding(at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata)
+                return try await dependencies.catalog.tenant(id: tenant.id)
+            }
+            guard let tenant else { throw ValidationError("no tenant with slug '\(slug)'") }
+            print(TenantCommand.describe(tenant))
+            if let due = tenant.removalScheduledAt { print("purged at \(Timestamps.format(due)), or earlier with `petstore tenant purge \(slug) --now --yes`") }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove every trace of an offboarded tenant, in every placement, and print the signed purge receipt.",
+            discussion: """
+                Only an offboarding tenant is purged, and before its scheduled removal only with --now. With --export, the \
+                tenant's whole log and a checkpoint of its head are written to FILE first (as `audit export` does), and \
+                nothing is purged unless that succeeds; the receipt names the log's last seq and head hash, which the \
+                export ends with. The slug stays reserved until `tenant release-slug`. Running it again after a failure \
+                finishes the purge.
+                """)
+        @OptionGroup var options: CommonOptions
+        @Argument var slug: String
+        @Flag(help: "Purge now, before the tenant's scheduled removal.") var now = false
+        @Flag(help: "Confirm: a purge cannot be undone.") var yes = false
+        @Option(help: "Write a signed export of the tenant's log to this file before purging.") var export: String?
+        @Option(name: .customLong("signing-key-file"), help: "The Ed25519 key that signs the receipt. (env: SIGNING_KEY_FILE, default: <data-dir>/signing-key)")
+        var signingKeyFile: String?
+
+        func run() async throws {
+            guard yes else { throw ValidationError("a purge removes every trace of '\(slug)' and cannot be undone: pass --yes to confirm") }
+            let (slug, early, signer) = (slug, now, try options.signer(file: signingKeyFile))
+            let destination = export.map { URL(fileURLWithPath: $0) }
+            let outcome = try await options.withDependencies { dependencies -> TenantPurge.Outcome in
+                guard let purge = dependencies.purge(signer: signer) else { throw ValidationError("purging needs the database owner's login") }
+                if let destination, try await dependencies.catalog.tenant(slug: slug)?.status == .offboarding {
+                    let progress = ProgressBar(label: "exporting \(slug)")
+                    let summary = try await AuditCommand.Export.write(slug: slug, dependencies: dependencies, signer: signer, to: destination,
+                                                                      progress: progress)
+                    progress.finish()
+                    print(summary)
+                }
+                do {
+                    return try await purge.purge(slug: slug, early: early)
+                } catch let error as TenancyError where error.code == .notFound || error.code == .conflict {
+                    throw ValidationError(error.message)
+                }
+            }
+            switch outcome {
+            case .purged(let receipt):
+                print("purged \(receipt.slug)")
+                TenantCommand.show(receipt)
+            case .alreadyPurged(let receipt):
+                print("\(receipt.slug) was purged before")
+                TenantCommand.show(receipt)
+            }
+        }
+    }
+
+    struct Receipt: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a purged tenant's receipt and check its signature.")
+        @OptionGroup var options: CommonOptions
+        @Argument var slug: String
+        @Option(name: .customLong("signing-key-file"), help: "The key whose public half checks the signature. (env: SIGNING_KEY_FILE, default: <data-dir>/signing-key)")
+        var signingKeyFile: String?
+
+        func run() async throws {
+            let (slug, signer) = (slug, try options.signer(file: signingKeyFile))
+            let receipt = try await options.withDependencies { dependencies in try await dependencies.purge(signer: signer)?.receipt(slug: slug) }
+            guard let receipt else { throw ValidationError("no purge receipt for '\(slug)'") }
+            TenantCommand.show(receipt)
+            guard receipt.isSigned(by: signer.publicKey) else { throw ValidationError("the receipt's signature does not verify with key \(signer.keyID)") }
+            print("signature: valid (key \(receipt.keyID))")
+        }
+    }
+
+    struct ReleaseSlug: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "release-slug",
+            abstract: "Let a new tenant take the slug of a purged one (its receipt is kept).")
+        @OptionGroup var options: CommonOptions
+        @Argument var slug: String
+
+        func run() async throws {
+            let slug = slug
+            let released = try await options.withDependencies { dependencies in try await dependencies.purge()?.releaseSlug(slug) ?? false }
+            guard released else { throw ValidationError("no purged tenant holds the slug '\(slug)'") }
+            print("released \(slug)")
+        }
+    }
+
+    static func show(_ receipt: TenantPurge.Receipt) {
+        print("tenant\t\(receipt.tenant)\t\(receipt.slug)\t\(receipt.placement)\t\(receipt.server)")
+        print("log\tlast seq \(receipt.lastSeq)\thead \(receipt.headHash?.hexString ?? "-")")
+        print("purged at\t\(receipt.purgedAt)")
+        for table in receipt.removed.keys.sorted() { print("removed\t\(receipt.removed[table]!)\t\(table)") }
+        for item in receipt.dropped { print("dropped\t\(item)") }
+        print("rows removed\t\(receipt.rows)")
+        print("signed by\t\(receipt.keyID)\t\(receipt.signature.hexString)")
     }
 }
 

@@ -63,4 +63,41 @@ import Testing
         #expect(listed.output.split(separator: "\n").count == 1 && listed.output.hasPrefix("cli-pets\t"))
         #expect(try run(["tenant", "show", "nobody-here"], in: directory).status != 0)
     }
+
+    @Test func `an offboarded tenant is exported, purged with a signed receipt, and its slug kept until released`() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-cli-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let export = directory.appending(path: "leaving.ndjson")
+
+        #expect(try run(["tenant", "create", "--slug", "leaving", "--name", "Leaving", "--plan", "premium"], in: directory).status == 0)
+        #expect(try run(["tenant", "purge", "leaving", "--yes", "--now"], in: directory).output.contains("only an offboarding tenant"))
+        let offboarded = try run(["tenant", "offboard", "leaving"], in: directory)
+        #expect(offboarded.status == 0 && offboarded.output.contains("offboarding") && offboarded.output.contains("purged at"), "\(offboarded.output)")
+
+        let unconfirmed = try run(["tenant", "purge", "leaving", "--now"], in: directory)
+        #expect(unconfirmed.status != 0 && unconfirmed.output.contains("--yes"), "\(unconfirmed.output)")
+        let early = try run(["tenant", "purge", "leaving", "--yes"], in: directory)
+        #expect(early.status != 0 && early.output.contains("due for removal"), "\(early.output)")
+
+        let purged = try run(["tenant", "purge", "leaving", "--yes", "--now", "--export", export.path], in: directory)
+        #expect(purged.status == 0, "\(purged.output)")
+        #expect(purged.output.contains("exported") && purged.output.contains("purged leaving"), "\(purged.output)")
+        #expect(purged.output.contains("dropped\tschema t_") && purged.output.contains("rows removed"), "\(purged.output)")
+        // The export taken before the purge still verifies, and ends where the receipt says.
+        let verified = try run(["audit", "verify", export.path], in: directory)
+        #expect(verified.status == 0, "\(verified.output)")
+        let lastSeq = try #require(purged.output.split(separator: "\n").first { $0.hasPrefix("log\tlast seq ") })
+        let seq = try #require(lastSeq.split(separator: " ").dropFirst(2).first.map { $0.split(separator: "\t")[0] })
+        #expect(verified.output.contains("ok: \(seq) events") && verified.output.contains("checkpoint at seq \(seq) signed"), "\(verified.output) / \(lastSeq)")
+
+        let receipt = try run(["tenant", "receipt", "leaving"], in: directory)
+        #expect(receipt.status == 0 && receipt.output.contains("signature: valid"), "\(receipt.output)")
+        #expect(try run(["tenant", "show", "leaving"], in: directory).status != 0)
+        #expect(try run(["tenant", "purge", "leaving", "--yes", "--now"], in: directory).output.contains("was purged before"))
+
+        let taken = try run(["tenant", "create", "--slug", "leaving", "--name", "Newcomer"], in: directory)
+        #expect(taken.status != 0 && taken.output.contains("slug is taken"), "\(taken.output)")
+        #expect(try run(["tenant", "release-slug", "leaving"], in: directory).status == 0)
+        #expect(try run(["tenant", "create", "--slug", "leaving", "--name", "Newcomer"], in: directory).status == 0)
+    }
 }

@@ -282,9 +282,11 @@ public final class ProjectionRuntime: Service, Sendable {
         // database of its own has its events read from there, in a session of their own.
         let platform = version.scope == "platform"
         let applied: [RecordedEvent] = try await (platform ? pool.onControlPlane : pool).withTenant(tenant) { session in
-            // Takes the pair's lock, sets the search path, locks the checkpoint.
-            let position = try await session.call(
+            // Takes the pair's lock, sets the search path, locks the checkpoint; NULL for a
+            // tenant purged since this pass listed it.
+            guard let position = try await session.call(
                 BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
+            else { return [] }
             let events = platform && session.home.placement == .database
                 ? try await pool.readTenant(tenant, in: session.home) { home in try await store.read(after: position, limit: batchSize, in: home) }
                 : try await store.read(after: position, limit: batchSize, in: session)
@@ -358,7 +360,7 @@ public final class ProjectionRuntime: Service, Sendable {
 struct BeginProjectionBatch: TenantFunction {
     static let name = "begin_projection_batch"
     static let parameterTypes = ["text", "text", "text"]
-    typealias Row = Int64
+    typealias Row = Int64?
 
     let projection: String
     let version: String

@@ -26,8 +26,13 @@ public final class Catalog: Sendable {
     /// processes hear of it by NOTIFY).
     let authenticator: Authenticator?
 
+    /// How long an offboarding tenant is kept (suspended) before it is purged.
+    public let offboardingRetention: Duration
+
     public init(client: PostgresClient, store: EventStore, cacheTTL: Duration = .seconds(2),
-                databasePlacementAvailable: Bool = false, authenticator: Authenticator? = nil, logger: Logger) {
+                databasePlacementAvailable: Bool = false, authenticator: Authenticator? = nil,
+                offboardingRetention: Duration = .seconds(30 * 86_400), logger: Logger) {
+        self.offboardingRetention = offboardingRetention
         self.client = client
         self.store = store
         self.cacheTTL = cacheTTL
@@ -75,6 +80,14 @@ public final class Catalog: Sendable {
             guard let tenant else { return cache.removeAll() }
             cache = cache.filter { $0.value.record != nil && $0.value.record?.id != tenant }
         }
+    }
+
+    /// Forgets a purged tenant in this process at once: its record, its slug and its keys (other
+    /// processes hear of it from the purge's catalog notification).
+    public func forget(purged tenant: TenantID, slug: String) {
+        forget(tenant: tenant)
+        invalidate(slug: slug)
+        authenticator?.forget(tenant: tenant)
     }
 
     /// Announces a change of the session's tenant to every process, when the session commits.
@@ -310,7 +323,7 @@ public final class Catalog: Sendable {
             try await session.run(
                 "UPDATE api_keys SET revoked_at = \(revoked.at) WHERE tenant_id = \(tenant) AND id = \(revoked.keyID)")
         case .offboardingRequested(let requested):
-            let removal = requested.at.addingTimeInterval(30 * 86_400)
+            let removal = requested.at.addingTimeInterval(TimeInterval(offboardingRetention.components.seconds))
             try await session.run("""
                 UPDATE tenants SET status = 'offboarding', removal_scheduled_at = \(removal), updated_at = \(requested.at)
                  WHERE id = \(tenant)

@@ -65,11 +65,3 @@ struct CatalogRows: Sendable {
         }
     }
 }
-
-extension AsyncSequence {
-    func all() async throws -> [Element] {
-        var all: [Element] = []
-        for try await element in self { all.append(element) }
-        return all
-    }
-}
