@@ -135,6 +135,13 @@ public struct AppDependencies: Sendable {
     public func purge(signer: CheckpointSigner? = nil) -> TenantPurge? {
         ownerURL.map { TenantPurge(catalog: catalog, owner: $0, homePools: homePools, signer: signer ?? self.signer, logger: logger) }
     }
+
+    /// One round of the purge schedule, as the server runs it every `purgeInterval`: the slugs
+    /// of the tenants purged.
+    public func purgeDue() async throws -> [String] {
+        guard let purge = purge() else { return [] }
+        return try await PurgeSchedule.purgeDue(purge: purge, client: client, logger: logger)
+    }
 }
 
 extension AppDependencies {

@@ -108,6 +108,27 @@ import Testing
         }
     }
 
+    @Test func `the schedule purges offboarded tenants whose retention has passed, and no other`() async throws {
+        try await withApp(.router) { app, client in
+            let due = try await app.tenantClient(client, slug: "due-now")
+            let later = try await app.tenantClient(client, slug: "due-later")
+            let serving = try await app.tenantClient(client, slug: "still-serving")
+            for tenant in [due, later] {
+                #expect(try await send(client, "/api/admin/tenants/\(tenant.slug)", .delete, headers(app.platformKey)).status == .accepted)
+            }
+            // As if the retention had passed for one of them.
+            try await app.database.superuserURL.withConnection(logger: TestCluster.logger) { connection in
+                try await connection.query("UPDATE tenants SET removal_scheduled_at = now() - interval '1 second' WHERE slug = \(due.slug)",
+                                           logger: TestCluster.logger).consume()
+            }
+            #expect(try await app.dependencies.purgeDue() == [due.slug])
+            #expect(try await app.catalog.tenant(slug: due.slug) == nil)
+            #expect(try await app.catalog.tenant(slug: later.slug)?.status == .offboarding)
+            #expect(try await serving.listIDs().count == 1)
+            #expect(try await app.dependencies.purgeDue() == [])
+        }
+    }
+
     @Test func `a purge stopped after the tenant's database was dropped is finished by the next run`() async throws {
         try await withApp(.router, placement: "database") { app, client in
             let gone = try await app.tenantClient(client, slug: "half-gone", placement: "database")

@@ -8,17 +8,24 @@ import PostgresNIO
 enum PurgeSchedule {
     static func service(purge: TenantPurge, client: PostgresClient, interval: Duration, logger: Logger) -> PeriodicService {
         PeriodicService(interval: interval, failure: "offboarded tenants could not be listed for purging", logger: logger) {
-            let due = try await client.query(
-                "SELECT slug FROM tenants WHERE status = 'offboarding' AND removal_scheduled_at <= now() ORDER BY removal_scheduled_at",
-                logger: logger
-            ).decode(String.self).all()
-            for slug in due {
-                do {
-                    _ = try await purge.purge(slug: slug, early: false)
-                } catch {
-                    logger.error("an offboarded tenant could not be purged", metadata: ["slug": "\(slug)", "error": "\(DatabaseURL.describe(error))"])
-                }
+            _ = try await purgeDue(purge: purge, client: client, logger: logger)
+        }
+    }
+
+    /// One round: the slugs purged.
+    static func purgeDue(purge: TenantPurge, client: PostgresClient, logger: Logger) async throws -> [String] {
+        let due = try await client.query(
+            "SELECT slug FROM tenants WHERE status = 'offboarding' AND removal_scheduled_at <= now() ORDER BY removal_scheduled_at",
+            logger: logger
+        ).decode(String.self).all()
+        var purged: [String] = []
+        for slug in due {
+            do {
+                if case .purged = try await purge.purge(slug: slug, early: false) { purged.append(slug) }
+            } catch {
+                logger.error("an offboarded tenant could not be purged", metadata: ["slug": "\(slug)", "error": "\(DatabaseURL.describe(error))"])
             }
         }
+        return purged
     }
 }
