@@ -66,16 +66,40 @@ public actor HomePools {
     public func withConnection<Result: Sendable>(
         server: String, database: String, _ body: @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        let key = Key(server: server, database: database)
-        let client = try await checkOut(key)
-        defer { checkIn(key) }
+        let client = try await lease(server: server, database: database)
+        defer { release(server: server, database: database) }
         return try await client.withConnection { try await body($0) }
     }
 
     /// The pool of `database` on `server`, held until `release` (which must follow, once): for
-    /// callers whose work on its connections cannot cross into this actor.
+    /// callers whose work on its connections cannot cross into this actor. It has given a
+    /// connection within `limits.wait`, or this throws (and releases it).
     public func lease(server: String, database: String) async throws -> PostgresClient {
-        try await checkOut(Key(server: server, database: database))
+        let key = Key(server: server, database: database)
+        let client = try await checkOut(key)
+        do {
+            try await Self.answers(client, within: limits.wait, key)
+        } catch {
+            checkIn(key)
+            throw error
+        }
+        return client
+    }
+
+    /// Whether the pool gives a connection in time. A pool keeps trying to connect to a database
+    /// that was dropped or a server that is down until its circuit breaker trips, a minute
+    /// later, and holds whoever waits for a connection until then; a caller here waits `wait`.
+    /// Costs a lease and its release: the connection stays open for the caller's own lease.
+    private static func answers(_ client: PostgresClient, within wait: Duration, _ key: Key) async throws {
+        let connected = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await client.withConnection { _ in }; return true }
+            group.addTask { try await Task.sleep(for: wait); return false }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        guard connected else {
+            throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server) gave no connection within \(wait)")
+        }
     }
 
     public func release(server: String, database: String) {

@@ -80,6 +80,28 @@ import Testing
             try await pools.withConnection(server: "elsewhere", database: names[0]) { _ in 0 }
         }
     }
+
+    @Test func `a database that is gone fails its callers within the wait, not when the pool gives up a minute later`() async throws {
+        let server = try await TestCluster.second.serverURL()
+        let name = HomeDatabases.name(for: TenantID())
+        try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+        let limits = HomePools.Limits(perDatabase: 2, perServer: 3, idleTimeout: .milliseconds(200), wait: .seconds(2))
+        let pools = HomePools(limits: limits, logger: TestCluster.logger) { _ in server }
+        #expect(try await pools.withConnection(server: "second", database: name) { connection in
+            try await connection.query("SELECT 1", logger: TestCluster.logger).decode(Int.self).first(where: { _ in true })
+        } == 1)
+        // Dropped under the open pool (as a purge does), its connections gone.
+        try await TestCluster.second.superuserURL(database: "postgres").withConnection(logger: TestCluster.logger) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(name) WITH (FORCE)"), logger: TestCluster.logger).consume()
+        }
+        let started = ContinuousClock.now
+        await #expect(throws: DatabaseError.self) {
+            try await pools.withConnection(server: "second", database: name) { _ in 0 }
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(10), "waited \(waited)")
+        await pools.closeAll()
+    }
 }
 
 /// The highest value seen, from many tasks.

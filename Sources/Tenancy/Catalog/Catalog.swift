@@ -88,6 +88,7 @@ public final class Catalog: Sendable {
         forget(tenant: tenant)
         invalidate(slug: slug)
         authenticator?.forget(tenant: tenant)
+        store.database.forgetHome(of: tenant)
     }
 
     /// Announces a change of the session's tenant to every process, when the session commits.
