@@ -535,6 +535,15 @@ struct EnterTenant: PostgresPreparedStatement {
     }
 }
 
+extension TenantDatabase {
+    /// Enters `tenant` for the rest of the transaction `connection` is in, for the owner's
+    /// maintenance that must meet the tenant's rows through row-level security as the
+    /// application does (the purge): the SQL it calls asserts the tenant, and never enters it.
+    public static func enter(_ tenant: TenantID, inOwnerTransaction connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
+    }
+}
+
 /// `EnterTenant` with the tenant's search path.
 struct EnterTenantHome: PostgresPreparedStatement {
     static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('search_path', $2::text, true)"

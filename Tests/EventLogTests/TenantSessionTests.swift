@@ -55,18 +55,43 @@ import Testing
         }
     }
 
-    @Test func `no function the application may call enters a tenant by itself`() async throws {
+    @Test func `no function enters a tenant by itself, the owner's purge included`() async throws {
         let database = try await TestCluster.shared.database()
-        // The owner's own (the purge) may: the application role cannot call them.
         let setters = try await rows(database.superuserURL, """
             SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = 'public' AND p.prosrc ~ 'set_config\\s*\\(\\s*''app\\.tenant_id'''
-               AND has_function_privilege('petstore_app', p.oid, 'EXECUTE')
             """, as: String.self)
+        #expect(setters.isEmpty, "these functions set app.tenant_id: \(setters)")
         #expect(try await scalar(database.superuserURL,
                                  "SELECT count(*)::int FROM pg_proc WHERE proname = 'purge_tenant_rows' AND has_function_privilege('petstore_app', oid, 'EXECUTE')",
                                  as: Int.self) == 0, "the purge is the owner's")
-        #expect(setters.isEmpty, "these functions set app.tenant_id: \(setters)")
+    }
+
+    @Test func `the purge removes only the tenant its caller's transaction entered`() async throws {
+        try await withStore { store, database in
+            let entered = TenantID(), other = TenantID()
+            try await store.append(tenant: other, stream: try pet(), expected: .any, events: [try named("Kept")])
+            let platform = TenantID(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
+            let calls: [(TenantID?, PostgresQuery)] = [
+                (nil, "SELECT purge_tenant_rows(\(other))"),
+                (entered, "SELECT purge_tenant_rows(\(other))"),
+                (entered, "SELECT purge_platform_records(\(other), 'kept')"),
+                (platform, "SELECT purge_tenant_rows(\(other))"),
+            ]
+            for (tenant, call) in calls {
+                await #expect {
+                    try await database.ownerURL.withConnection(logger: logger) { connection in
+                        try await connection.withTransaction(logger: logger) { connection in
+                            if let tenant { try await TenantDatabase.enter(tenant, inOwnerTransaction: connection, logger: logger) }
+                            try await connection.query(call, logger: logger).consume()
+                        }
+                    }
+                } throws: { error in
+                    ((error as? PostgresTransactionError)?.closureError as? PSQLError)?.serverInfo?[.sqlState] == "42501"
+                }
+            }
+            #expect(try await store.read(tenant: other).count == 1, "nothing of the other tenant was removed")
+        }
     }
 
     @Test func `a session cannot be used after its unit of work ended`() async throws {

@@ -7,7 +7,7 @@ import PostgresNIO
 import Tenancy
 
 /// The end of offboarding: every trace of a tenant removed, in every placement, and a signed
-/// receipt kept in its place (Schema/0015_purge.sql says what is removed and what the receipt
+/// receipt kept in its place (Schema/0015_purge.sql and 0016 say what is removed and what the receipt
 /// keeps).
 ///
 /// The steps can be run again after a crash at any point, and the next run finishes the purge:
@@ -168,9 +168,11 @@ public struct TenantPurge: Sendable {
         // Gone already: a run stopped after dropping it. The receipt counts what this run removed.
         guard exists else { return ([:], []) }
         let removal = try await server.with(database: name).withConnection(logger: logger) { connection in
-            try await Self.purgeRows(of: record.id, on: connection, logger: logger)
+            try await connection.withTransaction(logger: logger) { connection in
+                try await Self.purgeRows(of: record.id, on: connection, logger: logger)
+            }
         }
-        await homePools.close(server: record.server, database: name)
+        await homePools.retire(server: record.server, database: name)
         try await server.withConnection(logger: logger) { connection in
             // The name is of our own making: t_ and 32 hex digits.
             try await connection.run(trusted: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)", logger: logger)
@@ -184,8 +186,10 @@ public struct TenantPurge: Sendable {
                         at now: Date) async throws -> Receipt {
         try await owner.withConnection(logger: logger) { connection in
             try await connection.withTransaction(logger: logger) { connection in
+                let platformRecords = try await Self.purgePlatformRecords(of: record, on: connection, logger: logger)
                 let removal = try await Self.purgeRows(of: record.id, on: connection, logger: logger)
                 var removed = removed
+                if platformRecords > 0 { removed["idempotency_keys (platform)", default: 0] += platformRecords }
                 for (table, count) in removal?.rows ?? [:] { removed[table, default: 0] += count }
                 let unsigned = Receipt(tenant: record.id, slug: record.slug, placement: record.placement.rawValue, server: record.server,
                                        lastSeq: head.seq, headHash: head.hash, purgedAt: Timestamps.format(now), removed: removed,
@@ -212,11 +216,21 @@ public struct TenantPurge: Sendable {
         let dropped: [String]
     }
 
-    /// `purge_tenant_rows` on `connection` (the owner's login of that database).
+    /// `purge_tenant_rows` in the transaction `connection` is in (the owner's login of that
+    /// database), with the tenant entered for it.
     static func purgeRows(of tenant: TenantID, on connection: PostgresConnection, logger: Logger) async throws -> Removal? {
+        try await TenantDatabase.enter(tenant, inOwnerTransaction: connection, logger: logger)
         let text = try await connection.query("SELECT purge_tenant_rows(\(tenant))::text", logger: logger)
             .decode(String?.self).first(where: { _ in true }) ?? nil
         return try text.map { try JSONDecoder().decode(Removal.self, from: Data($0.utf8)) }
+    }
+
+    /// The platform's idempotency records of commands on the tenant (onboarding's), removed
+    /// under the platform's id in the main database's purge transaction.
+    static func purgePlatformRecords(of record: TenantRecord, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        try await TenantDatabase.enter(CommandPipeline.platformScope, inOwnerTransaction: connection, logger: logger)
+        return try await connection.query("SELECT purge_platform_records(\(record.id), \(record.slug))", logger: logger)
+            .decode(Int64.self).first(where: { _ in true }) ?? 0
     }
 
     /// What the receipt's row keeps of the removal: the rows per table and what was dropped.
