@@ -53,6 +53,8 @@ public actor HomePools {
     /// Pools being closed, per server: counted against its bound until their connections are gone.
     private var closing: [String: Int] = [:]
     private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Databases on their way out (a purge drops them next): never pooled again by this process.
+    private var retired: Set<Key> = []
 
     public init(limits: Limits = Limits(), timeouts: StatementTimeouts? = nil, build: String? = nil, logger: Logger, directory: @escaping Directory) {
         self.limits = limits
@@ -81,6 +83,8 @@ public actor HomePools {
             try await Self.answers(client, within: limits.wait, key)
         } catch {
             checkIn(key)
+            // A pool that cannot connect keeps trying in the background; nobody needs it now.
+            if let pool = pools[key], pool.inFlight == 0, pool.client === client { await close(server: server, database: database) }
             throw error
         }
         return client
@@ -127,6 +131,17 @@ public actor HomePools {
         closing[server, default: 0] -= 1
     }
 
+    /// Closes the pool of `database` on `server` for good, before the database is dropped: from
+    /// now on a lease of it fails at once. Without this, a task that asks for the database
+    /// between the close and the drop opens a new pool, whose connection the drop then ends;
+    /// its next lease waits on a pool that retries a database that no longer exists until the
+    /// pool's circuit breaker trips, a minute or more later. A tenant's database name is its
+    /// id, never given to another tenant.
+    public func retire(server: String, database: String) async {
+        retired.insert(Key(server: server, database: database))
+        await close(server: server, database: database)
+    }
+
     /// Closes every pool (at shutdown).
     public func closeAll() {
         for pool in pools.values { pool.running.cancel() }
@@ -136,6 +151,9 @@ public actor HomePools {
     private func checkOut(_ key: Key) async throws -> PostgresClient {
         let deadline = ContinuousClock.now + limits.wait
         while true {
+            if retired.contains(key) {
+                throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server) has been removed")
+            }
             if var pool = pools[key] {
                 pool.inFlight += 1
                 pool.lastUsed = .now
@@ -145,8 +163,8 @@ public actor HomePools {
             let open = pools.filter { $0.key.server == key.server }
             if open.count + closing[key.server, default: 0] < limits.perServer {
                 let url = try await directory(key.server).with(database: key.database)
-                // Other tasks may have opened pools while this one read the directory.
-                if pools[key] != nil || pools.keys.filter({ $0.server == key.server }).count + closing[key.server, default: 0] >= limits.perServer {
+                // Other tasks may have opened pools (or retired this one) while this one read the directory.
+                if pools[key] != nil || retired.contains(key) || pools.keys.filter({ $0.server == key.server }).count + closing[key.server, default: 0] >= limits.perServer {
                     continue
                 }
                 var configuration = url.clientConfiguration(maximumConnections: limits.perDatabase, pool: "home", timeouts: timeouts)

@@ -11,10 +11,7 @@ import Tenancy
 import Testing
 
 @Suite struct PurgeTests {
-    // `database` is left out for now: 2 of 12 runs of this suite with it stopped for good (a
-    // wait after the tenant's database was dropped, not found yet). The purge of a database
-    // tenant is shown by hand (`tenant purge` on a database tenant) until then.
-    @Test(arguments: ["shared", "schema"])
+    @Test(arguments: ["shared", "schema", "database"])
     func `a purged tenant leaves no row, schema, partition or database behind, and its receipt verifies`(placement: String) async throws {
         try await withApp(.router, placement: placement) { app, client in
             let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -132,7 +129,7 @@ import Testing
         }
     }
 
-    @Test(.disabled("stops for good in some runs, with the database-placement case above: see the comment there"))
+    @Test
     func `a purge stopped after the tenant's database was dropped is finished by the next run`() async throws {
         try await withApp(.router, placement: "database") { app, client in
             let gone = try await app.tenantClient(client, slug: "half-gone", placement: "database")
@@ -150,7 +147,7 @@ import Testing
                     """, logger: TestCluster.logger).consume()
             }
             let server = try await TestCluster.second.superuserURL(database: "postgres")
-            await app.dependencies.homePools?.close(server: "second", database: HomeDatabases.name(for: record.id))
+            await app.dependencies.homePools?.retire(server: "second", database: HomeDatabases.name(for: record.id))
             try await server.withConnection(logger: TestCluster.logger) { connection in
                 try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(HomeDatabases.name(for: record.id)) WITH (FORCE)"),
                                            logger: TestCluster.logger).consume()
