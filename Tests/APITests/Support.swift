@@ -109,9 +109,6 @@ private func withAppInside(
         if placement == "database" { try await app.servers.add(name: "second", url: try await TestCluster.second.serverURL().connectionString) }
         try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes, unmapped: unmapped,
                                   placement: placement), testClient)
-        Task.detached {
-            try? await Task.sleep(for: .seconds(30))
-        }
     }
     await app.homePools?.closeAll()
     // Every error a module throws has its answer in ErrorMapping; one without is a bug here.
