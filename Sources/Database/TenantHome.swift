@@ -45,7 +45,7 @@ public struct TenantHome: Sendable, Equatable {
     /// The search path of the tenant's sessions; nil keeps the server's default (the shared
     /// tables). A schema tenant's own schema comes first, so the read models' unqualified names
     /// are its views; the log and the functions stay in `public`.
-    var searchPath: String? {
+    package var searchPath: String? {
         guard placement == .schema, let location else { return nil }
         return "\(location), public"
     }

@@ -134,6 +134,8 @@ import Testing
         let committed = try await scalar(database.superuserURL,
                                          "SELECT count(*)::int FROM events WHERE event_type = 'PetRegistered' AND data->>'name' = 'Phoenix'", as: Int.self)
         #expect(committed == 1, "the command committed before the crash")
+        let projected = try await scalar(database.superuserURL, "SELECT count(*)::int FROM pets WHERE name = 'Phoenix'", as: Int.self)
+        #expect(projected == 1, "its read-model row committed with it: nothing after the commit is needed to read it")
         try await withServers(1, on: database) { ports, _ in
             let retry = try await Self.request(port: ports[0], .post, "/api/pets", key: key, slug: "crash-retry", body: body, extra: idempotency)
             #expect(retry.status == .created)

@@ -30,14 +30,16 @@ public struct ConfigOperations: Sendable {
         return values
     }
 
-    /// Runs a configuration command in the unit of work `session` and, once that commits, brings
-    /// the read model up to date.
+    /// Runs a configuration command in the unit of work `session`, the read model brought up to
+    /// date in it too.
     public func execute(
         _ handle: TenantHandle, metadata: EventMetadata, in session: TenantSession, _ command: @Sendable () -> TenantConfigCommand
     ) async throws -> CommandRunner<TenantConfig>.Outcome {
         let outcome = try await ConfigCommands.runner(store: handle.store).run(
             id: handle.tenant.id.rawValue, metadata: metadata, in: session) { _ in command() }
-        if outcome.append != nil { runtime.catchUpAfterCommit(of: session, projections: ["tenant_config"], using: handle.store.database) }
+        if let append = outcome.append {
+            try await runtime.projectInline(session, projections: ["tenant_config"], through: append.lastSeq, using: handle.store.database)
+        }
         return outcome
     }
 

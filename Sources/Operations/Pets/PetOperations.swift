@@ -18,16 +18,18 @@ public struct PetOperations: Sendable {
         self.logger = logger
     }
 
-    /// Runs a pet command in the unit of work `session` and, once that commits, brings the pets
-    /// read model up to date so the caller reads its own write. Returns the pet after the command
-    /// and its version.
+    /// Runs a pet command in the unit of work `session`, the pets read model brought up to date in
+    /// it too, so the caller reads its own write once it commits. Returns the pet after the
+    /// command and its version.
     public func execute(
         _ handle: TenantHandle, id: UUID, metadata: EventMetadata, expected: Int? = nil, assumeNew: Bool = false,
         in session: TenantSession, _ command: @Sendable (PetState?) -> PetCommand
     ) async throws -> (PetState?, Int) {
         let outcome = try await PetCommands.runner(store: handle.store).run(
             id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, in: session, command)
-        if outcome.append != nil { runtime.catchUpAfterCommit(of: session, projections: ["pets"], using: handle.store.database) }
+        if let append = outcome.append {
+            try await runtime.projectInline(session, projections: ["pets"], through: append.lastSeq, using: handle.store.database)
+        }
         return (outcome.state, outcome.version)
     }
 

@@ -242,6 +242,51 @@ public final class ProjectionRuntime: Service, Sendable {
         }
     }
 
+    /// Projects a command's appends into the served versions of the named projections inside the
+    /// command's own unit of work: the events, the rows they make and the checkpoint past them
+    /// commit together. A command then costs one commit, and its client reads its own write the
+    /// moment it is answered, whatever happens after the commit (a crash included).
+    ///
+    /// It is the background pass's batch, on the command's transaction: the same pair lock and
+    /// checkpoint row lock (taken after the tenant's head lock, which no pass takes, so the two
+    /// never wait on each other in a cycle), and whatever the version had not applied yet
+    /// (appends by another process since the last pass) applied first, in log order, so every
+    /// event still takes effect once. A failure fails the command: nothing of it commits.
+    ///
+    /// Versions being built are caught up after the commit instead: the tenant's copy of one may
+    /// not exist yet (`petstore migrate` makes it), and that must not fail the command.
+    public func projectInline(_ session: TenantSession, projections names: Set<String>, through seq: Int64,
+                              using pool: TenantDatabase) async throws {
+        var later: Set<String> = []
+        for version in try await cachedVersions() where names.contains(version.name) {
+            guard version.state == "active", version.scope == "tenant", let projector = projectors[version.name] else {
+                later.insert(version.name)
+                continue
+            }
+            guard let position = try await session.call(
+                BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
+            else { continue }
+            var applied = position
+            while applied < seq {
+                let events = try await store.read(after: applied, limit: batchSize, in: session)
+                guard let last = events.last else { break }
+                try await projector.apply(events, in: session)
+                applied = last.seq
+            }
+            // The batch start put the version's schema first on the search path for the rest of
+            // the transaction; the command's own statements after this expect the tenant's.
+            try await session.run("""
+                WITH moved AS (
+                  UPDATE projection_checkpoints SET applied_seq = \(applied), updated_at = now()
+                   WHERE tenant_id = \(session.tenant) AND projection = \(version.name) AND version = \(version.version)
+                   RETURNING 1)
+                SELECT set_config('search_path', coalesce(\(session.home.searchPath)::text,
+                                  (SELECT reset_val FROM pg_settings WHERE name = 'search_path')), true), (SELECT count(*) FROM moved)
+                """)
+        }
+        if !later.isEmpty { catchUpAfterCommit(of: session, projections: later, using: pool) }
+    }
+
     /// Catches the session's tenant up once its unit of work has committed: before that the
     /// events are not visible (and waiting for them would wait on ourselves). A failure is
     /// logged: the background loop applies the events anyway, a moment later.
