@@ -267,12 +267,15 @@ public final class ProjectionRuntime: Service, Sendable {
                 BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
             else { continue }
             var applied = position
+            var projected: [RecordedEvent] = []
             while applied < seq {
                 let events = try await store.read(after: applied, limit: batchSize, in: session)
                 guard let last = events.last else { break }
                 try await projector.apply(events, in: session)
                 applied = last.seq
+                projected += events
             }
+            session.afterCommit { [self, projected] in recordLag(of: projected, in: version.name) }
             // The batch start put the version's schema first on the search path for the rest of
             // the transaction; the command's own statements after this expect the tenant's.
             try await session.run("""
