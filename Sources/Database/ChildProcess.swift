@@ -74,8 +74,22 @@ package final class ChildProcess: Sendable {
     }()
 
     /// Waits for the exit and returns the exit status (128 + signal number when killed).
+    ///
+    /// The wait happens on a thread of its own. On a machine with two cores Swift's concurrency
+    /// has two threads; two tasks blocked in `waitpid` there stop every other task in the process,
+    /// including whatever the child is waiting for (a lock held by a transaction of ours, an answer
+    /// from our own server), and the process hangs for good.
     @discardableResult
-    package func wait() -> Int32 {
+    package func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: self.waitBlocking()) }
+        }
+    }
+
+    /// `wait()` on the calling thread: for code that is not async (start-up, tear-down after a
+    /// SIGKILL) and so cannot hold up a task.
+    @discardableResult
+    package func waitBlocking() -> Int32 {
         reaped.withLock { reaped in
             if let reaped { return reaped }
             var status: Int32 = 0

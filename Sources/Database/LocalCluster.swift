@@ -237,14 +237,30 @@ public struct LocalCluster: Sendable {
         return command.hasPrefix("postgres") || command.hasPrefix("postmaster")
     }
 
-    /// A port nothing listens on now on 127.0.0.1: the kernel's pick for an ephemeral bind, released.
+    /// A port nothing listens on now on 127.0.0.1, picked at random and released.
     package static func freePort() throws(DatabaseError) -> Int {
+        // Below the kernel's ephemeral range: a port found free there is handed to the next
+        // outgoing connection just as readily, and a server started on it a moment later finds
+        // it taken ("address already in use", seen under a parallel test run).
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        if ephemeralStart > 11_000 {
+            for _ in 0..<64 {
+                let candidate = Int.random(in: 10_000..<ephemeralStart)
+                if (try? bindable(candidate)) != nil { return candidate }
+            }
+        }
+        return try bindable(0)
+    }
+
+    /// Binds `port` on 127.0.0.1 (0: any), lets it go, and returns the port bound.
+    private static func bindable(_ port: Int) throws(DatabaseError) -> Int {
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketDescriptor >= 0 else { throw DatabaseError(.clusterFailed, "cannot open a socket to find a free port") }
         defer { close(socketDescriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
@@ -475,7 +491,7 @@ enum Shell {
     /// Runs in `/`: the server's user may not be able to enter the caller's working folder.
     static func run(_ arguments: [String]) throws(DatabaseError) -> Result {
         let child = try ChildProcess.spawn(arguments, workingDirectory: "/")
-        let status = child.wait()
+        let status = child.waitBlocking()
         return Result(status: status, output: child.output)
     }
 }

@@ -57,13 +57,15 @@ import Testing
 
             var seqs: [Int] = []
             var after = 0
-            while true {
+            // Bounded: a cursor that stopped moving must fail the test, not spin for good.
+            for _ in 0...total {
                 let page = try await auditor.call(.get, "/api/events?limit=2&after=\(after)")
                 #expect(page.status == .ok)
                 let object = try auditor.object(page)
                 let items = try #require(object["items"] as? [[String: Any]])
                 seqs += items.compactMap { $0["seq"] as? Int }
                 guard let next = object["next_after"] as? Int else { break }
+                #expect(next > after, "the cursor moves on")
                 after = next
             }
             #expect(seqs == Array(1...total), "every event once, in order")

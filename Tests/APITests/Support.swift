@@ -11,6 +11,7 @@ import Operations
 import PetstoreTesting
 import PostgresNIO
 import Tenancy
+import Synchronization
 import Testing
 
 /// A migrated database, the app's dependencies on it, and a platform admin key.
@@ -56,8 +57,8 @@ func withApp(
         // started inside one that holds a slot shares it (waiting for a second could wait for good).
         let gated = placement == "database" && !DatabaseTests.holdsSlot
         if gated { await DatabaseTests.gate.enter() }
-        let visit = await Watchdog.shared.enter("\(Test.current?.name ?? "?") [\(placement ?? "-")]")
-        defer { Task { await Watchdog.shared.leave(visit) } }
+        let visit = Watchdog.shared.enter("\(Test.current?.name ?? "?") [\(placement ?? "-")]")
+        defer { Watchdog.shared.leave(visit) }
         do {
             try await DatabaseTests.$holdsSlot.withValue(DatabaseTests.holdsSlot || gated) {
                 try await withAppInside(testing, poolSize: poolSize, securityFlush: securityFlush, rateLimits: rateLimits, rateLimitFailure: rateLimitFailure,
@@ -266,33 +267,42 @@ enum DatabaseTests {
 }
 
 /// Names the apps that have run for minutes, on standard error: a test that never ends holds its
-/// slot in the gates above, and the whole run would otherwise stop without saying where.
-actor Watchdog {
+/// slot in the gates above, and the whole run would otherwise stop without saying where. It
+/// watches from a thread of its own, so it still speaks when every task in the process is stuck.
+final class Watchdog: Sendable {
     static let shared = Watchdog()
-    private var inside: [UUID: (name: String, since: ContinuousClock.Instant)] = [:]
-    private var reported: Set<UUID> = []
-    private var watching = false
+    private struct State {
+        var inside: [UUID: (name: String, since: ContinuousClock.Instant)] = [:]
+        var reported: Set<UUID> = []
+        var watching = false
+    }
+    private let state = Mutex(State())
 
     func enter(_ name: String) -> UUID {
         let id = UUID()
-        inside[id] = (name, .now)
-        if !watching {
-            watching = true
-            Task.detached { await self.watch() }
+        let start = state.withLock { state in
+            state.inside[id] = (name, .now)
+            defer { state.watching = true }
+            return !state.watching
         }
+        if start { Thread.detachNewThread { self.watch() } }
         return id
     }
 
     func leave(_ id: UUID) {
-        inside[id] = nil
+        state.withLock { _ = $0.inside.removeValue(forKey: id) }
     }
 
-    private func watch() async {
+    private func watch() {
         while true {
-            try? await Task.sleep(for: .seconds(20))
-            for (id, app) in inside where ContinuousClock.now - app.since > .seconds(150) && !reported.contains(id) {
-                reported.insert(id)
-                FileHandle.standardError.write(Data("WATCHDOG: an app has run for over 150 s: \(app.name)\n".utf8))
+            Thread.sleep(forTimeInterval: 20)
+            let overdue = state.withLock { state in
+                let overdue = state.inside.filter { ContinuousClock.now - $0.value.since > .seconds(150) && !state.reported.contains($0.key) }
+                state.reported.formUnion(overdue.keys)
+                return overdue.values.map(\.name)
+            }
+            for name in overdue {
+                FileHandle.standardError.write(Data("WATCHDOG: an app has run for over 150 s: \(name)\n".utf8))
             }
         }
     }

@@ -18,10 +18,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: audit.directory) }
         let database = try await TestCluster.shared.database()
         for slug in ["csv-one", "csv-two"] {
-            #expect(try audit.run(["tenant", "create", "--slug", slug, "--name", "Shop, \"\(slug)\""], on: database).status == 0)
+            #expect(try await audit.run(["tenant", "create", "--slug", slug, "--name", "Shop, \"\(slug)\""], on: database).status == 0)
         }
         let csv = audit.directory.appending(path: "tenants.csv")
-        let written = try audit.run(["analytics", "export", "--format", "csv", "--out", csv.path], on: database)
+        let written = try await audit.run(["analytics", "export", "--format", "csv", "--out", csv.path], on: database)
         #expect(written.status == 0, "\(written.output)")
         let lines = try read("tenants.csv")
         #expect(lines.first == "tenant_id,slug,name,plan,status,active_pets,removed_pets,commands,events,rate_limited_requests,cross_tenant_attempts,from,to")
@@ -41,7 +41,7 @@ import Testing
         }
 
         let ndjson = audit.directory.appending(path: "daily.ndjson")
-        #expect(try audit.run(["analytics", "export", "--format", "ndjson", "--table", "daily", "--tenant", "csv-two", "--out", ndjson.path],
+        #expect(try await audit.run(["analytics", "export", "--format", "ndjson", "--table", "daily", "--tenant", "csv-two", "--out", ndjson.path],
                               on: database).status == 0)
         let days = try read("daily.ndjson")
         #expect(days.count == 1)
@@ -64,7 +64,7 @@ import Testing
             (["--format", "csv", "--tenant", "no-such-shop"], "No tenant has the slug \"no-such-shop\""),
         ]
         for (arguments, message) in cases {
-            let result = try audit.run(["analytics", "export"] + arguments + ["--out", out.path], on: database)
+            let result = try await audit.run(["analytics", "export"] + arguments + ["--out", out.path], on: database)
             #expect(result.status != 0, "\(arguments)")
             #expect(result.output.contains(message), "\(arguments): \(result.output)")
             #expect(!FileManager.default.fileExists(atPath: out.path))

@@ -12,7 +12,7 @@ import Testing
 @Suite(.serialized) struct AuditCommandTests {
     let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-audit-\(UUID().uuidString.prefix(8))")
 
-    func run(_ arguments: [String], on database: TestDatabase? = nil, common: Bool = true) throws -> (status: Int32, output: String) {
+    func run(_ arguments: [String], on database: TestDatabase? = nil, common: Bool = true) async throws -> (status: Int32, output: String) {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "DATABASE_URL")
         if let database {
@@ -21,61 +21,61 @@ import Testing
         }
         let child = try ChildProcess.spawn([ServeCommandTests.binary] + arguments + (common ? ["--data-dir", directory.path, "--log-level", "error"] : []),
                                            environment: environment)
-        let status = child.wait()
+        let status = await child.wait()
         return (status, child.output.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// A tenant onboarded with the CLI, exported; returns the export's lines.
-    func exported(_ slug: String, on database: TestDatabase) throws -> [String] {
-        #expect(try run(["tenant", "create", "--slug", slug, "--name", slug], on: database).status == 0)
+    func exported(_ slug: String, on database: TestDatabase) async throws -> [String] {
+        #expect(try await run(["tenant", "create", "--slug", slug, "--name", slug], on: database).status == 0)
         let file = directory.appending(path: "\(slug).ndjson")
-        let export = try run(["audit", "export", "--tenant", slug, "--out", file.path], on: database)
+        let export = try await run(["audit", "export", "--tenant", slug, "--out", file.path], on: database)
         #expect(export.status == 0, "\(export.output)")
         #expect(export.output.contains("exported"))
         return try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
     }
 
-    func verify(_ lines: [String], name: String) throws -> (status: Int32, output: String) {
+    func verify(_ lines: [String], name: String) async throws -> (status: Int32, output: String) {
         let file = directory.appending(path: name)
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-        return try run(["audit", "verify", file.path])
+        return try await run(["audit", "verify", file.path])
     }
 
     @Test func `an export verifies offline, and every kind of damage fails at the right place`() async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = try await TestCluster.shared.database()
-        let lines = try exported("exported", on: database)
+        let lines = try await exported("exported", on: database)
         let events = lines.count - 2
         #expect(events >= 3, "header, the onboarding events, checkpoint")
 
-        let intact = try verify(lines, name: "intact.ndjson")
+        let intact = try await verify(lines, name: "intact.ndjson")
         #expect(intact.status == 0, "\(intact.output)")
         #expect(intact.output.hasPrefix("ok: \(events) events (seq 1…\(events))"), "\(intact.output)")
 
         // One changed byte in event 2's data.
         var changed = lines
         changed[2] = changed[2].replacingOccurrences(of: "\"data\":{", with: "\"data\":{\"x\":1,")
-        let tampered = try verify(changed, name: "tampered.ndjson")
+        let tampered = try await verify(changed, name: "tampered.ndjson")
         #expect(tampered.status != 0)
         #expect(tampered.output.contains("FAILED: seq 2:"), "\(tampered.output)")
 
         // The last event gone: the checkpoint covers more than the file holds.
         var cut = lines
         cut.remove(at: lines.count - 2)
-        let truncated = try verify(cut, name: "truncated.ndjson")
+        let truncated = try await verify(cut, name: "truncated.ndjson")
         #expect(truncated.status != 0)
         #expect(truncated.output.contains("FAILED: seq \(events):"), "\(truncated.output)")
 
         // The checkpoint line gone: the file was cut.
-        let headless = try verify(Array(lines.dropLast()), name: "cut.ndjson")
+        let headless = try await verify(Array(lines.dropLast()), name: "cut.ndjson")
         #expect(headless.status != 0)
         #expect(headless.output.contains("the file was cut"), "\(headless.output)")
 
         // A bad signature.
         var forged = lines
         forged[lines.count - 1] = forged[lines.count - 1].replacingOccurrences(of: "\"signature\":\"", with: "\"signature\":\"00")
-        let badSignature = try verify(forged, name: "forged.ndjson")
+        let badSignature = try await verify(forged, name: "forged.ndjson")
         #expect(badSignature.status != 0)
         #expect(badSignature.output.contains("signature"), "\(badSignature.output)")
 
@@ -83,45 +83,45 @@ import Testing
         var other = lines
         let id = try #require(lines[0].firstMatch(of: /"tenant":"([0-9a-f-]{36})"/)?.1)
         other[0] = other[0].replacingOccurrences(of: String(id), with: UUID().uuidString.lowercased())
-        let foreign = try verify(other, name: "foreign.ndjson")
+        let foreign = try await verify(other, name: "foreign.ndjson")
         #expect(foreign.status != 0)
         #expect(foreign.output.contains("FAILED: seq 1:"), "\(foreign.output)")
 
         // Not an export at all.
-        let garbage = try verify(["{\"hello\":1}"], name: "garbage.ndjson")
+        let garbage = try await verify(["{\"hello\":1}"], name: "garbage.ndjson")
         #expect(garbage.status != 0)
         #expect(garbage.output.contains("not a petstore export"))
-        #expect(try run(["audit", "verify", directory.appending(path: "missing.ndjson").path]).status != 0)
+        #expect(try await run(["audit", "verify", directory.appending(path: "missing.ndjson").path]).status != 0)
     }
 
     @Test func `live logs verify by tenant or all, and bad arguments are refused`() async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = try await TestCluster.shared.database()
-        _ = try exported("live-one", on: database)
-        #expect(try run(["tenant", "create", "--slug", "live-two", "--name", "Two"], on: database).status == 0)
-        let one = try run(["audit", "verify", "--tenant", "live-one"], on: database)
+        _ = try await exported("live-one", on: database)
+        #expect(try await run(["tenant", "create", "--slug", "live-two", "--name", "Two"], on: database).status == 0)
+        let one = try await run(["audit", "verify", "--tenant", "live-one"], on: database)
         #expect(one.status == 0, "\(one.output)")
         #expect(one.output.contains("live-one\tok:") && one.output.contains("checkpoint at seq"))
-        let all = try run(["audit", "verify", "--all"], on: database)
+        let all = try await run(["audit", "verify", "--all"], on: database)
         #expect(all.status == 0)
         #expect(all.output.split(separator: "\n").count == 2)
-        #expect(try run(["audit", "verify", "--tenant", "nobody-here"], on: database).status != 0)
-        let reversed = try run(["audit", "export", "--tenant", "live-one", "--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z",
+        #expect(try await run(["audit", "verify", "--tenant", "nobody-here"], on: database).status != 0)
+        let reversed = try await run(["audit", "export", "--tenant", "live-one", "--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z",
                                 "--out", directory.appending(path: "x.ndjson").path], on: database)
         #expect(reversed.status != 0)
         #expect(reversed.output.contains("reversed"))
-        let unknown = try run(["audit", "export", "--tenant", "nobody-here", "--out", directory.appending(path: "y.ndjson").path], on: database)
+        let unknown = try await run(["audit", "export", "--tenant", "nobody-here", "--out", directory.appending(path: "y.ndjson").path], on: database)
         #expect(unknown.status != 0)
         #expect(!FileManager.default.fileExists(atPath: directory.appending(path: "y.ndjson").path), "nothing written half-way")
-        #expect(try run(["audit", "verify"], on: database).status != 0)
+        #expect(try await run(["audit", "verify"], on: database).status != 0)
     }
 
     @Test func `state prints the pets and the configuration as they were at a time`() async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = try await TestCluster.shared.database()
-        #expect(try run(["tenant", "create", "--slug", "history", "--name", "History"], on: database).status == 0)
+        #expect(try await run(["tenant", "create", "--slug", "history", "--name", "History"], on: database).status == 0)
         let tenantID = try #require(try await scalar(database.ownerURL, "SELECT id FROM tenants WHERE slug = 'history'", as: UUID.self))
         let tenant = TenantID(tenantID)
         let pet = UUID()
@@ -137,19 +137,19 @@ import Testing
             try await store.append(tenant: tenant, stream: stream, expected: .exact(1), events: try renamed.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
             return mark
         }
-        let then = try run(["audit", "state", "--tenant", "history", "--at", Timestamps.format(mark)], on: database)
+        let then = try await run(["audit", "state", "--tenant", "history", "--at", Timestamps.format(mark)], on: database)
         #expect(then.status == 0, "\(then.output)")
         #expect(then.output.contains("\(pet.uuidString.lowercased())\tBefore\tdog"), "\(then.output)")
         #expect(!then.output.contains("After"))
         #expect(then.output.contains("include_deleted_pets\tfalse"))
-        let now = try run(["audit", "state", "--tenant", "history", "--at", Timestamps.format(Date())], on: database)
+        let now = try await run(["audit", "state", "--tenant", "history", "--at", Timestamps.format(Date())], on: database)
         #expect(now.output.contains("\(pet.uuidString.lowercased())\tAfter\tdog"), "\(now.output)")
-        let before = try run(["audit", "state", "--tenant", "history", "--at", "2000-01-01T00:00:00Z"], on: database)
+        let before = try await run(["audit", "state", "--tenant", "history", "--at", "2000-01-01T00:00:00Z"], on: database)
         #expect(before.status == 0)
         #expect(!before.output.contains(pet.uuidString.lowercased()), "nothing existed yet")
-        #expect(try run(["audit", "state", "--tenant", "history", "--at", "2999-01-01T00:00:00Z"], on: database).status != 0)
-        #expect(try run(["audit", "state", "--tenant", "nobody-here", "--at", "2020-01-01T00:00:00Z"], on: database).status != 0)
-        #expect(try run(["audit", "state", "--tenant", "history", "--at", "last tuesday"], on: database).status != 0)
+        #expect(try await run(["audit", "state", "--tenant", "history", "--at", "2999-01-01T00:00:00Z"], on: database).status != 0)
+        #expect(try await run(["audit", "state", "--tenant", "nobody-here", "--at", "2020-01-01T00:00:00Z"], on: database).status != 0)
+        #expect(try await run(["audit", "state", "--tenant", "history", "--at", "last tuesday"], on: database).status != 0)
     }
 
     @Test func `a database tenant on another server is exported, verified, read at a time and replayed like any other`() async throws {
@@ -157,28 +157,28 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let source = try await TestCluster.shared.database()
         let server = try await TestCluster.second.serverURL().connectionString
-        #expect(try run(["server", "add", "second", server], on: source).status == 0)
-        let created = try run(["tenant", "create", "--slug", "far-away", "--name", "Far", "--plan", "enterprise", "--placement", "database",
+        #expect(try await run(["server", "add", "second", server], on: source).status == 0)
+        let created = try await run(["tenant", "create", "--slug", "far-away", "--name", "Far", "--plan", "enterprise", "--placement", "database",
                                "--server", "second"], on: source)
         #expect(created.status == 0, "\(created.output)")
         let tenantID = try #require(try await scalar(source.ownerURL, "SELECT id FROM tenants WHERE slug = 'far-away'", as: UUID.self))
         #expect(try await scalar(source.ownerURL, "SELECT count(*)::int FROM events WHERE tenant_id = \(tenantID)", as: Int.self) == 0,
                 "its log is in its own database")
 
-        let verified = try run(["audit", "verify", "--tenant", "far-away"], on: source)
+        let verified = try await run(["audit", "verify", "--tenant", "far-away"], on: source)
         #expect(verified.status == 0 && verified.output.contains("far-away\tok:"), "\(verified.output)")
-        let state = try run(["audit", "state", "--tenant", "far-away", "--at", Timestamps.format(Date())], on: source)
+        let state = try await run(["audit", "state", "--tenant", "far-away", "--at", Timestamps.format(Date())], on: source)
         #expect(state.status == 0 && state.output.contains("\tBiscuit\tdog"), "the sample pet, from its own log: \(state.output)")
         let file = directory.appending(path: "far-away.ndjson")
-        let exported = try run(["audit", "export", "--tenant", "far-away", "--out", file.path], on: source)
+        let exported = try await run(["audit", "export", "--tenant", "far-away", "--out", file.path], on: source)
         #expect(exported.status == 0, "\(exported.output)")
         let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
         #expect(lines.count > 3 && lines.contains { $0.contains("\"PetRegistered\"") })
 
         let target = try await TestCluster.shared.database()
-        let replay = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
+        let replay = try await run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
         #expect(replay.status == 0, "\(replay.output)")
-        let again = try run(["audit", "verify", "--tenant", "far-away"], on: target)
+        let again = try await run(["audit", "verify", "--tenant", "far-away"], on: target)
         #expect(again.status == 0 && again.output.contains("far-away\tok:"), "\(again.output)")
         #expect(try await readModels(target, tenant: tenantID).contains { $0.contains("|Biscuit|dog|") }, "its read models rebuilt there")
     }
@@ -210,7 +210,7 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let source = try await TestCluster.shared.database()
-        #expect(try run(["tenant", "create", "--slug", "replayed", "--name", "Replayed", "--plan", "premium", "--placement", placement], on: source).status == 0)
+        #expect(try await run(["tenant", "create", "--slug", "replayed", "--name", "Replayed", "--plan", "premium", "--placement", placement], on: source).status == 0)
         let tenantID = try #require(try await scalar(source.ownerURL, "SELECT id FROM tenants WHERE slug = 'replayed'", as: UUID.self))
         let tenant = TenantID(tenantID)
         try await source.withAppClient { client in
@@ -231,22 +231,22 @@ import Testing
                                    events: try removed.map { event throws(EventLogError) in try PetEventCoding.encode(event) })
         }
         for name in ["pets", "tenant_config", "analytics"] {
-            #expect(try run(["projections", "rebuild", name, "--tenant", "replayed"], on: source).status == 0)
+            #expect(try await run(["projections", "rebuild", name, "--tenant", "replayed"], on: source).status == 0)
         }
         let file = directory.appending(path: "replayed.ndjson")
-        #expect(try run(["audit", "export", "--tenant", "replayed", "--out", file.path], on: source).status == 0)
+        #expect(try await run(["audit", "export", "--tenant", "replayed", "--out", file.path], on: source).status == 0)
 
         let target = try await TestCluster.shared.database()
-        let replay = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
+        let replay = try await run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
         #expect(replay.status == 0, "\(replay.output)")
         let expected = try await readModels(source, tenant: tenantID)
         #expect(expected.count > 8, "three pets, the sample pet, the default config, and the analytics: a day and two species (Kit and the sample are dogs)")
         #expect(expected.contains("species|dog|2|1") && expected.contains("species|cat|1|0"), "\(expected)")
         #expect(try await readModels(target, tenant: tenantID) == expected, "the same rows, to the microsecond")
-        let verified = try run(["audit", "verify", "--tenant", "replayed"], on: target)
+        let verified = try await run(["audit", "verify", "--tenant", "replayed"], on: target)
         #expect(verified.status == 0 && verified.output.contains("replayed\tok:"), "\(verified.output)")
 
-        let twice = try run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
+        let twice = try await run(["audit", "replay", file.path, "--into", target.ownerURL.connectionString], common: false)
         #expect(twice.status != 0)
         #expect(twice.output.contains("already holds"))
 
@@ -256,7 +256,7 @@ import Testing
         let damaged = directory.appending(path: "damaged.ndjson")
         try (lines.joined(separator: "\n") + "\n").write(to: damaged, atomically: true, encoding: .utf8)
         let empty = try await TestCluster.shared.database()
-        let refused = try run(["audit", "replay", damaged.path, "--into", empty.ownerURL.connectionString], common: false)
+        let refused = try await run(["audit", "replay", damaged.path, "--into", empty.ownerURL.connectionString], common: false)
         #expect(refused.status != 0)
         #expect(refused.output.contains("nothing was imported"), "\(refused.output)")
         #expect(try await scalar(empty.superuserURL, "SELECT count(*)::int FROM events", as: Int.self) == 0)

@@ -17,7 +17,7 @@ import Testing
         defer {
             for (child, _, directory) in servers {
                 child.signal(SIGKILL)
-                child.wait()
+                child.waitBlocking()
                 try? FileManager.default.removeItem(at: directory)
             }
         }
@@ -49,11 +49,11 @@ import Testing
     }
 
     /// Onboards a tenant with the CLI and returns its admin key.
-    func tenant(_ slug: String, plan: String = "free", on database: TestDatabase) throws -> String {
+    func tenant(_ slug: String, plan: String = "free", on database: TestDatabase) async throws -> String {
         let child = try ChildProcess.spawn(
             [ServeCommandTests.binary, "tenant", "create", "--slug", slug, "--name", slug, "--plan", plan, "--log-level", "error"],
             environment: environment(database))
-        #expect(child.wait() == 0, "\(child.output)")
+        #expect(await child.wait() == 0, "\(child.output)")
         let line = try #require(child.output.split(separator: "\n").first { $0.contains("psk_") })
         return String(try #require(line.firstMatch(of: /psk_\S+/)).0)
     }
@@ -72,7 +72,7 @@ import Testing
 
     @Test func `three servers enforce one limit per tenant`() async throws {
         let database = try await TestCluster.shared.database()
-        let key = try tenant("shared-limit", on: database)
+        let key = try await tenant("shared-limit", on: database)
         try await withServers(3, on: database, environment: ["RATE_LIMITS": "free=5/h+5"]) { ports, _ in
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<60 {
@@ -92,7 +92,7 @@ import Testing
 
     @Test func `three servers count one quota down exactly, and name the policy that refuses`() async throws {
         let database = try await TestCluster.shared.database()
-        let key = try tenant("shared-count", on: database)
+        let key = try await tenant("shared-count", on: database)
         let limit = HTTPField.Name("X-RateLimit-Limit")!
         let remaining = HTTPField.Name("X-RateLimit-Remaining")!
         try await withServers(3, on: database, environment: ["RATE_LIMITS": "free=12/h+1000"]) { ports, _ in
@@ -117,7 +117,7 @@ import Testing
 
     @Test func `a server killed after the commit but before answering leaves a response that the retry gets`() async throws {
         let database = try await TestCluster.shared.database()
-        let key = try tenant("crash-retry", on: database)
+        let key = try await tenant("crash-retry", on: database)
         let body = #"{"name":"Phoenix","species":"bird"}"#
         let idempotency: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "phoenix-1"]
         try await withServers(1, on: database, environment: ["PETSTORE_FAULT": "kill-after-idempotent-commit"]) { ports, children in
@@ -152,16 +152,16 @@ import Testing
         #expect(after == 1, "still exactly one event")
     }
 
-    @Test func `bad rate-limit configuration is refused at start-up`() throws {
+    @Test func `bad rate-limit configuration is refused at start-up`() async throws {
         for bad in ["free=0/h", "free=-1/h", "gold=5/h", "free=5/h+0", "free=5/h+5/fortnight"] {
             let child = try ChildProcess.spawn([ServeCommandTests.binary, "serve", "--rate-limits", bad, "--port", "1"],
                                                environment: ProcessInfo.processInfo.environment)
-            #expect(child.wait() != 0)
+            #expect(await child.wait() != 0)
             #expect(child.output.contains("rate limits:"), "\(bad): \(child.output)")
         }
         let mode = try ChildProcess.spawn([ServeCommandTests.binary, "serve", "--rate-limit-failure", "sideways"],
                                           environment: ProcessInfo.processInfo.environment)
-        #expect(mode.wait() != 0)
+        #expect(await mode.wait() != 0)
         #expect(mode.output.contains("open or closed"))
     }
 }

@@ -55,14 +55,14 @@ import Glibc
             environment: environment)
         defer {
             server.signal(SIGKILL)
-            server.wait()
+            server.waitBlocking()
         }
         let ready = await HTTPProbe.waitUntilReady(port: port) { server.exitStatus() != nil }
         try #require(ready == 200, "not ready: \(server.output)")
         let onboard = try ChildProcess.spawn(
             [ServeCommandTests.binary, "tenant", "create", "--slug", "outage", "--name", "Outage", "--plan", "enterprise", "--placement", "schema", "--log-level", "error"],
             environment: environment)
-        #expect(onboard.wait() == 0, "\(onboard.output)")
+        #expect(await onboard.wait() == 0, "\(onboard.output)")
         let key = String(try #require(onboard.output.firstMatch(of: /psk_\S+/)).0)
         #expect(await Self.post(port: port, key: key, slug: "outage", name: "Before").status == 201)
 

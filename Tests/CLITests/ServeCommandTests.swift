@@ -16,36 +16,36 @@ import Testing
         return environment
     }
 
-    func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let child = try ChildProcess.spawn([Self.binary] + arguments, environment: environment(extra))
-        let status = child.wait()
+        let status = await child.wait()
         return (status, child.output)
     }
 
-    func freePort() -> Int { Int.random(in: 20000...40000) }
+    func freePort() throws -> Int { try LocalCluster.freePort() }
 
-    @Test func `a malformed DATABASE_URL is one error line and a non-zero exit`() throws {
-        let result = try run(["migrate"], environment: ["DATABASE_URL": "postgres://nobody@/"])
+    @Test func `a malformed DATABASE_URL is one error line and a non-zero exit`() async throws {
+        let result = try await run(["migrate"], environment: ["DATABASE_URL": "postgres://nobody@/"])
         #expect(result.status != 0)
         let lines = result.output.split(separator: "\n")
         #expect(lines.count == 1)
         #expect(result.output.contains("DATABASE_URL is not valid"))
     }
 
-    @Test func `an unreachable server is one error line and a non-zero exit, not a hang`() throws {
+    @Test func `an unreachable server is one error line and a non-zero exit, not a hang`() async throws {
         let start = ContinuousClock.now
-        let result = try run(["migrate", "--log-level", "error"], environment: ["DATABASE_URL": "postgres://u:p@127.0.0.1:1/db"])
+        let result = try await run(["migrate", "--log-level", "error"], environment: ["DATABASE_URL": "postgres://u:p@127.0.0.1:1/db"])
         #expect(result.status != 0)
         #expect(result.output.contains("cannot connect to postgres://u:****@127.0.0.1:1/db"))
         #expect(!result.output.contains(":p@"), "the password is never printed")
         #expect(ContinuousClock.now - start < .seconds(30))
     }
 
-    @Test func `a bad port or log format is refused before anything starts`() throws {
-        let port = try run(["serve", "--port", "70000"])
+    @Test func `a bad port or log format is refused before anything starts`() async throws {
+        let port = try await run(["serve", "--port", "70000"])
         #expect(port.status != 0)
         #expect(port.output.contains("port must be a number from 1 to 65535"))
-        let format = try run(["serve", "--log-format", "xml"])
+        let format = try await run(["serve", "--log-format", "xml"])
         #expect(format.status != 0)
         #expect(format.output.contains("log format must be text or json"))
     }
@@ -53,7 +53,7 @@ import Testing
     @Test func `serve starts a private cluster, answers, and on SIGTERM stops it and exits cleanly`() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "petstore-serve-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = freePort()
+        let port = try freePort()
         let child = try ChildProcess.spawn(
             [Self.binary, "serve", "--data-dir", directory.path, "--port", "\(port)", "--host", "127.0.0.1"],
             environment: environment([:])
@@ -64,13 +64,13 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: pidFile.path))
 
         // A second server on the same folder and port: the cluster is reused, the port is taken.
-        let second = try run(["serve", "--data-dir", directory.path, "--port", "\(port)", "--host", "127.0.0.1", "--log-level", "error"])
+        let second = try await run(["serve", "--data-dir", directory.path, "--port", "\(port)", "--host", "127.0.0.1", "--log-level", "error"])
         #expect(second.status != 0)
         #expect(second.output.contains("already in use"), "\(second.output)")
         #expect(FileManager.default.fileExists(atPath: pidFile.path), "the loser must not stop a cluster it did not start")
 
         child.signal(SIGTERM)
-        let exit = child.wait()
+        let exit = await child.wait()
         #expect(exit == 0, "\(child.output)")
         #expect(!FileManager.default.fileExists(atPath: pidFile.path), "the private cluster is stopped")
         #expect(child.output.contains("local PostgreSQL stopped"))
@@ -83,7 +83,7 @@ import Testing
         let checkout = home.appending(path: "petstore")
         try FileManager.default.createDirectory(at: checkout, withIntermediateDirectories: true)
         chmod(home.path, 0o700)
-        let port = freePort()
+        let port = try freePort()
         let child = try ChildProcess.spawn(
             [Self.binary, "serve", "--port", "\(port)", "--host", "127.0.0.1"],
             environment: environment([:]).filter { $0.key != "PETSTORE_DATA_DIR" }, workingDirectory: checkout.path
@@ -102,7 +102,7 @@ import Testing
         #expect(child.output.contains("the local PostgreSQL cluster lives in \(relocated)"), "start-up says where: \(child.output)")
 
         child.signal(SIGTERM)
-        #expect(child.wait() == 0, "\(child.output)")
+        #expect(await child.wait() == 0, "\(child.output)")
         #expect(!FileManager.default.fileExists(atPath: relocated + "/data/postmaster.pid"), "the private cluster is stopped")
     }
 }

@@ -64,7 +64,7 @@ import Glibc
             environment: environment)
         defer {
             server.signal(SIGKILL)
-            server.wait()
+            server.waitBlocking()
         }
         let ready = await HTTPProbe.waitUntilReady(port: port) { server.exitStatus() != nil }
         try #require(ready == 200, "not ready: \(server.output)")
