@@ -59,6 +59,10 @@ func withApp(
         if gated { await DatabaseTests.gate.enter() }
         let visit = Watchdog.shared.enter("\(Test.current?.name ?? "?") [\(placement ?? "-")]")
         defer { Watchdog.shared.leave(visit) }
+        try await Watchdog.$visit.withValue(visit) { try await gatedBody(gated) }
+    }
+
+    func gatedBody(_ gated: Bool) async throws {
         do {
             try await DatabaseTests.$holdsSlot.withValue(DatabaseTests.holdsSlot || gated) {
                 try await withAppInside(testing, poolSize: poolSize, securityFlush: securityFlush, rateLimits: rateLimits, rateLimitFailure: rateLimitFailure,
@@ -104,13 +108,18 @@ private func withAppInside(
         services: [client, app.securityLog, app.runtime],
         logger: logger
     )
+    Watchdog.mark("starting the app")
     try await application.test(testing) { testClient in
+        Watchdog.mark("setting up")
         let key = try await app.catalog.createPlatformKey(name: "tests")
         // Tenants in databases of their own live on the second server, as in a real deployment.
         if placement == "database" { try await app.servers.add(name: "second", url: try await TestCluster.second.serverURL().connectionString) }
+        Watchdog.mark("in the test's body")
         try await body(TestApp(database: database, dependencies: app, platformKey: key.value, routes: routes, unmapped: unmapped,
                                   placement: placement), testClient)
+        Watchdog.mark("stopping the server and its services")
     }
+    Watchdog.mark("closing the home pools")
     await app.homePools?.closeAll()
     // Every error a module throws has its answer in ErrorMapping; one without is a bug here.
     if !allowUnmappedErrors { #expect(unmapped.all.isEmpty, "errors reached HTTP without a mapping: \(unmapped.all)") }
@@ -271,8 +280,12 @@ enum DatabaseTests {
 /// watches from a thread of its own, so it still speaks when every task in the process is stuck.
 final class Watchdog: Sendable {
     static let shared = Watchdog()
+    /// The app the current task runs, for `mark`.
+    @TaskLocal static var visit: UUID?
+
     private struct State {
         var inside: [UUID: (name: String, since: ContinuousClock.Instant)] = [:]
+        var phases: [UUID: String] = [:]
         var reported: Set<UUID> = []
         var watching = false
     }
@@ -290,7 +303,16 @@ final class Watchdog: Sendable {
     }
 
     func leave(_ id: UUID) {
-        state.withLock { _ = $0.inside.removeValue(forKey: id) }
+        state.withLock { state in
+            state.inside[id] = nil
+            state.phases[id] = nil
+        }
+    }
+
+    /// Names what the current task's app is doing, for a report that it has run too long.
+    static func mark(_ phase: String) {
+        guard let visit else { return }
+        shared.state.withLock { $0.phases[visit] = phase }
     }
 
     private func watch() {
@@ -299,7 +321,7 @@ final class Watchdog: Sendable {
             let overdue = state.withLock { state in
                 let overdue = state.inside.filter { ContinuousClock.now - $0.value.since > .seconds(150) && !state.reported.contains($0.key) }
                 state.reported.formUnion(overdue.keys)
-                return overdue.values.map(\.name)
+                return overdue.map { "\($0.value.name), \(state.phases[$0.key] ?? "starting")" }
             }
             for name in overdue {
                 FileHandle.standardError.write(Data("WATCHDOG: an app has run for over 150 s: \(name)\n".utf8))
