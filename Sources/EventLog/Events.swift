@@ -201,3 +201,14 @@ public enum Timestamps {
         return nil
     }
 }
+
+extension RecordedEvent {
+    /// This event with `data` in place of what was stored, for decoding only: its hashes cover
+    /// the stored data, not this (personal fields opened from their sealed form, say).
+    public func decodingView(data: JSONValue) -> RecordedEvent {
+        RecordedEvent(
+            tenant: tenant, seq: seq, stream: stream, streamVersion: streamVersion, type: type, schemaVersion: schemaVersion,
+            data: data, metadataJSON: metadataJSON, recordedAtText: recordedAtText, prevHash: prevHash, hash: hash
+        )
+    }
+}

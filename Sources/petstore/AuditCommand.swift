@@ -55,7 +55,8 @@ struct AuditCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             var tenantEvents: [TenantEvent] = []
-            for event in events where event.stream.type == Catalog.tenantStreamType {
+            // The subjects' keys do not travel with an export: sealed personal fields read as erased.
+            for event in try PersonalData.open(events.filter { $0.stream.type == Catalog.tenantStreamType }) {
                 tenantEvents.append(try TenantEventCoding.decode(event))
             }
 

@@ -10,7 +10,7 @@ struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
         abstract: "Create, list, show and change tenants.",
-        subcommands: [Create.self, List.self, Show.self, Update.self, Offboard.self, Purge.self, Receipt.self, ReleaseSlug.self]
+        subcommands: [Create.self, List.self, Show.self, Update.self, Offboard.self, Purge.self, Receipt.self, ReleaseSlug.self, EraseSubject.self]
     )
 
     static let cliMetadata = EventMetadata(actor: "cli:\(ProcessInfo.processInfo.userName)")
@@ -135,6 +135,43 @@ extension TenantCommand {
             guard let tenant else { throw ValidationError("no tenant with slug '\(slug)'") }
             print(TenantCommand.describe(tenant))
             if let due = tenant.removalScheduledAt { print("purged at \(Timestamps.format(due)), or earlier with `petstore tenant purge \(slug) --now --yes`") }
+        }
+    }
+
+    struct EraseSubject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "erase-subject",
+            abstract: "Erase a person of a tenant (GDPR art. 17): revoke their keys and destroy the key their personal data is sealed with.",
+            discussion: """
+                The log keeps the sealed bytes, so `audit verify` still passes; every read after shows their email as                 [erased]. Cannot be undone, hence --yes. Refused while they hold the tenant's last active admin keys.
+                """)
+        @OptionGroup var options: CommonOptions
+        @Argument var slug: String
+        @Option(help: "The person's email.") var email: String?
+        @Option(help: "The person's user id.") var user: String?
+        @Flag(help: "Confirm: the erasure cannot be undone.") var yes = false
+
+        func validate() throws {
+            guard (email == nil) != (user == nil) else { throw ValidationError("name the person by --email or by --user, one of them") }
+            if let user, UUID(uuidString: user) == nil { throw ValidationError("--user must be a user id (a UUID)") }
+            guard yes else { throw ValidationError("erasure cannot be undone: pass --yes to go ahead") }
+        }
+
+        func run() async throws {
+            let (slug, email, user) = (slug, email?.lowercased(), user.flatMap(UUID.init(uuidString:)))
+            let erased = try await options.withDependencies { dependencies -> UUID? in
+                guard let tenant = try await dependencies.catalog.tenant(slug: slug) else { throw ValidationError("no tenant with slug '\(slug)'") }
+                let state = try await dependencies.tenants.state(of: tenant.id)
+                guard let id = user ?? email.flatMap({ state?.user(withEmail: $0)?.id }), state?.users[id] != nil else { return nil }
+                do {
+                    try await dependencies.tenants.execute(.eraseUser(id: id, at: Date()), on: tenant.id, metadata: TenantCommand.cliMetadata)
+                } catch let error as TenancyError where error.code == .lastAdminKey {
+                    throw ValidationError("they hold the tenant's last active admin keys: issue an admin key to someone else first")
+                }
+                return id
+            }
+            guard let erased else { throw ValidationError("no such person in tenant '\(slug)'") }
+            print("erased user \(erased.uuidString.lowercased()) of \(slug): keys revoked, personal data unreadable from now on")
         }
     }
 

@@ -245,6 +245,10 @@ import Testing
             let petToRemove = try await admin.register("Remove")
             let spareKey = try await admin.call(.post, "/api/keys", json: #"{"email":"spare@example.com","role":"member"}"#)
             let spareKeyID = try #require(try admin.object(spareKey)["id"] as? String)
+            _ = try await admin.call(.post, "/api/keys", json: #"{"email":"leaving@example.com","role":"member"}"#)
+            let replays = try #require(try await app.catalog.tenant(slug: "replays"))
+            let leavingUser = try await app.dependencies.tenants.state(of: replays.id)?.user(withEmail: "leaving@example.com")
+            let leaving = try #require(leavingUser).id.uuidString.lowercased()
             _ = try await app.onboard(client, slug: "replays-platform")
 
             let cases: [Replay] = [
@@ -255,6 +259,7 @@ import Testing
                 .init(method: .delete, route: "/api/config/{key}", uri: "/api/config/include_deleted_pets", tenant: "replays", body: nil),
                 .init(method: .post, route: "/api/keys", uri: "/api/keys", tenant: "replays", body: #"{"email":"new@example.com","role":"member"}"#),
                 .init(method: .delete, route: "/api/keys/{id}", uri: "/api/keys/\(spareKeyID)", tenant: "replays", body: nil),
+                .init(method: .delete, route: "/api/users/{id}", uri: "/api/users/\(leaving)?erase=true", tenant: "replays", body: nil),
                 .init(method: .post, route: "/api/admin/tenants", uri: "/api/admin/tenants", tenant: nil,
                       body: #"{"slug":"replayed-shop","name":"Replayed","plan":"free"}"#),
                 .init(method: .patch, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: #"{"plan":"basic"}"#),

@@ -89,6 +89,11 @@ import Testing
             let replayed = try admin.object(replay)
             #expect(replayed["api_key"] == nil, "the replay leaves the secret out")
             try seen.conforms(try await admin.call(.delete, "/api/keys/\(try #require(member["id"] as? String))"), .delete, "/api/keys/{id}")
+            let users = try #require(try admin.object(try await admin.call(.get, "/api/users"))["items"] as? [[String: Any]])
+            let memberUser = try #require(users.first { $0["email"] as? String == "member@conform.test" }?["id"] as? String)
+            try seen.conforms(try await admin.call(.delete, "/api/users/\(memberUser)"), .delete, "/api/users/{id}")
+            try seen.conforms(try await admin.call(.delete, "/api/users/\(memberUser)?erase=true"), .delete, "/api/users/{id}")
+            try seen.conforms(try await admin.call(.delete, "/api/users/\(memberUser)?erase=true"), .delete, "/api/users/{id}")
             try seen.conforms(try await admin.call(.post, "/api/keys", json: #"{"email":"a b@conform.test","role":"member"}"#), .post, "/api/keys")
             #expect(try await TenantClient(client: client, key: stranger.key, slug: "conform").call(.get, "/api/pets").status == .notFound)
 

@@ -94,6 +94,41 @@ import Testing
         #expect(try await run(["audit", "verify", directory.appending(path: "missing.ndjson").path]).status != 0)
     }
 
+    @Test func `a person erased from the command line: exports before and after verify, and a replay shows them erased`() async throws {
+        let source = try await TestCluster.shared.database()
+        #expect(try await run(["tenant", "create", "--slug", "erasing", "--name", "Erasing"], on: source).status == 0)
+        #expect(try await run(["key", "create", "--tenant", "erasing", "--email", "dora@erasing.test", "--role", "member"], on: source).status == 0)
+        let dora = try #require(try await scalar(source.superuserURL, "SELECT id FROM users WHERE email = 'dora@erasing.test'", as: UUID.self))
+        let before = directory.appending(path: "erasing-before.ndjson")
+        #expect(try await run(["audit", "export", "--tenant", "erasing", "--out", before.path], on: source).status == 0)
+
+        #expect(try await run(["tenant", "erase-subject", "erasing", "--email", "dora@erasing.test"], on: source).output.contains("--yes"))
+        let erased = try await run(["tenant", "erase-subject", "erasing", "--email", "dora@erasing.test", "--yes"], on: source)
+        #expect(erased.status == 0, "\(erased.output)")
+        #expect(erased.output.contains(dora.uuidString.lowercased()))
+        #expect(try await run(["tenant", "erase-subject", "erasing", "--user", dora.uuidString, "--yes"], on: source).status != 0, "gone already")
+
+        let after = directory.appending(path: "erasing-after.ndjson")
+        #expect(try await run(["audit", "export", "--tenant", "erasing", "--out", after.path], on: source).status == 0)
+        for file in [before, after] {
+            let check = try await run(["audit", "verify", file.path])
+            #expect(check.status == 0 && check.output.hasPrefix("ok:"), "\(file.lastPathComponent): \(check.output)")
+        }
+        let exported = try String(contentsOf: after, encoding: .utf8)
+        #expect(!exported.contains("dora@"), "the export holds her email sealed, never in the clear")
+        #expect(exported.contains("UserErased"))
+
+        // Keys do not travel with an export: replayed elsewhere, every sealed field reads as erased,
+        // and she is not there at all.
+        let target = try await TestCluster.shared.database()
+        let replay = try await run(["audit", "replay", after.path, "--into", target.ownerURL.connectionString], common: false)
+        #expect(replay.status == 0, "\(replay.output)")
+        #expect(try await scalar(target.superuserURL, "SELECT count(*)::int FROM users WHERE email IS NOT NULL", as: Int.self) == 0)
+        #expect(try await scalar(target.superuserURL, "SELECT count(*)::int FROM users WHERE id = \(dora)", as: Int.self) == 1, "her row stays for her revoked key")
+        let verified = try await run(["audit", "verify", "--tenant", "erasing"], on: target)
+        #expect(verified.status == 0, "\(verified.output)")
+    }
+
     @Test func `live logs verify by tenant or all, and bad arguments are refused`() async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -50,6 +50,7 @@ import Testing
         try roundTrip(UserAdded(userID: Fixture.aliceID, email: "a@b.c", role: .auditor, at: at), keys: ["at", "email", "role", "user_id"])
         try roundTrip(ApiKeyRevoked(keyID: Fixture.keyID, at: at), keys: ["at", "key_id"])
         try roundTrip(OffboardingRequested(at: at), keys: ["at"])
+        try roundTrip(UserErased(userID: Fixture.bobID, at: at), keys: ["at", "user_id"])
     }
 
     @Test func `an issued key's event carries only its id, prefix, user and role`() throws {
@@ -68,8 +69,9 @@ import Testing
         #expect([PetRegistered.eventType, PetRenamed.eventType, PetDetailsChanged.eventType, PetRemoved.eventType, PetRestored.eventType]
             == ["PetRegistered", "PetRenamed", "PetDetailsChanged", "PetRemoved", "PetRestored"])
         #expect([TenantCreated.eventType, PlanChanged.eventType, TenantSuspended.eventType, TenantReactivated.eventType, UserAdded.eventType,
-                  ApiKeyIssued.eventType, ApiKeyRevoked.eventType, OffboardingRequested.eventType]
-            == ["TenantCreated", "PlanChanged", "TenantSuspended", "TenantReactivated", "UserAdded", "ApiKeyIssued", "ApiKeyRevoked", "OffboardingRequested"])
+                  ApiKeyIssued.eventType, ApiKeyRevoked.eventType, OffboardingRequested.eventType, UserErased.eventType]
+            == ["TenantCreated", "PlanChanged", "TenantSuspended", "TenantReactivated", "UserAdded", "ApiKeyIssued", "ApiKeyRevoked",
+                "OffboardingRequested", "UserErased"])
         #expect([ConfigValueSet.eventType, ConfigValueUnset.eventType] == ["ConfigValueSet", "ConfigValueUnset"])
         #expect(Fixture.registered().eventType == PetRegistered.eventType)
         #expect(Fixture.keyIssued.eventType == ApiKeyIssued.eventType)

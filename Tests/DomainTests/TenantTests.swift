@@ -233,6 +233,54 @@ import Testing
         #expect(state?.activeAdminKeys.isEmpty == true)
     }
 
+    // MARK: Erasing a person
+
+    static let bobAdded = TenantEvent.userAdded(UserAdded(userID: Fixture.bobID, email: "bob@acme.test", role: .member, at: Fixture.minute(2)))
+    static let bobKey = TenantEvent.apiKeyIssued(
+        ApiKeyIssued(keyID: Fixture.id(303), prefix: "ps_bob001", userID: Fixture.bobID, role: .member, at: Fixture.minute(2)))
+    static let bobOldKey = TenantEvent.apiKeyIssued(
+        ApiKeyIssued(keyID: Fixture.id(304), prefix: "ps_bob002", userID: Fixture.bobID, role: .member, at: Fixture.minute(2)))
+    static let bobOldKeyRevoked = TenantEvent.apiKeyRevoked(ApiKeyRevoked(keyID: Fixture.id(304), at: Fixture.minute(3)))
+
+    @Test func `erasing a person revokes their working keys, then forgets them and their email`() {
+        let state = given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.bobAdded, Self.bobKey, Self.bobOldKey, Self.bobOldKeyRevoked])
+            .when(.eraseUser(id: F.bobID, at: F.minute(5)))
+            .then([
+                .apiKeyRevoked(ApiKeyRevoked(keyID: F.id(303), at: F.minute(5))),
+                .userErased(UserErased(userID: F.bobID, at: F.minute(5))),
+            ])
+        #expect(state?.users[F.bobID] == nil)
+        #expect(state?.user(withEmail: "bob@acme.test") == nil, "the email may be used again")
+        #expect(state?.activeAdminKeys.map(\.id) == [F.keyID], "other people's keys are untouched")
+    }
+
+    @Test func `an erased person gets no key, and erasing them again or an unknown person is not found`() {
+        let erased = TenantEvent.userErased(UserErased(userID: F.bobID, at: F.minute(5)))
+        given(Tenant.self, [F.created(), F.aliceAdded, Self.bobAdded, erased])
+            .when(.issueApiKey(id: F.id(305), prefix: "ps_bob003", userID: F.bobID, role: .member, at: F.minute(6)))
+            .thenThrows(.notFound)
+        given(Tenant.self, [F.created(), F.aliceAdded, Self.bobAdded, erased]).when(.eraseUser(id: F.bobID, at: F.minute(6))).thenThrows(.notFound)
+        given(Tenant.self, [F.created(), F.aliceAdded]).when(.eraseUser(id: F.bobID, at: F.minute(6))).thenThrows(.notFound)
+    }
+
+    @Test func `the person holding the tenant's last admin keys cannot be erased; with another admin they can`() {
+        given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.secondAdminKey, Self.bobAdded, Self.bobKey])
+            .when(.eraseUser(id: F.aliceID, at: F.minute(5)))
+            .thenThrows(.lastAdminKey)
+        let bobAdmin = TenantEvent.apiKeyIssued(
+            ApiKeyIssued(keyID: F.id(306), prefix: "ps_bob004", userID: F.bobID, role: .admin, at: F.minute(4)))
+        given(Tenant.self, [F.created(), F.aliceAdded, F.keyIssued, Self.bobAdded, bobAdmin])
+            .when(.eraseUser(id: F.aliceID, at: F.minute(5)))
+            .then([
+                .apiKeyRevoked(ApiKeyRevoked(keyID: F.keyID, at: F.minute(5))),
+                .userErased(UserErased(userID: F.aliceID, at: F.minute(5))),
+            ])
+    }
+
+    @Test func `an offboarding tenant erases nobody`() {
+        given(Tenant.self, [F.created(), F.aliceAdded, Self.bobAdded, Self.offboarding]).when(.eraseUser(id: F.bobID, at: F.minute(5))).thenThrows(.removed)
+    }
+
     @Test func `revoking an unknown key is answered with not found`() {
         given(Tenant.self, [F.created(), F.aliceAdded]).when(.revokeApiKey(id: F.keyID, at: F.minute(3))).thenThrows(.notFound)
     }

@@ -181,6 +181,17 @@ extension OpenAPIDocument {
               parameters: [.path("id", JSONSchema.string(format: "uuid"), "The key's id.")],
               success: .init(status: 204, description: "Revoked; every server refuses the key once the revocation commits.", schema: nil),
               failures: [.init(404, "No key of this tenant has that id."), .init(409, "The tenant changed at the same time; retry.")]),
+        .init(.delete, "/api/users/{id}", id: "eraseUser", tag: "tenant", access: .tenant([.admin]),
+              summary: "Erases a user and their personal data (GDPR art. 17).",
+              details: "Revokes the user's keys and destroys the key their personal data (email) is sealed with, in one "
+                  + "transaction that records a `UserErased` event. The log keeps the sealed bytes, so `audit verify` still "
+                  + "passes and exports taken before still verify; every read after shows the fields as `[erased]`. "
+                  + "Refused while the user holds the tenant's last active admin keys.",
+              parameters: [.path("id", JSONSchema.string(format: "uuid"), "The user's id (from `GET /api/users`)."),
+                           .query("erase", JSONSchema.string(values: ["true"]), "Must be `true`: erasure cannot be undone.")],
+              success: .init(status: 204, description: "Erased; every server refuses the user's keys once it commits.", schema: nil),
+              failures: [.init(400, "`erase=true` is missing."), .init(404, "No user of this tenant has that id."),
+                         .init(409, "The user holds the tenant's last active admin keys, or the tenant changed at the same time.")]),
     ]
 
     private static let operationsPets: [OpenAPIOperation] = [

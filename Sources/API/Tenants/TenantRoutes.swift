@@ -55,6 +55,7 @@ struct TenantRoutes {
         }
         group.route(.post, "/keys", roles: [.admin], in: table) { request, context in try await issue(request, context) }
         group.route(.delete, "/keys/{id}", roles: [.admin], in: table) { _, context in try await revoke(context) }
+        group.route(.delete, "/users/{id}", roles: [.admin], in: table) { request, context in try await erase(request, context) }
     }
 
     func metadata(_ context: TenantRequestContext) -> EventMetadata {
@@ -86,6 +87,24 @@ struct TenantRoutes {
             // A replay of this response must not hand out the secret again: it is recorded without it.
             return Reply(try JSONResponse.make(IssuedKey(id: id, prefix: issued.key.prefix, apiKey: issued.key.value), status: .created),
                          replayBody: try JSONResponse.body(IssuedKey(id: id, prefix: issued.key.prefix, apiKey: nil)))
+        }
+    }
+
+    /// `DELETE /api/users/{id}?erase=true`: forgets a person (GDPR art. 17). Their keys are
+    /// revoked and the key their personal data is sealed with is destroyed, in one transaction;
+    /// the log keeps the sealed bytes and still verifies. `erase=true` is required: there is no
+    /// removal that keeps the data, and no erasure by accident.
+    func erase(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
+        let query = try QueryParameters(request, allowed: ["erase"])
+        guard let id = UUID(uuidString: try context.parameters.require("id")) else { throw Problem.notFound() }
+        guard query["erase"] == "true" else {
+            throw Problem.badRequest("Removing a user erases their personal data for good: ask with erase=true.",
+                                     errors: [.init(field: "erase", message: "must be true")])
+        }
+        return try await commands.respond(context) { session in
+            try await tenants.execute(.eraseUser(id: id, at: Date()), on: context.tenant.id, metadata: metadata(context), in: session)
+            session.afterCommit { [authenticator] in authenticator.invalidate() }
+            return Reply(Response(status: .noContent))
         }
     }
 

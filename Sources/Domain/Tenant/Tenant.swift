@@ -96,6 +96,14 @@ public enum Tenant: Decider {
             return [.apiKeyRevoked(ApiKeyRevoked(keyID: id, at: at))]
         case .requestOffboarding(let at):
             return try existing(state).status == .offboarding ? [] : [.offboardingRequested(OffboardingRequested(at: at))]
+        case .eraseUser(let id, let at):
+            let tenant = try notOffboarding(state)
+            guard tenant.users[id] != nil else { throw .notFound("The user does not exist.") }
+            let keys = tenant.apiKeys.values.filter { $0.userID == id && !$0.revoked }.sorted { $0.id.uuidString < $1.id.uuidString }
+            if keys.contains(where: { $0.role == .admin }), tenant.activeAdminKeys.allSatisfy({ $0.userID == id }) {
+                throw .lastAdminKey("This user holds the tenant's last active admin keys: issue an admin key to someone else before erasing them.")
+            }
+            return keys.map { .apiKeyRevoked(ApiKeyRevoked(keyID: $0.id, at: at)) } + [.userErased(UserErased(userID: id, at: at))]
         }
     }
 
@@ -143,6 +151,8 @@ public enum Tenant: Decider {
         case .offboardingRequested(let requested):
             tenant.status = .offboarding
             tenant.offboardingRequestedAt = requested.at
+        case .userErased(let erased):
+            tenant.users[erased.userID] = nil
         }
         return tenant
     }

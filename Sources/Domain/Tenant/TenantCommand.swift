@@ -17,4 +17,7 @@ public enum TenantCommand: Sendable, Equatable {
     /// unless `force`: an operator may mean to lock a tenant's admins out.
     case revokeApiKey(id: UUID, at: Date, force: Bool = false)
     case requestOffboarding(at: Date)
+    /// Forgets a person (GDPR art. 17): their keys are revoked and their personal data erased.
+    /// Refused when they hold the tenant's last active admin keys.
+    case eraseUser(id: UUID, at: Date)
 }

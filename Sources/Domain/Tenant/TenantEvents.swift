@@ -160,6 +160,25 @@ public struct OffboardingRequested: Sendable, Equatable, Codable {
     }
 }
 
+/// A person was forgotten. Their personal data in earlier events is sealed with a key of theirs,
+/// destroyed with this event: the sealed bytes stay in the log, and nothing can read them again.
+public struct UserErased: Sendable, Equatable, Codable {
+    public static let eventType = "UserErased"
+    public static let schemaVersion = 1
+
+    public let userID: UUID
+    public let at: Date
+
+    public init(userID: UUID, at: Date) {
+        self.userID = userID
+        self.at = at
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "userId", at
+    }
+}
+
 /// Everything that can happen to a tenant.
 public enum TenantEvent: Sendable, Equatable {
     case created(TenantCreated)
@@ -171,6 +190,7 @@ public enum TenantEvent: Sendable, Equatable {
     case apiKeyIssued(ApiKeyIssued)
     case apiKeyRevoked(ApiKeyRevoked)
     case offboardingRequested(OffboardingRequested)
+    case userErased(UserErased)
 
     /// The name the event log stores this event under.
     public var eventType: String {
@@ -184,6 +204,7 @@ public enum TenantEvent: Sendable, Equatable {
         case .apiKeyIssued: ApiKeyIssued.eventType
         case .apiKeyRevoked: ApiKeyRevoked.eventType
         case .offboardingRequested: OffboardingRequested.eventType
+        case .userErased: UserErased.eventType
         }
     }
 }

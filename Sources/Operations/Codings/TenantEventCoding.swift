@@ -11,6 +11,7 @@ extension UserAdded: EventPayload {}
 extension ApiKeyIssued: EventPayload {}
 extension ApiKeyRevoked: EventPayload {}
 extension OffboardingRequested: EventPayload {}
+extension UserErased: EventPayload {}
 
 /// Between the tenant decider's events and the log's.
 public enum TenantEventCoding {
@@ -25,6 +26,7 @@ public enum TenantEventCoding {
         registry.register(ApiKeyIssued.self)
         registry.register(ApiKeyRevoked.self)
         registry.register(OffboardingRequested.self)
+        registry.register(UserErased.self)
         return registry
     }()
 
@@ -39,6 +41,7 @@ public enum TenantEventCoding {
         case .apiKeyIssued(let event): try NewEvent(event)
         case .apiKeyRevoked(let event): try NewEvent(event)
         case .offboardingRequested(let event): try NewEvent(event)
+        case .userErased(let event): try NewEvent(event)
         }
     }
 
@@ -53,6 +56,7 @@ public enum TenantEventCoding {
         case let event as ApiKeyIssued: .apiKeyIssued(event)
         case let event as ApiKeyRevoked: .apiKeyRevoked(event)
         case let event as OffboardingRequested: .offboardingRequested(event)
+        case let event as UserErased: .userErased(event)
         default: throw EventLogError(.unknownEventType, "\(recorded.type) is not a tenant event")
         }
     }

@@ -15,15 +15,23 @@ public struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Eve
     let encode: @Sendable (D.Event) throws(EventLogError) -> NewEvent
     let decode: @Sendable (RecordedEvent) throws(EventLogError) -> D.Event
     let store: EventStore
+    /// What turns the events to append into what is stored (personal fields sealed), and the
+    /// events read back into what decodes (opened): in the command's transaction.
+    let seal: (@Sendable ([NewEvent], TenantSession) async throws -> [NewEvent])?
+    let reveal: (@Sendable ([RecordedEvent], TenantSession) async throws -> [RecordedEvent])?
 
     public init(
         streamType: String, encode: @escaping @Sendable (D.Event) throws(EventLogError) -> NewEvent,
-        decode: @escaping @Sendable (RecordedEvent) throws(EventLogError) -> D.Event, store: EventStore
+        decode: @escaping @Sendable (RecordedEvent) throws(EventLogError) -> D.Event, store: EventStore,
+        seal: (@Sendable ([NewEvent], TenantSession) async throws -> [NewEvent])? = nil,
+        reveal: (@Sendable ([RecordedEvent], TenantSession) async throws -> [RecordedEvent])? = nil
     ) {
         self.streamType = streamType
         self.encode = encode
         self.decode = decode
         self.store = store
+        self.seal = seal
+        self.reveal = reveal
     }
 
     public struct Outcome: Sendable {
@@ -36,7 +44,8 @@ public struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Eve
 
     /// The stream's state and version in the session's tenant (or as it was at `until`).
     public func load(id: UUID, until: Date? = nil, in session: TenantSession) async throws -> (D.State, Int) {
-        let recorded = try await store.read(stream: try StreamName(type: streamType, id: id), until: until, in: session)
+        var recorded = try await store.read(stream: try StreamName(type: streamType, id: id), until: until, in: session)
+        if let reveal { recorded = try await reveal(recorded, session) }
         let events = try recorded.map { event throws(EventLogError) in try decode(event) }
         return (D.fold(events), recorded.last?.streamVersion ?? 0)
     }
@@ -78,7 +87,8 @@ public struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Eve
                     guard !events.isEmpty else {
                         return Outcome(state: state, events: [], version: version, append: nil)
                     }
-                    let newEvents = try events.map { event throws(EventLogError) in try encode(event) }
+                    var newEvents = try events.map { event throws(EventLogError) in try encode(event) }
+                    if let seal { newEvents = try await seal(newEvents, session) }
                     // Inline work first: a tenant's own partition must exist before its first event
                     // is appended, or the event would land in the shared ones.
                     try await inline?(events, session)

@@ -18,6 +18,7 @@ public enum ConfigCommands {
 
 extension Tenant {
     public static func runner(store: EventStore) -> CommandRunner<Tenant> {
-        CommandRunner(streamType: Catalog.tenantStreamType, encode: TenantEventCoding.encode, decode: TenantEventCoding.decode, store: store)
+        CommandRunner(streamType: Catalog.tenantStreamType, encode: TenantEventCoding.encode, decode: TenantEventCoding.decode, store: store,
+                      seal: PersonalData.seal, reveal: PersonalData.reveal)
     }
 }

@@ -304,8 +304,10 @@ public final class Catalog: Sendable {
         case .userAdded(let added):
             try await session.run("""
                 INSERT INTO users (tenant_id, id, email, role, created_at)
-                VALUES (\(tenant), \(added.userID), \(added.email), \(added.role.rawValue), \(added.at))
+                VALUES (\(tenant), \(added.userID), \(added.email == TenantUser.erased ? nil : added.email), \(added.role.rawValue), \(added.at))
                 """)
+        case .userErased(let erased):
+            try await session.run("UPDATE users SET email = NULL WHERE tenant_id = \(tenant) AND id = \(erased.userID)")
         case .apiKeyIssued(let issued) where restoring:
             // No hash travels with an export: a random one no key matches, and the key revoked.
             try await session.run("""

@@ -11,7 +11,7 @@ struct CatalogRows: Sendable {
     }
 
     struct User: Sendable {
-        let id: UUID, email: String, role: String, createdAt: Date
+        let id: UUID, email: String?, role: String, createdAt: Date
     }
 
     struct Key: Sendable {
@@ -30,7 +30,7 @@ struct CatalogRows: Sendable {
             """).decode((String, String, String, String, String, String?, Date, Date, Date?).self).all()
         guard let r = records.first else { return nil }
         let users = try await session.query("SELECT id, email, role, created_at FROM users WHERE tenant_id = \(tenant)")
-            .decode((UUID, String, String, Date).self).all().map { User(id: $0.0, email: $0.1, role: $0.2, createdAt: $0.3) }
+            .decode((UUID, String?, String, Date).self).all().map { User(id: $0.0, email: $0.1, role: $0.2, createdAt: $0.3) }
         let keys = try await session.query("""
             SELECT id, prefix, key_hash, user_id, role, created_at, revoked_at FROM api_keys WHERE tenant_id = \(tenant)
             """).decode((UUID, String, ByteBuffer, UUID?, String, Date, Date?).self).all()
