@@ -126,6 +126,11 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         // Set in the startup packet, so RESET ROLE and RESET ALL come back to it.
         configuration.options.additionalStartupParameters = [("role", LocalCluster.appRole)]
         if let pool { configuration.options.additionalStartupParameters.append(("application_name", PoolName.applicationName(pool))) }
+        // Our transactions run statement after statement: one left open between them for this
+        // long was lost by its task (cancelled between its statements, say), and its locks
+        // would hold up every writer and purge of its tenant for good. PostgreSQL ends it.
+        configuration.options.additionalStartupParameters.append(
+            ("idle_in_transaction_session_timeout", "\(Self.idleInTransactionTimeout.milliseconds)ms"))
         if let timeouts {
             configuration.options.additionalStartupParameters += [
                 ("statement_timeout", "\(timeouts.statement.milliseconds)ms"),
@@ -137,6 +142,11 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// How long one statement may run, and wait for a lock, on the connections that serve requests.
+extension DatabaseURL {
+    /// How long a pooled connection may sit in a transaction between two statements.
+    public static let idleInTransactionTimeout: Duration = .seconds(30)
+}
+
 public struct StatementTimeouts: Sendable, Equatable {
     public var statement: Duration
     public var lock: Duration

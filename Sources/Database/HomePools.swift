@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// Connections to databases of their own (a tenant placed in a database on some server), with a
 /// bound per server however many databases it holds.
@@ -95,12 +96,11 @@ public actor HomePools {
     /// later, and holds whoever waits for a connection until then; a caller here waits `wait`.
     /// Costs a lease and its release: the connection stays open for the caller's own lease.
     private static func answers(_ client: PostgresClient, within wait: Duration, _ key: Key) async throws {
-        let connected = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await client.withConnection { _ in }; return true }
-            group.addTask { try await Task.sleep(for: wait); return false }
-            defer { group.cancelAll() }
-            return try await group.next() ?? false
-        }
+        // Not a task group: a group waits for its every child, and a lease that missed its
+        // cancellation (one asked for just as it was cancelled) would hold this wait forever.
+        let probe = Task { try await client.withConnection { _ in } }
+        let connected = await Self.finished(probe, within: wait)
+        probe.cancel()
         guard connected else {
             throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server) gave no connection within \(wait)")
         }
@@ -125,10 +125,30 @@ public actor HomePools {
     /// its connections).
     public func close(server: String, database: String) async {
         guard let pool = pools.removeValue(forKey: Key(server: server, database: database)) else { return }
+        await stop(pool, server: server, database: database)
+    }
+
+    /// Cancels a pool and waits for its connections to close, at most `limits.wait`: a pool
+    /// was seen never to finish closing once its database was being dropped under it, with
+    /// no connection left, and a purge waiting on it waited for good. One that overstays is
+    /// left to finish on its own, no longer counted against the server.
+    private func stop(_ pool: Pool, server: String, database: String) async {
         closing[server, default: 0] += 1
         pool.running.cancel()
-        await pool.running.value
+        if await !Self.finished(pool.running, within: limits.wait) {
+            logger.warning("a database pool did not close in time; left to close on its own",
+                           metadata: ["server": "\(server)", "database": "\(database)", "wait": "\(limits.wait)"])
+        }
         closing[server, default: 0] -= 1
+    }
+
+    /// Whether `task` ends within `wait`; waits no longer than that either way.
+    private static func finished<Success: Sendable, Failure: Error>(_ task: Task<Success, Failure>, within wait: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            Task { _ = await task.result; once.resume(true) }
+            Task { try? await Task.sleep(for: wait); once.resume(false) }
+        }
     }
 
     /// Closes the pool of `database` on `server` for good, before the database is dropped: from
@@ -176,10 +196,7 @@ public actor HomePools {
             if let idle = open.filter({ $0.value.inFlight == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
                 // Its connections count against the server until they are closed.
                 pools[idle.key] = nil
-                closing[key.server, default: 0] += 1
-                idle.value.running.cancel()
-                await idle.value.running.value
-                closing[key.server, default: 0] -= 1
+                await stop(idle.value, server: key.server, database: idle.key.database)
                 continue
             }
             guard ContinuousClock.now < deadline else {
@@ -213,5 +230,18 @@ public actor HomePools {
         let woken = waiters
         waiters.removeAll()
         for waiter in woken { waiter.resume() }
+    }
+}
+
+/// A continuation resumed by whichever of its racers comes first.
+private final class ResumeOnce: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
+
+    init(_ continuation: CheckedContinuation<Bool, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ value: Bool) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
     }
 }
