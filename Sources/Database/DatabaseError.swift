@@ -15,6 +15,7 @@ public struct DatabaseError: Error, CustomStringConvertible, CustomDebugStringCo
         case sessionClosed = "session_closed"
         case unsafeRole = "unsafe_role"
         case tenantBehind = "tenant_behind"
+        case tenantMoving = "tenant_moving"
     }
 
     public let code: Code

@@ -12,6 +12,9 @@ public enum DatabaseFault: Sendable, Equatable {
     case outcomeUnknown
     /// The tenant's data is behind this build and waits for `petstore migrate`; nothing was done.
     case tenantBehind
+    /// The unit of work entered a home the tenant has left (a move switched): run again, it
+    /// finds the new one (`TenantDatabase.withTenant` does); nothing was done.
+    case homeMoved
 
     /// The fault behind `error`, or nil for any other error.
     public static func classify(_ error: any Error) -> DatabaseFault? {
@@ -19,7 +22,7 @@ public enum DatabaseFault: Sendable, Equatable {
         if let error = error as? DatabaseError {
             return switch error.code {
             case .tenantBehind: .tenantBehind
-            case .unreachable: .unavailable
+            case .unreachable, .tenantMoving: .unavailable
             default: nil
             }
         }
@@ -34,6 +37,7 @@ public enum DatabaseFault: Sendable, Equatable {
         guard let error = error as? PSQLError else { return nil }
         if let state = error.serverInfo?[.sqlState] {
             switch state {
+            case "PT410": return .homeMoved
             case "57014", "55P03": return .timedOut             // query_canceled (statement_timeout), lock_not_available
             case "57P01", "57P02", "57P03", "53300": return .unavailable  // shutting down, starting up, too many connections
             default: return state.hasPrefix("08") ? .unavailable : nil     // connection exceptions

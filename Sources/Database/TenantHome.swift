@@ -24,7 +24,18 @@ public struct TenantHome: Sendable, Equatable {
     /// that database as brought to.
     public let builds: [String]
 
+    /// Whether the catalog knows the tenant. One it does not (a tenant being created, whose
+    /// catalog row its first unit of work writes) is shared and is not fenced.
+    public var known = true
+
     public static let shared = TenantHome(placement: .shared, server: "main", location: nil, missing: [], inService: true)
+
+    /// The home of a tenant the catalog does not know.
+    static var unknown: TenantHome {
+        var home = TenantHome.shared
+        home.known = false
+        return home
+    }
 
     public init(placement: Placement, server: String, location: String?, missing: [String], inService: Bool, builds: [String] = []) {
         self.placement = placement
@@ -41,6 +52,10 @@ public struct TenantHome: Sendable, Equatable {
         guard placement == .database, let build, !builds.contains(build) else { return missing }
         return missing + ["its database brought to this build"]
     }
+
+    /// What a session records of the home it entered (`petstore.home`): appends from a session
+    /// whose home is no longer the tenant's are refused (Schema/0018_tenant_moves.sql).
+    package var fence: String { known ? "\(placement.rawValue):\(location ?? "")" : "" }
 
     /// The search path of the tenant's sessions; nil keeps the server's default (the shared
     /// tables). A schema tenant's own schema comes first, so the read models' unqualified names
@@ -84,7 +99,7 @@ final class TenantHomes: Sendable {
             }
             return home
         }
-        return .shared
+        return .unknown
     }
 
     /// What is known of a tenant's home, if it has not expired.

@@ -160,7 +160,43 @@ public struct TenantDatabase: Sendable {
     /// runs, committed when `body` returns, rolled back when it throws. Work registered with
     /// `afterCommit` runs once the commit succeeded, before this returns. The session is the
     /// unit of work: code that must commit with it takes it as an argument.
+    ///
+    /// A unit of work that entered a home the tenant has since left (a move switched while it
+    /// waited for the tenant's head row, or the home was remembered too long) is refused by the
+    /// database before anything of it commits (the fence, SQLSTATE PT410): it is run again in
+    /// the tenant's new home, so a command meets a move as a short wait, never as an error.
     public func withTenant<Result>(
+        _ tenant: TenantID,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        var attempt = 0
+        while true {
+            do {
+                return try await withTenantOnce(tenant, isolation: isolation, body)
+            } catch where Self.fenced(error) {
+                attempt += 1
+                try await reenter(tenant, after: attempt)
+            }
+        }
+    }
+
+    /// Whether `error` is the fence's refusal: the session's home is no longer the tenant's.
+    static func fenced(_ error: any Error) -> Bool {
+        DatabaseFault.classify(error) == .homeMoved
+    }
+
+    /// Forgets the tenant's home before a fenced unit of work runs again; past a few seconds of
+    /// refusals (a move that keeps switching back and forth) the caller gets a retryable error.
+    private func reenter(_ tenant: TenantID, after attempt: Int) async throws {
+        homes.forget(tenant)
+        guard attempt <= 20 else {
+            throw DatabaseError(.tenantMoving, "tenant \(tenant) is being moved and its new home was not reached in time; nothing was done")
+        }
+        if attempt > 1 { try await Task.sleep(for: .milliseconds(min(10 * attempt, 200))) }
+    }
+
+    private func withTenantOnce<Result>(
         _ tenant: TenantID,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantSession) async throws -> sending Result
@@ -194,8 +230,16 @@ public struct TenantDatabase: Sendable {
     /// One call of a tenant function as a unit of work of its own: the statement enters the
     /// tenant and is its own transaction, so it costs one round trip (a lone append, say).
     package func call<Function: TenantFunction>(_ function: Function, as tenant: TenantID) async throws -> [Function.Row] where Function.Row: Sendable {
-        try await withHomeConnection(tenant) { connection, home in
-            try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
+        var attempt = 0
+        while true {
+            do {
+                return try await withHomeConnection(tenant) { connection, home in
+                    try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
+                }
+            } catch where Self.fenced(error) {
+                attempt += 1
+                try await reenter(tenant, after: attempt)
+            }
         }
     }
 
@@ -450,16 +494,19 @@ struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
 struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
     static var sql: String {
-        "SELECT called.* FROM set_config('app.tenant_id', $1::text, true) AS entered(tenant), "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 2))) AS called"
+        "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
+            + "set_config('petstore.home', $2::text, true) AS home) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called"
     }
 
     let function: Function
     let tenant: TenantID
+    let fence: String
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
+        bindings.append(fence)
         function.bind(into: &bindings)
         return bindings
     }
@@ -471,11 +518,11 @@ struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     static func rows(of function: Function, tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws -> [Row] {
         var rows: [Row] = []
         if let path = home.searchPath {
-            for try await row in try await connection.execute(EnteredHomeCall(function: function, tenant: tenant, searchPath: path), logger: logger) {
+            for try await row in try await connection.execute(EnteredHomeCall(function: function, tenant: tenant, fence: home.fence, searchPath: path), logger: logger) {
                 rows.append(row)
             }
         } else {
-            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant), logger: logger) {
+            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant, fence: home.fence), logger: logger) {
                 rows.append(row)
             }
         }
@@ -490,17 +537,20 @@ struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
     static var sql: String {
         "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
-            + "set_config('search_path', $2::text, true) AS path) AS entered, "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called"
+            + "set_config('petstore.home', $2::text, true) AS home, "
+            + "set_config('search_path', $3::text, true) AS path) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called"
     }
 
     let function: Function
     let tenant: TenantID
+    let fence: String
     let searchPath: String
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
+        bindings.append(fence)
         bindings.append(searchPath)
         function.bind(into: &bindings)
         return bindings
@@ -511,14 +561,18 @@ struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
 
 /// Sets the tenant for the rest of the transaction: the one place a transaction enters a tenant.
 struct EnterTenant: PostgresPreparedStatement {
-    static let sql = "SELECT set_config('app.tenant_id', $1::text, true)"
-    typealias Row = String
+    static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true)"
+    typealias Row = (String, String)
 
     let tenant: TenantID
+    /// The home entered (`TenantHome.fence`), which appends are fenced on; empty for the
+    /// owner's maintenance, which is not fenced.
+    var fence = ""
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
+        bindings.append(fence)
         return bindings
     }
 
@@ -528,9 +582,9 @@ struct EnterTenant: PostgresPreparedStatement {
     /// on the search path for the rest of the transaction too.
     static func run(_ tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws {
         if let path = home.searchPath {
-            try await connection.execute(EnterTenantHome(tenant: tenant, searchPath: path), logger: logger).consume()
+            try await connection.execute(EnterTenantHome(tenant: tenant, fence: home.fence, searchPath: path), logger: logger).consume()
         } else {
-            try await connection.execute(EnterTenant(tenant: tenant), logger: logger).consume()
+            try await connection.execute(EnterTenant(tenant: tenant, fence: home.fence), logger: logger).consume()
         }
     }
 }
@@ -546,15 +600,17 @@ extension TenantDatabase {
 
 /// `EnterTenant` with the tenant's search path.
 struct EnterTenantHome: PostgresPreparedStatement {
-    static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('search_path', $2::text, true)"
-    typealias Row = (String, String)
+    static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true), set_config('search_path', $3::text, true)"
+    typealias Row = (String, String, String)
 
     let tenant: TenantID
+    let fence: String
     let searchPath: String
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
+        bindings.append(fence)
         bindings.append(searchPath)
         return bindings
     }

@@ -10,7 +10,7 @@ struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
         abstract: "Create, list, show and change tenants.",
-        subcommands: [Create.self, List.self, Show.self, Update.self, Offboard.self, Purge.self, Receipt.self, ReleaseSlug.self, EraseSubject.self]
+        subcommands: [Create.self, List.self, Show.self, Update.self, Offboard.self, Move.self, Purge.self, Receipt.self, ReleaseSlug.self, EraseSubject.self]
     )
 
     static let cliMetadata = EventMetadata(actor: "cli:\(ProcessInfo.processInfo.userName)")
@@ -172,6 +172,62 @@ extension TenantCommand {
             }
             guard let erased else { throw ValidationError("no such person in tenant '\(slug)'") }
             print("erased user \(erased.uuidString.lowercased()) of \(slug): keys revoked, personal data unreadable from now on")
+        }
+    }
+
+    struct Move: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a tenant between the shared tables and a schema of its own while it serves.",
+            discussion: """
+                The log is copied in seq order while the tenant writes; then its writes wait (they are not refused) while \
+                the tail is copied, the copy is checked against the log's head seq and hash, the read models are copied \
+                and the catalog is switched. Reads go on throughout. The source's copy is removed a few seconds later, \
+                once every server has heard of the switch. Seqs, times and hashes are unchanged: `audit verify` passes. \
+                A move stopped at any point leaves the tenant serving with nothing lost; running it again resumes it, \
+                --abort gives it up (before the switch). Moves to or from a database of its own are not supported yet.
+                """)
+        @OptionGroup var options: CommonOptions
+        @Argument var slug: String
+        @Option(help: "shared or schema.") var to: String?
+        @Flag(help: "Give up the tenant's move under way (before its switch): the target's copy is dropped.") var abort = false
+        @Option(help: "Seconds the source's read models are kept after the switch, for servers that have not heard of it yet.")
+        var grace: Double = 5
+
+        func run() async throws {
+            let slug = slug
+            if abort {
+                let aborted = try await options.withDependencies { dependencies -> Bool in
+                    guard let move = dependencies.move() else { throw ValidationError("moving a tenant needs the database owner's login") }
+                    return try await Self.refusingAsValidation { try await move.abort(slug: slug) }
+                }
+                print(aborted ? "the move of \(slug) was given up; it stays where it was" : "\(slug) has no move to give up (none, or switched already: run it again to finish)")
+                return
+            }
+            guard let raw = to, let target = Placement(rawValue: raw) else { throw ValidationError("--to must be shared or schema") }
+            guard grace >= 0 && grace <= 3600 else { throw ValidationError("--grace must be from 0 to 3600 seconds") }
+            let grace = grace
+            // For tests: a real crash (SIGKILL) at the named phase, to show a rerun resumes.
+            let killAt = ProcessInfo.processInfo.environment["PETSTORE_MOVE_KILL_AT"].flatMap(TenantMove.Phase.init(rawValue:))
+            let report = try await options.withDependencies { dependencies -> TenantMove.Report? in
+                guard let move = dependencies.move(grace: .milliseconds(Int(grace * 1000)), progress: { print($0) }, beforePhase: { phase in
+                    if phase == killAt { kill(getpid(), SIGKILL) }
+                }) else { throw ValidationError("moving a tenant needs the database owner's login") }
+                return try await Self.refusingAsValidation { try await move.move(slug: slug, to: target) }
+            }
+            guard let report else { return print("\(slug) is in \(target.rawValue) already") }
+            print("moved \(report.slug) from \(report.from.rawValue) to \(report.to.rawValue)")
+            print("head\tseq \(report.lastSeq)\t\(report.headHash)")
+            print("events copied\t\(report.copiedOnline) while serving, \(report.copiedInPause) in the pause")
+            print("read model rows\t\(report.readModelRows)")
+            print("writes paused\t\(TenantMove.format(report.pause))")
+        }
+
+        static func refusingAsValidation<Result>(_ body: () async throws -> Result) async throws -> Result {
+            do {
+                return try await body()
+            } catch let error as TenancyError where error.code == .notFound || error.code == .conflict || error.code == .invalid {
+                throw ValidationError(error.message)
+            }
         }
     }
 

@@ -48,6 +48,7 @@ extension Problem {
         case .timedOut: "The database did not finish in time (a statement or a lock wait timed out); nothing was done. Retry shortly."
         case .outcomeUnknown:
             "The connection to the database was lost while the change was committing: it may or may not have taken effect. Retry it with the same Idempotency-Key."
+        case .homeMoved: "This tenant was being moved and its new home was not reached in time; nothing was done. Retry shortly."
         case .tenantBehind: ""
         }
         return Problem(type: typeBase + "service-unavailable", title: "Service Unavailable", status: .serviceUnavailable,
