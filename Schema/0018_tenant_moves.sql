@@ -215,14 +215,15 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'tenant % has no move waiting to switch', tenant USING ERRCODE = 'PT409';
   END IF;
-  -- Batches under way finish first; later ones wait, then meet the fence.
-  PERFORM pg_advisory_xact_lock(hashtextextended(p.name || '/' || p.version || '/' || tenant::text, 0))
-     FROM projections p ORDER BY p.name, p.version;
-  -- From here until the commit the tenant's appends wait on this lock.
+  -- From here until the commit the tenant's appends wait on this lock. Taken before the
+  -- projection locks, in the order a command takes them (its append, then its inline batch).
   SELECT h.last_seq, h.head_hash INTO head_seq, head FROM event_heads h WHERE h.tenant_id = tenant FOR UPDATE;
   IF NOT FOUND THEN
     head_seq := 0;
   END IF;
+  -- Batches under way finish first; later ones wait, then meet the fence.
+  PERFORM pg_advisory_xact_lock(hashtextextended(p.name || '/' || p.version || '/' || tenant::text, 0))
+     FROM projections p ORDER BY p.name, p.version;
 
   IF move.to_placement = 'schema' THEN
     IF NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = to_regclass(log_table)) THEN

@@ -54,7 +54,7 @@ public enum ApplicationBuilder {
             .add(middleware: idempotency)
             .group(context: PlatformRequestContext.self)
         AdminTenantRoutes(catalog: dependencies.catalog, tenants: dependencies.tenants, provisioner: dependencies.provisioner,
-                          onboarding: dependencies.onboarding, commands: commands,
+                          onboarding: dependencies.onboarding, commands: commands, mover: dependencies.move(grace: .seconds(2)),
                           table: routes).register(on: admin)
         SecurityEventRoutes(queries: dependencies.securityEvents, catalog: dependencies.catalog, table: routes).register(on: admin)
         AnalyticsRoutes(dependencies: dependencies, table: routes).register(on: admin)

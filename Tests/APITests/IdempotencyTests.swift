@@ -250,6 +250,7 @@ import Testing
             let leavingUser = try await app.dependencies.tenants.state(of: replays.id)?.user(withEmail: "leaving@example.com")
             let leaving = try #require(leavingUser).id.uuidString.lowercased()
             _ = try await app.onboard(client, slug: "replays-platform")
+            _ = try await app.onboard(client, slug: "replays-mover", plan: "basic", placement: "shared")
 
             let cases: [Replay] = [
                 .init(method: .post, route: "/api/pets", uri: "/api/pets", tenant: "replays", body: #"{"name":"Once","species":"cat"}"#),
@@ -263,6 +264,8 @@ import Testing
                 .init(method: .post, route: "/api/admin/tenants", uri: "/api/admin/tenants", tenant: nil,
                       body: #"{"slug":"replayed-shop","name":"Replayed","plan":"free"}"#),
                 .init(method: .patch, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: #"{"plan":"basic"}"#),
+                .init(method: .post, route: "/api/admin/tenants/{slug}/move", uri: "/api/admin/tenants/replays-mover/move", tenant: nil,
+                      body: #"{"to":"schema"}"#),
                 .init(method: .post, route: "/api/admin/tenants/{slug}/checkpoints", uri: "/api/admin/tenants/replays-platform/checkpoints",
                       tenant: nil, body: nil),
                 .init(method: .delete, route: "/api/admin/tenants/{slug}", uri: "/api/admin/tenants/replays-platform", tenant: nil, body: nil),

@@ -16,7 +16,7 @@ import Testing
     @Test func `a tenant moves to a schema of its own and back while a writer and a reader keep going: nothing lost, no read fails`() async throws {
         try await withApp(placement: "shared") { app, client in
             let suffix = UUID().uuidString.prefix(8).lowercased()
-            let tenant = try await app.tenantClient(client, slug: "mover-\(suffix)", placement: "shared")
+            let tenant = try await app.basicTenant(client, slug: "mover-\(suffix)")
             let other = try await app.tenantClient(client, slug: "stays-\(suffix)", placement: "shared")
             let id = try #require(try await app.catalog.tenant(slug: tenant.slug)).id
             for index in 0..<150 { _ = try await tenant.register("Before \(index)") }
@@ -91,7 +91,7 @@ import Testing
     @Test func `a move stopped at each phase resumes when run again, or is given up, and the tenant serves throughout`() async throws {
         try await withApp(.router, placement: "shared") { app, client in
             let suffix = UUID().uuidString.prefix(8).lowercased()
-            let tenant = try await app.tenantClient(client, slug: "halted-\(suffix)", placement: "shared")
+            let tenant = try await app.basicTenant(client, slug: "halted-\(suffix)")
             let id = try #require(try await app.catalog.tenant(slug: tenant.slug)).id
             for index in 0..<20 { _ = try await tenant.register("Pet \(index)") }
             struct Stop: Error {}
@@ -128,6 +128,9 @@ import Testing
             #expect(try await Storage.unattachedLog(of: id, in: app.database.superuserURL) == false)
             #expect(try await app.dependencies.move()!.abort(slug: tenant.slug) == false)
             #expect(try await tenant.call(.post, "/api/pets", json: #"{"name":"Last","species":"dog"}"#).status == .created)
+            // A plan that may not have a schema of its own is not given one.
+            let free = try await app.tenantClient(client, slug: "free-\(suffix)", placement: "shared")
+            await #expect(throws: TenancyError.self) { try await app.dependencies.move()!.move(slug: free.slug, to: .schema) }
             // Already there: nothing to do.
             #expect(try await app.dependencies.move()!.move(slug: tenant.slug, to: .shared) == nil)
         }
@@ -155,6 +158,13 @@ import Testing
             // The session's own home passes.
             #expect(try await tenant.call(.post, "/api/pets", json: #"{"name":"Rex","species":"dog"}"#).status == .created)
         }
+    }
+}
+
+extension TestApp {
+    /// A tenant in the shared tables on a plan that may have a schema of its own.
+    func basicTenant(_ client: any TestClientProtocol, slug: String) async throws -> TenantClient {
+        TenantClient(client: client, key: try await onboard(client, slug: slug, plan: "basic", placement: "shared"), slug: slug)
     }
 }
 

@@ -156,6 +156,13 @@ import Testing
             try seen.conforms(try await platformCall(.get, "/api/admin/tenants"), .get, "/api/admin/tenants")
             try seen.conforms(try await platformCall(.get, "/api/admin/tenants/conform"), .get, "/api/admin/tenants/{slug}")
             try seen.conforms(try await platformCall(.patch, "/api/admin/tenants/conform", json: #"{"plan":"premium"}"#), .patch, "/api/admin/tenants/{slug}")
+            let moved = try seen.conforms(try await platformCall(.post, "/api/admin/tenants/conform/move", json: #"{"to":"schema"}"#),
+                                          .post, "/api/admin/tenants/{slug}/move")
+            #expect(moved.status == .ok, "\(String(buffer: moved.body))")
+            try seen.conforms(try await platformCall(.post, "/api/admin/tenants/conform/move", json: #"{"to":"schema"}"#),
+                              .post, "/api/admin/tenants/{slug}/move")
+            try seen.conforms(try await platformCall(.post, "/api/admin/tenants/conform/move", json: #"{"to":"database"}"#),
+                              .post, "/api/admin/tenants/{slug}/move")
             try seen.conforms(try await platformCall(.delete, "/api/admin/tenants/leaver"), .delete, "/api/admin/tenants/{slug}")
             try seen.conforms(try await platformCall(.get, "/api/admin/tenants/nobody"), .get, "/api/admin/tenants/{slug}")
             try seen.conforms(try await platformCall(.get, "/api/admin/security-events"), .get, "/api/admin/security-events")

@@ -23,7 +23,7 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = try await TestCluster.shared.database()
-        #expect(try await run(["tenant", "create", "--slug", "wanderer", "--name", "Wanderer"], on: database).status == 0)
+        #expect(try await run(["tenant", "create", "--slug", "wanderer", "--name", "Wanderer", "--plan", "basic", "--placement", "shared"], on: database).status == 0)
 
         var placement = "shared"
         for phase in ["prepare", "copy", "switch", "cleanup"] {

@@ -13,6 +13,8 @@ struct AdminTenantRoutes {
     let provisioner: Provisioner
     let onboarding: Onboarding
     let commands: CommandResponder
+    /// Moves between placements; nil without the database owner's login.
+    let mover: TenantMove?
     let table: RouteTable
 
     struct TenantBody: Encodable {
@@ -52,6 +54,46 @@ struct AdminTenantRoutes {
         group.route(.get, "/tenants/{slug}", in: table) { _, context in try JSONResponse.make(TenantBody(try await tenant(context))) }
         group.route(.patch, "/tenants/{slug}", in: table) { request, context in try await update(request, context) }
         group.route(.delete, "/tenants/{slug}", in: table) { _, context in try await offboard(context) }
+        group.route(.post, "/tenants/{slug}/move", in: table) { request, context in try await move(request, context) }
+    }
+
+    struct Moved: Encodable {
+        struct Move: Encodable {
+            let from: String
+            let to: String
+            let lastSeq: Int64
+            let headHash: String
+            let eventsCopiedOnline: Int64
+            let eventsCopiedInPause: Int64
+            let readModelRows: Int64
+            let writesPausedMs: Double
+        }
+
+        let tenant: TenantBody
+        /// Nil when the tenant was there already.
+        let move: Move?
+    }
+
+    /// Moves the tenant while it serves, and answers once the move is done (the source's copy
+    /// removed). A move stopped on the way (the request cut off, a crash) resumes when asked again.
+    func move(_ request: Request, _ context: PlatformRequestContext) async throws -> Response {
+        var body = try await JSONBody.read(request, context: context, allowed: ["to"])
+        let to = body.string("to", required: true)
+        try body.finish()
+        guard let to, let target = Placement(rawValue: to), target != .database else {
+            throw Problem.validation("The tenant cannot be moved there.", errors: [.init(field: "to", message: "must be shared or schema")])
+        }
+        let record = try await tenant(context)
+        guard let mover else { throw Problem.serviceUnavailable("This server has no database owner's login, which moving a tenant needs.") }
+        return try await commands.respond(context) {
+            let report = try await mover.move(slug: record.slug, to: target)
+            let current = try await catalog.tenant(id: record.id) ?? record
+            return Reply(try JSONResponse.make(Moved(tenant: TenantBody(current), move: report.map { report in
+                Moved.Move(from: report.from.rawValue, to: report.to.rawValue, lastSeq: report.lastSeq, headHash: report.headHash,
+                           eventsCopiedOnline: report.copiedOnline, eventsCopiedInPause: report.copiedInPause, readModelRows: report.readModelRows,
+                           writesPausedMs: ((Double(report.pause.components.attoseconds) / 1e14 + Double(report.pause.components.seconds) * 10_000).rounded()) / 10)
+            })))
+        }
     }
 
     func metadata(_ context: PlatformRequestContext) -> EventMetadata {

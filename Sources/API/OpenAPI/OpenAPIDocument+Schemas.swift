@@ -109,6 +109,23 @@ extension OpenAPIDocument {
                 "status": JSONSchema.string(values: ["active", "suspended"]),
             ], closed: true, description: "Only the members sent change; `name` cannot be changed (422)."),
             "TenantPage": JSONSchema.page(of: "Tenant"),
+            "TenantMove": JSONSchema.object([
+                "to": JSONSchema.string(values: ["shared", "schema"], description: "Where the tenant goes; a database of its own is not supported yet."),
+            ], required: ["to"], closed: true),
+            "TenantMoved": JSONSchema.object([
+                "tenant": JSONSchema.ref("Tenant"),
+                "move": JSONSchema.object([
+                    "from": JSONSchema.string(values: ["shared", "schema"]),
+                    "to": JSONSchema.string(values: ["shared", "schema"]),
+                    "last_seq": JSONSchema.integer(minimum: 0, description: "The head of the log the target was checked against."),
+                    "head_hash": JSONSchema.string(pattern: "^([0-9a-f]{64})?$", description: "The head's hash, hex."),
+                    "events_copied_online": JSONSchema.integer(minimum: 0, description: "Events copied while the tenant kept writing."),
+                    "events_copied_in_pause": JSONSchema.integer(minimum: 0, description: "Events copied while its writes waited."),
+                    "read_model_rows": JSONSchema.integer(minimum: 0),
+                    "writes_paused_ms": JSONSchema.number(),
+                ], required: ["from", "to", "last_seq", "head_hash", "events_copied_online", "events_copied_in_pause", "read_model_rows",
+                              "writes_paused_ms"]),
+            ], required: ["tenant"]),
             "Server": JSONSchema.object([
                 "name": JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{0,30}$"),
                 "display": JSONSchema.string(description: "host:port/database, or DATABASE_URL for main: never a user or password."),

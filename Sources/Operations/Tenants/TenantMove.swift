@@ -75,6 +75,10 @@ public struct TenantMove: Sendable {
     /// it is there already with no move to finish.
     public func move(slug: String, to target: Placement) async throws -> Report? {
         guard let record = try await catalog.tenant(slug: slug) else { throw TenancyError(.notFound, "no tenant with slug '\(slug)'") }
+        guard record.plan.allowedPlacements.contains(target) || record.placement == target else {
+            throw TenancyError(.invalid, "the \(record.plan.rawValue) plan may use \(record.plan.allowedPlacements.map(\.rawValue).joined(separator: " or ")): change the plan first",
+                               fieldErrors: [.init(field: "to", message: "is not a placement of the tenant's plan")])
+        }
         try await beforePhase(.prepare)
         guard try await inTenant(record.id, { connection in
             try await connection.query("SELECT move_prepare(\(record.id), \(target.rawValue))", logger: logger).decode(Int64?.self)
