@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Moving a tenant while it serves: how long its writes wait, under load.
 #
-# One private cluster (fsync on) and `petstore serve`; TENANTS tenants (basic plan, shared
-# tables) with PETS pets each. A load generator (LOAD_CLIENTS clients, keep-alive) keeps
-# registering pets in every tenant and reading one back, checking every answer, while the first
-# tenant is moved to a schema of its own and back ROUNDS times with `petstore tenant move`.
+# Two private clusters (fsync on), the second registered as server `second`, and `petstore
+# serve`; TENANTS tenants (enterprise plan, shared tables) with PETS pets each. A load generator
+# (LOAD_CLIENTS clients, keep-alive) keeps registering pets in every tenant and reading one back,
+# checking every answer, while the first tenant goes round ROUNDS times with `petstore tenant
+# move`: to a schema of its own, to a database of its own on `second`, back to the shared tables
+# (MOVES sets the stops).
 # Prints, per move, how long the switch held the tenant's writes (as the move reports it) and,
 # side by side, the write latencies of the moving tenant and of the others while moves ran and
 # while none did; then checks that every acknowledged pet is in the moving tenant's log exactly
@@ -21,15 +23,17 @@ PETS=${PETS:-2000}
 LOAD_CLIENTS=${LOAD_CLIENTS:-8}
 ROUNDS=${ROUNDS:-5}
 PORT=${PORT:-18131}
+MOVES=${MOVES:-"schema database shared"}
 
 WORK=$(mktemp -d /tmp/petstore-move.XXXXXX)
 chmod 755 "$WORK"
 DATA_DIR=$WORK/cluster
-mkdir -m 755 "$DATA_DIR"
+SECOND_DIR=$WORK/second-cluster
+mkdir -m 755 "$DATA_DIR" "$SECOND_DIR"
 SERVER= LOAD=
 cleanup() {
   for pid in $LOAD $SERVER; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  [ -x "${BIN:-}" ] && { $BIN db stop --data-dir "$DATA_DIR" --log-level error || true; }
+  [ -x "${BIN:-}" ] && { $BIN db stop --data-dir "$DATA_DIR" --log-level error || true; $BIN db stop --data-dir "$SECOND_DIR" --log-level error || true; }
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -39,10 +43,12 @@ BIN=$ROOT/.build/$CONFIG/petstore
 echo "build: $(git rev-parse --short HEAD) (plus any local changes), $CONFIG; $(nproc) cores"
 
 PLATFORM_KEY=$($BIN key create --platform --data-dir "$DATA_DIR" --log-level error)
+SECOND_URL=$($BIN db start --data-dir "$SECOND_DIR" --log-level error | sed -n 's/^SUPERUSER_DATABASE_URL=//p')
 eval "$($BIN db start --data-dir "$DATA_DIR" --log-level error)"
 export DATABASE_URL APP_DATABASE_URL SUPERUSER_DATABASE_URL
+$BIN server add second "$SECOND_URL" --log-level error >/dev/null
 $BIN serve --data-dir "$DATA_DIR" --port "$PORT" --host 127.0.0.1 --log-level warning \
-  --rate-limits "basic=1000000000/h+1000000" >"$WORK/server.log" 2>&1 &
+  --rate-limits "enterprise=1000000000/h+1000000" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.2; done
 
@@ -61,7 +67,7 @@ conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 tenants = []
 for n in range(count):
     slug = f"move-{n}"
-    created = call(conn, "POST", "/api/admin/tenants", {"slug": slug, "name": slug, "plan": "basic", "placement": "shared"}, platform)
+    created = call(conn, "POST", "/api/admin/tenants", {"slug": slug, "name": slug, "plan": "enterprise", "placement": "shared"}, platform)
     tenants.append({"slug": slug, "key": created["admin_api_key"]})
 def fill(tenant):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -69,7 +75,7 @@ def fill(tenant):
         call(c, "POST", "/api/pets", {"name": f"Seed {i}", "species": "dog"}, tenant["key"], tenant["slug"])
 with concurrent.futures.ThreadPoolExecutor(4) as pool: list(pool.map(fill, tenants))
 json.dump(tenants, open(out, "w"))
-print(f"{count} tenants (basic, shared tables) with {pets} pets each; the first one moves")
+print(f"{count} tenants (enterprise, shared tables) with {pets} pets each; the first one moves")
 PY
 
 # The load: every client writes and reads in every tenant; the moving tenant is move-0. Each
@@ -121,9 +127,10 @@ LOAD=$!
 sleep 5
 : >"$WORK/moves.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  for target in schema shared; do
+  for target in $MOVES; do
     started=$(date +%s.%N)
-    output=$($BIN tenant move move-0 --to "$target" --data-dir "$DATA_DIR" --log-level error)
+    server=(); [ "$target" = database ] && server=(--server second)
+    output=$($BIN tenant move move-0 --to "$target" "${server[@]}" --data-dir "$DATA_DIR" --log-level error)
     ended=$(date +%s.%N)
     paused=$(printf '%s\n' "$output" | sed -n 's/^writes paused\t//p')
     online=$(printf '%s\n' "$output" | sed -n 's/^events copied\t\([0-9]*\) while serving.*/\1/p')
@@ -155,6 +162,9 @@ def during(t): return any(a <= t <= b for a, b in windows)
 print()
 p = pauses()
 print(f"writes paused by the switch, {len(p)} moves: p50 {p[len(p) // 2]:.1f} ms, p99 {p[min(len(p) - 1, int(0.99 * len(p)))]:.1f} ms, max {p[-1]:.1f} ms")
+for target in sorted({m[2] for m in moves}):
+    q = sorted(float(m[3]) * (1 if m[4] == "ms" else 1000) for m in moves if m[2] == target)
+    print(f"  to {target:<9} {len(q)} moves: p50 {q[len(q) // 2]:.1f} ms, max {q[-1]:.1f} ms")
 print(f"{'write latency (ms)':<40}{'requests':>10}{'p50':>10}{'p99':>10}{'max':>10}")
 for label, select in [("moving tenant, while a move runs", lambda s: s[2] == "move-0" and during(s[0])),
                       ("moving tenant, no move running", lambda s: s[2] == "move-0" and not during(s[0])),

@@ -22,7 +22,8 @@ public enum DatabaseFault: Sendable, Equatable {
         if let error = error as? DatabaseError {
             return switch error.code {
             case .tenantBehind: .tenantBehind
-            case .unreachable, .tenantMoving: .unavailable
+            case .unreachable: .unavailable
+            case .tenantMoving: .homeMoved
             default: nil
             }
         }

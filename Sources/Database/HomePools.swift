@@ -162,6 +162,13 @@ public actor HomePools {
         await close(server: server, database: database)
     }
 
+    /// Lets `database` on `server` be pooled again: a tenant that left its database of its own
+    /// (which was dropped) and moves back into one gets it under the same name.
+    public func reinstate(server: String, database: String) {
+        retired.remove(Key(server: server, database: database))
+    }
+
+
     /// Closes every pool (at shutdown).
     public func closeAll() {
         for pool in pools.values { pool.running.cancel() }

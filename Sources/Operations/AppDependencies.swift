@@ -139,7 +139,7 @@ public struct AppDependencies: Sendable {
     /// Moves tenants between placements while they serve; nil without the owner's login.
     public func move(grace: Duration = .seconds(5), progress: @escaping @Sendable (String) -> Void = { _ in },
                      beforePhase: @escaping @Sendable (TenantMove.Phase) async throws -> Void = { _ in }) -> TenantMove? {
-        ownerURL.map { TenantMove(catalog: catalog, owner: $0, logger: logger, grace: grace, progress: progress, beforePhase: beforePhase) }
+        ownerURL.map { TenantMove(catalog: catalog, owner: $0, homePools: homePools, logger: logger, grace: grace, progress: progress, beforePhase: beforePhase) }
     }
 
     /// One round of the purge schedule, as the server runs it every `purgeInterval`: the slugs

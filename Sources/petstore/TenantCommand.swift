@@ -177,18 +177,20 @@ extension TenantCommand {
 
     struct Move: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Move a tenant between the shared tables and a schema of its own while it serves.",
+            abstract: "Move a tenant between the shared tables, a schema of its own and a database of its own while it serves.",
             discussion: """
                 The log is copied in seq order while the tenant writes; then its writes wait (they are not refused) while \
                 the tail is copied, the copy is checked against the log's head seq and hash, the read models are copied \
                 and the catalog is switched. Reads go on throughout. The source's copy is removed a few seconds later, \
                 once every server has heard of the switch. Seqs, times and hashes are unchanged: `audit verify` passes. \
                 A move stopped at any point leaves the tenant serving with nothing lost; running it again resumes it, \
-                --abort gives it up (before the switch). Moves to or from a database of its own are not supported yet.
+                --abort gives it up (before the switch). A database of its own is made on --server (main by default) \
+                from the shared tables or a schema; one leaves its database for the shared tables.
                 """)
         @OptionGroup var options: CommonOptions
         @Argument var slug: String
-        @Option(help: "shared or schema.") var to: String?
+        @Option(help: "shared, schema or database.") var to: String?
+        @Option(help: "For --to database: the registered server to make the tenant's database on (default main).") var server: String?
         @Flag(help: "Give up the tenant's move under way (before its switch): the target's copy is dropped.") var abort = false
         @Option(help: "Seconds the source's read models are kept after the switch, for servers that have not heard of it yet.")
         var grace: Double = 5
@@ -203,7 +205,8 @@ extension TenantCommand {
                 print(aborted ? "the move of \(slug) was given up; it stays where it was" : "\(slug) has no move to give up (none, or switched already: run it again to finish)")
                 return
             }
-            guard let raw = to, let target = Placement(rawValue: raw) else { throw ValidationError("--to must be shared or schema") }
+            guard let raw = to, let target = Placement(rawValue: raw) else { throw ValidationError("--to must be shared, schema or database") }
+            let server = server
             guard grace >= 0 && grace <= 3600 else { throw ValidationError("--grace must be from 0 to 3600 seconds") }
             let grace = grace
             // For tests: a real crash (SIGKILL) at the named phase, to show a rerun resumes.
@@ -212,7 +215,7 @@ extension TenantCommand {
                 guard let move = dependencies.move(grace: .milliseconds(Int(grace * 1000)), progress: { print($0) }, beforePhase: { phase in
                     if phase == killAt { kill(getpid(), SIGKILL) }
                 }) else { throw ValidationError("moving a tenant needs the database owner's login") }
-                return try await Self.refusingAsValidation { try await move.move(slug: slug, to: target) }
+                return try await Self.refusingAsValidation { try await move.move(slug: slug, to: target, server: server) }
             }
             guard let report else { return print("\(slug) is in \(target.rawValue) already") }
             print("moved \(report.slug) from \(report.from.rawValue) to \(report.to.rawValue)")

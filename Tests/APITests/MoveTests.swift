@@ -13,10 +13,15 @@ import Tenancy
 import Testing
 
 @Suite struct MoveTests {
-    @Test func `a tenant moves to a schema of its own and back while a writer and a reader keep going: nothing lost, no read fails`() async throws {
-        try await withApp(placement: "shared") { app, client in
+    @Test(arguments: ["schema,shared", "schema,database,shared"])
+    func `a tenant moves while a writer and a reader keep going: nothing lost, no read fails`(path: String) async throws {
+        let path = path.split(separator: ",").compactMap { Placement(rawValue: String($0)) }
+        // A database of its own is made on the second server, which the app registers for it.
+        try await withApp(placement: path.contains(.database) ? "database" : "shared") { app, client in
             let suffix = UUID().uuidString.prefix(8).lowercased()
-            let tenant = try await app.basicTenant(client, slug: "mover-\(suffix)")
+            let plan = path.contains(.database) ? "enterprise" : "basic"
+            let tenant = TenantClient(client: client, key: try await app.onboard(client, slug: "mover-\(suffix)", plan: plan, placement: "shared"),
+                                      slug: "mover-\(suffix)")
             let other = try await app.tenantClient(client, slug: "stays-\(suffix)", placement: "shared")
             let id = try #require(try await app.catalog.tenant(slug: tenant.slug)).id
             for index in 0..<150 { _ = try await tenant.register("Before \(index)") }
@@ -51,20 +56,39 @@ import Testing
 
             let move = try #require(app.dependencies.move(grace: .milliseconds(500)))
             try await Task.sleep(for: .milliseconds(300))
-            let there = try #require(try await move.move(slug: tenant.slug, to: .schema))
-            #expect(try await app.catalog.tenant(slug: tenant.slug)?.placement == .schema)
-            #expect(there.from == .shared && there.copiedOnline > 150, "the log was copied while serving: \(there)")
-            #expect(there.pause < .seconds(1), "writes waited \(there.pause)")
-            #expect(try await Storage.partition(of: id, in: app.database.superuserURL), "the log is the tenant's own partition now")
-            #expect(try await Storage.sharedReadModelRows(of: id, in: app.database.superuserURL) == 0, "the shared tables' copy is removed")
-            try await Task.sleep(for: .milliseconds(300))
-
-            let back = try #require(try await move.move(slug: tenant.slug, to: .shared))
-            #expect(try await app.catalog.tenant(slug: tenant.slug)?.placement == .shared)
-            #expect(back.pause < .seconds(1), "writes waited \(back.pause)")
-            #expect(try await Storage.schemas(of: id, in: app.database.superuserURL).isEmpty, "the tenant's schemas are dropped")
-            #expect(try await Storage.sharedReadModelRows(of: id, in: app.database.superuserURL) > 150)
-            try await Task.sleep(for: .milliseconds(300))
+            var from = Placement.shared
+            for target in path {
+                let before = traffic.writes.count
+                let moved = try #require(try await move.move(slug: tenant.slug, to: target, server: target == .database ? "second" : nil))
+                let record = try #require(try await app.catalog.tenant(slug: tenant.slug))
+                #expect(record.placement == target && record.server == (target == .database ? "second" : "main"))
+                #expect(moved.from == from && moved.pause < .seconds(1), "\(from) to \(target): writes waited \(moved.pause)")
+                // Every move copies the log but one from a schema back to the shared tables, which keeps its partition.
+                if !(from == .schema && target == .shared) {
+                    #expect(moved.copiedOnline > 150, "the log was copied while serving: \(moved)")
+                }
+                switch target {
+                case .schema:
+                    #expect(try await Storage.partition(of: id, in: app.database.superuserURL), "the log is the tenant's own partition now")
+                    #expect(try await Storage.sharedReadModelRows(of: id, in: app.database.superuserURL) == 0, "the shared tables' copy is removed")
+                case .database:
+                    #expect(try await Storage.eventRows(of: id, in: app.database.superuserURL) == 0, "the main database's copy of the log is removed")
+                    #expect(try await Storage.schemas(of: id, in: app.database.superuserURL).isEmpty)
+                    #expect(try await Storage.eventRows(of: id, in: try await app.dataURL(of: tenant.slug)) > 150)
+                case .shared:
+                    #expect(try await Storage.schemas(of: id, in: app.database.superuserURL).isEmpty, "the tenant's schemas are dropped")
+                    #expect(try await Storage.sharedReadModelRows(of: id, in: app.database.superuserURL) > 150)
+                    if from == .database {
+                        let name = "t_" + id.description.replacingOccurrences(of: "-", with: "")
+                        #expect(try await Storage.databaseExists(name, on: try await TestCluster.second.superuserURL(database: "postgres")) == false,
+                                "the database of its own is dropped")
+                    }
+                }
+                // The writer went on through the move.
+                for _ in 0..<100 where traffic.writes.count < before + 5 { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(traffic.writes.count >= before + 5)
+                from = target
+            }
             traffic.stop()
             try await writer.value
             try await reader.value
@@ -136,6 +160,63 @@ import Testing
         }
     }
 
+    @Test func `a move into or out of a database of its own stopped at each phase resumes when run again, or is given up`() async throws {
+        try await withApp(.router, placement: "database") { app, client in
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let tenant = TenantClient(client: client, key: try await app.onboard(client, slug: "far-\(suffix)", plan: "enterprise", placement: "shared"),
+                                      slug: "far-\(suffix)")
+            let id = try #require(try await app.catalog.tenant(slug: tenant.slug)).id
+            let name = "t_" + id.description.replacingOccurrences(of: "-", with: "")
+            let second = try await TestCluster.second.superuserURL(database: "postgres")
+            for index in 0..<20 { _ = try await tenant.register("Pet \(index)") }
+            struct Stop: Error {}
+            func server(_ target: Placement) -> String? { target == .database ? "second" : nil }
+
+            for (phase, target) in [(TenantMove.Phase.copy, Placement.database), (.copy, .shared), (.commit, .database), (.commit, .shared),
+                                    (.cleanup, .database), (.cleanup, .shared)] {
+                let before = try await app.catalog.tenant(slug: tenant.slug)?.placement
+                let stopAt: @Sendable (TenantMove.Phase) async throws -> Void = { if $0 == phase { throw Stop() } }
+                let halted = try #require(app.dependencies.move(grace: .zero, beforePhase: stopAt))
+                await #expect(throws: Stop.self) { try await halted.move(slug: tenant.slug, to: target, server: server(target)) }
+                let now = try await app.catalog.tenant(slug: tenant.slug)?.placement
+                #expect(now == (phase == .cleanup ? target : before), "stopped at \(phase) on the way to \(target)")
+                // Out of a database of its own, a move stopped once its source was frozen holds the
+                // tenant's writes (503, nothing done) until it is run again; any other stop holds nothing.
+                let frozen = before == .database && phase == .commit
+                let written = try await tenant.call(.post, "/api/pets", json: #"{"name":"Between","species":"cat"}"#)
+                #expect(written.status == (frozen ? .serviceUnavailable : .created), "\(phase) to \(target): \(String(buffer: written.body))")
+                #expect(try await app.store.verify(tenant: id).valid)
+                await #expect(throws: TenancyError.self) { try await app.dependencies.move()!.move(slug: tenant.slug, to: .schema) }
+                let resumed = try await app.dependencies.move(grace: .zero)!.move(slug: tenant.slug, to: target, server: server(target))
+                #expect(resumed != nil)
+                let record = try #require(try await app.catalog.tenant(slug: tenant.slug))
+                #expect(record.placement == target && record.server == (target == .database ? "second" : "main"))
+                #expect(try await Storage.databaseExists(name, on: second) == (target == .database))
+                _ = try await tenant.register("After \(phase)")
+                #expect(try await tenant.allIDs().count == (try await app.events(of: "PetRegistered", tenant: tenant.slug).count))
+                #expect(try await app.store.verify(tenant: id).valid)
+            }
+
+            // Given up before its switch, a move into a database of its own drops the database;
+            // one out of it thaws the source, whose writes go on.
+            let stopAtCommit: @Sendable (TenantMove.Phase) async throws -> Void = { if $0 == .commit { throw Stop() } }
+            let halted = try #require(app.dependencies.move(grace: .zero, beforePhase: stopAtCommit))
+            await #expect(throws: Stop.self) { try await halted.move(slug: tenant.slug, to: .database, server: "second") }
+            #expect(try await Storage.databaseExists(name, on: second))
+            #expect(try await app.dependencies.move()!.abort(slug: tenant.slug))
+            #expect(try await Storage.databaseExists(name, on: second) == false)
+            #expect(try await tenant.call(.post, "/api/pets", json: #"{"name":"Stays","species":"dog"}"#).status == .created)
+
+            #expect(try await app.dependencies.move(grace: .zero)!.move(slug: tenant.slug, to: .database, server: "second") != nil)
+            await #expect(throws: Stop.self) { try await halted.move(slug: tenant.slug, to: .shared) }
+            #expect(try await tenant.call(.post, "/api/pets", json: #"{"name":"Held","species":"dog"}"#).status == .serviceUnavailable)
+            #expect(try await app.dependencies.move()!.abort(slug: tenant.slug))
+            #expect(try await app.catalog.tenant(slug: tenant.slug)?.placement == .database)
+            #expect(try await tenant.call(.post, "/api/pets", json: #"{"name":"Thawed","species":"dog"}"#).status == .created)
+            #expect(try await app.store.verify(tenant: id).valid)
+        }
+    }
+
     @Test func `a command entered in the home a tenant left is refused by the database and runs again in the new one`() async throws {
         try await withApp(.router, placement: "shared") { app, client in
             let tenant = try await app.tenantClient(client, slug: "fenced-\(UUID().uuidString.prefix(8).lowercased())", placement: "shared")
@@ -204,6 +285,14 @@ enum Storage {
     static func partition(of tenant: TenantID, in url: DatabaseURL) async throws -> Bool {
         let name = "events_t_" + tenant.description.replacingOccurrences(of: "-", with: "")
         return try await count("SELECT count(*)::int8 FROM pg_inherits i WHERE i.inhrelid = to_regclass(\(name))", in: url) == 1
+    }
+
+    static func eventRows(of tenant: TenantID, in url: DatabaseURL) async throws -> Int64 {
+        try await count("SELECT count(*) FROM events WHERE tenant_id = \(tenant)", in: url)
+    }
+
+    static func databaseExists(_ name: String, on url: DatabaseURL) async throws -> Bool {
+        try await count("SELECT count(*) FROM pg_database WHERE datname = \(name)", in: url) == 1
     }
 
     static func unattachedLog(of tenant: TenantID, in url: DatabaseURL) async throws -> Bool {

@@ -50,4 +50,36 @@ import Testing
         #expect(try await run(["tenant", "move", "wanderer", "--to", "database"], on: database).status != 0)
         #expect(try await run(["tenant", "move", "wanderer", "--abort"], on: database).output.contains("no move to give up"))
     }
+
+    @Test func `a move into or out of a database of its own on another server, killed at each phase, finishes when run again`() async throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await TestCluster.shared.database()
+        let second = try await TestCluster.second.serverURL().connectionString
+        #expect(try await run(["server", "add", "second", second], on: database).status == 0)
+        let created = try await run(["tenant", "create", "--slug", "voyager", "--name", "Voyager", "--plan", "enterprise", "--placement", "shared"],
+                                    on: database)
+        #expect(created.status == 0, "\(created.output)")
+
+        var placement = "shared"
+        for phase in ["prepare", "copy", "switch", "cleanup"] {
+            for target in ["database", "shared"] {
+                let arguments = ["tenant", "move", "voyager", "--to", target, "--grace", "0"] + (target == "database" ? ["--server", "second"] : [])
+                let killed = try await run(arguments, on: database, killAt: phase)
+                #expect(killed.status == 128 + SIGKILL, "killed at \(phase): \(killed.output)")
+                let shown = try await run(["tenant", "show", "voyager"], on: database)
+                let now = phase == "cleanup" ? target : placement
+                #expect(shown.output.contains("\t\(now)\t"), "killed at \(phase) on the way to \(target): \(shown.output)")
+                let verified = try await run(["audit", "verify", "--tenant", "voyager"], on: database)
+                #expect(verified.status == 0, "\(verified.output)")
+
+                let resumed = try await run(arguments, on: database)
+                #expect(resumed.status == 0 && resumed.output.contains("moved voyager"), "\(resumed.output)")
+                placement = target
+                #expect(try await run(["tenant", "show", "voyager"], on: database).output.contains("\t\(target)\t\(target == "database" ? "second" : "main")\t"))
+                let after = try await run(["audit", "verify", "--tenant", "voyager"], on: database)
+                #expect(after.status == 0 && after.output.contains("ok"), "\(after.output)")
+            }
+        }
+    }
 }

@@ -77,16 +77,17 @@ struct AdminTenantRoutes {
     /// Moves the tenant while it serves, and answers once the move is done (the source's copy
     /// removed). A move stopped on the way (the request cut off, a crash) resumes when asked again.
     func move(_ request: Request, _ context: PlatformRequestContext) async throws -> Response {
-        var body = try await JSONBody.read(request, context: context, allowed: ["to"])
+        var body = try await JSONBody.read(request, context: context, allowed: ["to", "server"])
         let to = body.string("to", required: true)
+        let server = body.string("server")
         try body.finish()
-        guard let to, let target = Placement(rawValue: to), target != .database else {
-            throw Problem.validation("The tenant cannot be moved there.", errors: [.init(field: "to", message: "must be shared or schema")])
+        guard let to, let target = Placement(rawValue: to) else {
+            throw Problem.validation("The tenant cannot be moved there.", errors: [.init(field: "to", message: "must be shared, schema or database")])
         }
         let record = try await tenant(context)
         guard let mover else { throw Problem.serviceUnavailable("This server has no database owner's login, which moving a tenant needs.") }
         return try await commands.respond(context) {
-            let report = try await mover.move(slug: record.slug, to: target)
+            let report = try await mover.move(slug: record.slug, to: target, server: server)
             let current = try await catalog.tenant(id: record.id) ?? record
             return Reply(try JSONResponse.make(Moved(tenant: TenantBody(current), move: report.map { report in
                 Moved.Move(from: report.from.rawValue, to: report.to.rawValue, lastSeq: report.lastSeq, headHash: report.headHash,

@@ -103,7 +103,7 @@ extension OpenAPIDocument {
               success: .init(status: 202, description: "Offboarding started; the tenant as it now is.", schema: JSONSchema.ref("Tenant")),
               failures: [.init(404, "No tenant has that slug."), .init(409, "The tenant changed at the same time; retry.")]),
         .init(.post, "/api/admin/tenants/{slug}/move", id: "moveTenant", tag: "admin", access: .platform,
-              summary: "Moves a tenant between the shared tables and a schema of its own while it serves.",
+              summary: "Moves a tenant between the shared tables, a schema of its own and a database of its own while it serves.",
               details: "Copies the log in seq order while the tenant writes; then its writes wait (they are not refused) while "
                   + "the tail is copied, the copy is checked against the head seq and hash, the read models are copied and the "
                   + "catalog switches; reads go on throughout. Answers once the source's copy is removed. Seqs, times and hashes "
@@ -113,7 +113,9 @@ extension OpenAPIDocument {
                              schema: JSONSchema.ref("TenantMoved")),
               failures: [badBody, .init(404, "No tenant has that slug."),
                          .init(409, "Another move of the tenant is under way, or it is not in service, or behind this build."),
-                         tooLarge, notJSON, .init(422, "`to` is not shared or schema, or the tenant is in a database of its own."),
+                         tooLarge, notJSON,
+                         .init(422, "`to` is not a placement, or not one of the tenant's plan, or `server` is unknown or given for another "
+                             + "placement, or the tenant is in a database of its own and `to` is not shared."),
                          .init(503, "This server has no database owner's login, or the tenant's head row stayed locked too long.")]),
         .init(.get, "/api/admin/security-events", id: "listSecurityEvents", tag: "admin", access: .platform,
               summary: "Lists the platform security log, newest first.",

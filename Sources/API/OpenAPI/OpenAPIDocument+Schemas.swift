@@ -110,13 +110,15 @@ extension OpenAPIDocument {
             ], closed: true, description: "Only the members sent change; `name` cannot be changed (422)."),
             "TenantPage": JSONSchema.page(of: "Tenant"),
             "TenantMove": JSONSchema.object([
-                "to": JSONSchema.string(values: ["shared", "schema"], description: "Where the tenant goes; a database of its own is not supported yet."),
+                "to": JSONSchema.string(values: placements, description: "Where the tenant goes; the tenant's plan must allow it."),
+                "server": JSONSchema.string(pattern: "^[a-z0-9][a-z0-9-]{0,30}$", nullable: true,
+                                            description: "For `to: database`: the registered server its database is made on (main when absent or null)."),
             ], required: ["to"], closed: true),
             "TenantMoved": JSONSchema.object([
                 "tenant": JSONSchema.ref("Tenant"),
                 "move": JSONSchema.object([
-                    "from": JSONSchema.string(values: ["shared", "schema"]),
-                    "to": JSONSchema.string(values: ["shared", "schema"]),
+                    "from": JSONSchema.string(values: placements),
+                    "to": JSONSchema.string(values: placements),
                     "last_seq": JSONSchema.integer(minimum: 0, description: "The head of the log the target was checked against."),
                     "head_hash": JSONSchema.string(pattern: "^([0-9a-f]{64})?$", description: "The head's hash, hex."),
                     "events_copied_online": JSONSchema.integer(minimum: 0, description: "Events copied while the tenant kept writing."),

@@ -53,6 +53,18 @@ public struct CatalogInvalidation: Service {
         if tenant == nil && payload != "*" { return }
         catalog.forget(tenant: tenant)
         if let tenant { authenticator.forget(tenant: tenant) } else { authenticator.invalidate() }
-        for database in databases { database.forgetHome(of: tenant) }
+        for database in databases {
+            database.forgetHome(of: tenant)
+            // A tenant that left its database of its own (dropped, so retired here) may have
+            // moved back into one, which has the same name: pooled again once the catalog says
+            // so, never for a tenant that is gone (a pool of a dropped database waits on it).
+            if let tenant, let pools = database.homePools {
+                Task {
+                    let name = HomeDatabases.name(for: tenant)
+                    guard let home = try? await database.home(of: tenant), home.placement == .database, home.location == name else { return }
+                    await pools.reinstate(server: home.server, database: name)
+                }
+            }
+        }
     }
 }
