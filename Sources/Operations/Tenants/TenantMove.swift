@@ -197,6 +197,7 @@ public struct TenantMove: Sendable {
     private func copyOnline(_ record: TenantRecord) async throws -> Int64 {
         var copied: Int64 = 0
         var last: Int64 = -1
+        var rounds = 0
         while true {
             let (reached, head) = try await inTenant(record.id) { connection in
                 let reached = try await connection.query("SELECT move_copy_events(\(record.id), \(batch))", logger: logger)
@@ -207,9 +208,17 @@ public struct TenantMove: Sendable {
             }
             if last >= 0 { copied += reached - last } else { copied = reached }
             progress("copied \(reached) of \(head) events")
-            if head - reached <= Int64(batch) || reached == last { return copied }
+            rounds += 1
+            if Self.caughtUp(head: head, reached: reached, rounds: rounds) || reached == last { return copied }
             last = reached
         }
+    }
+
+    /// Whether the copy made while the tenant writes is close enough to its head for the pause
+    /// to copy the rest: within a few events, or after enough rounds that a writer faster than
+    /// the copy is not chased for good.
+    static func caughtUp(head: Int64, reached: Int64, rounds: Int) -> Bool {
+        head - reached <= 100 || rounds >= 50
     }
 
     struct SwitchResult: Decodable {
@@ -317,6 +326,7 @@ extension TenantMove {
                 .decode(Int64.self).first(where: { _ in true }) ?? 0
         }
         let first = reached
+        var rounds = 0
         while true {
             let (rows, head) = try await inTenant(tenant, at: source) { [batch, reached] connection in
                 let rows = try await connection.query("SELECT move_export_events(\(tenant), \(reached), \(Int64(batch)))", logger: logger)
@@ -333,7 +343,8 @@ extension TenantMove {
                 }
             }
             progress("copied \(reached) of \(head) events")
-            if head - reached <= Int64(batch) || reached == before { return reached - first }
+            rounds += 1
+            if Self.caughtUp(head: head, reached: reached, rounds: rounds) || reached == before { return reached - first }
         }
     }
 
