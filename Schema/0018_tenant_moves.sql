@@ -235,9 +235,9 @@ BEGIN
       EXECUTE format($q$
         SELECT count(*) AS events, coalesce(max(e.seq), 0) AS last,
                (SELECT c.hash FROM %1$I c WHERE c.seq = $1) AS last_hash,
-               count(*) FILTER (WHERE e.seq > 1 AND e.prev_hash IS DISTINCT FROM
-                                (SELECT p.hash FROM %1$I p WHERE p.seq = e.seq - 1)) AS broken
-          FROM %1$I e$q$, log_table) INTO checked USING head_seq;
+               count(*) FILTER (WHERE e.seq > 1 AND e.prev_hash IS DISTINCT FROM e.previous) AS broken
+          FROM (SELECT x.seq, x.hash, x.prev_hash, lag(x.hash) OVER (ORDER BY x.seq) AS previous FROM %1$I x) e$q$, log_table)
+        INTO checked USING head_seq;
       IF checked.events <> head_seq OR checked.last <> head_seq OR checked.broken <> 0
          OR (head_seq > 0 AND checked.last_hash IS DISTINCT FROM head) THEN
         RAISE EXCEPTION 'the copy of tenant %''s log does not match its head (% events to seq % against seq %, % broken links)',

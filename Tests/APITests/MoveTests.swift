@@ -58,7 +58,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(300))
             var from = Placement.shared
             for target in path {
-                let before = traffic.writes.count
+                let before = traffic.writes.count, readsBefore = traffic.reads
                 let moved = try #require(try await move.move(slug: tenant.slug, to: target, server: target == .database ? "second" : nil))
                 let record = try #require(try await app.catalog.tenant(slug: tenant.slug))
                 #expect(record.placement == target && record.server == (target == .database ? "second" : "main"))
@@ -84,9 +84,11 @@ import Testing
                                 "the database of its own is dropped")
                     }
                 }
-                // The writer went on through the move.
-                for _ in 0..<100 where traffic.writes.count < before + 5 { try await Task.sleep(for: .milliseconds(20)) }
-                #expect(traffic.writes.count >= before + 5)
+                // The writer and the reader went on through the move, and after it.
+                for _ in 0..<1000 where traffic.writes.count < before + 5 || traffic.reads < readsBefore + 3 {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(traffic.writes.count >= before + 5 && traffic.reads >= readsBefore + 3)
                 from = target
             }
             traffic.stop()
@@ -94,7 +96,7 @@ import Testing
             try await reader.value
 
             #expect(traffic.failures.isEmpty, "\(traffic.failures.prefix(5))")
-            #expect(traffic.reads > 10 && traffic.writes.count > 10, "reads \(traffic.reads), writes \(traffic.writes.count)")
+            #expect(traffic.reads >= 3 * path.count && traffic.writes.count >= 5 * path.count, "reads \(traffic.reads), writes \(traffic.writes.count)")
             // Every acknowledged write is in the log exactly once, and readable.
             let registered = try await app.events(of: "PetRegistered", tenant: tenant.slug).map { $0.stream.id.uuidString.lowercased() }
             let counts = Dictionary(registered.map { ($0, 1) }, uniquingKeysWith: +)
