@@ -1,4 +1,5 @@
--- Moving a tenant between the shared tables and a schema of its own while it serves
+-- Moving a tenant between placements while it serves: here between the shared tables and a
+-- schema of its own, the fence, and the record of moves; 0019 adds databases of their own
 -- (Sources/Operations/Tenants/TenantMove.swift runs the steps, as the owner, in the tenant).
 --
 -- 1. prepare: the target's tables, empty. Shared → schema: a table for the log beside the
@@ -16,9 +17,16 @@
 CREATE TABLE tenant_moves (
   tenant_id      uuid NOT NULL REFERENCES tenants (id),
   id             bigint GENERATED ALWAYS AS IDENTITY,
-  from_placement text NOT NULL CHECK (from_placement IN ('shared', 'schema')),
-  to_placement   text NOT NULL CHECK (to_placement IN ('shared', 'schema')),
-  phase          text NOT NULL CHECK (phase IN ('copying', 'switched', 'done')),
+  from_placement text NOT NULL CHECK (from_placement IN ('shared', 'schema', 'database')),
+  to_placement   text NOT NULL CHECK (to_placement IN ('shared', 'schema', 'database')),
+  -- `frozen`: a move out of a database of its own whose source refuses appends, before the
+  -- main database has switched (0019).
+  phase          text NOT NULL CHECK (phase IN ('copying', 'frozen', 'switched', 'done')),
+  -- Where a tenant in a database of its own was or goes: the server and the database's name.
+  from_server    text,
+  from_location  text,
+  to_server      text,
+  to_location    text,
   started_at     timestamptz NOT NULL DEFAULT now(),
   switched_at    timestamptz,
   finished_at    timestamptz,
@@ -105,9 +113,12 @@ BEGIN
     USING ERRCODE = 'insufficient_privilege';
 END $$;
 
--- Begins a move of the entered tenant, or returns the one under way (its id). The target's
--- tables are made empty; a rerun finds them made.
-CREATE FUNCTION move_prepare(tenant uuid, p_to text) RETURNS bigint
+-- Begins a move of the entered tenant, or returns the one under way (its id): between the
+-- shared tables and a schema of its own, from either into a database of its own on a
+-- registered server, and from one back to the shared tables. The target's tables in this
+-- database are made empty; a target database is made by the caller once the move is recorded.
+-- A rerun finds them made.
+CREATE FUNCTION move_prepare(tenant uuid, p_to text, p_server text) RETURNS bigint
   LANGUAGE plpgsql SET search_path = public AS $$
 DECLARE
   record tenants%ROWTYPE;
@@ -126,21 +137,30 @@ BEGIN
   END IF;
   SELECT * INTO open_move FROM tenant_moves m WHERE m.tenant_id = tenant AND m.phase <> 'done';
   IF FOUND THEN
-    IF open_move.to_placement <> p_to THEN
-      RAISE EXCEPTION 'tenant % is being moved to %: finish that move (run it again) or abort it first', record.slug, open_move.to_placement
-        USING ERRCODE = 'PT409';
+    IF open_move.to_placement <> p_to OR (p_to = 'database' AND open_move.to_server IS DISTINCT FROM p_server) THEN
+      RAISE EXCEPTION 'tenant % is being moved to %: finish that move (run it again) or abort it first', record.slug,
+        open_move.to_placement || coalesce(' on ' || open_move.to_server, '') USING ERRCODE = 'PT409';
     END IF;
     RETURN open_move.id;
   END IF;
-  IF record.placement = p_to THEN
+  IF record.placement = p_to AND (p_to <> 'database' OR record.server = p_server) THEN
     RETURN NULL;
   END IF;
-  IF record.placement NOT IN ('shared', 'schema') OR p_to NOT IN ('shared', 'schema') THEN
-    RAISE EXCEPTION 'tenant % is in %: moves between the shared tables and a schema of its own are supported, not to or from a database of its own',
-      record.slug, record.placement USING ERRCODE = 'PT422';
+  IF p_to = 'database' AND record.placement = 'database' THEN
+    RAISE EXCEPTION 'tenant % is in a database of its own on %: move it to the shared tables first', record.slug, record.server
+      USING ERRCODE = 'PT422';
+  END IF;
+  IF p_to = 'schema' AND record.placement = 'database' THEN
+    RAISE EXCEPTION 'tenant % is in a database of its own: move it to the shared tables first', record.slug USING ERRCODE = 'PT422';
+  END IF;
+  IF p_to = 'database' AND NOT EXISTS (SELECT 1 FROM servers s WHERE s.name = p_server) THEN
+    RAISE EXCEPTION 'no server is named %', p_server USING ERRCODE = 'PT422';
   END IF;
   IF record.status NOT IN ('active', 'suspended') THEN
     RAISE EXCEPTION 'tenant % is %: only a tenant in service is moved', record.slug, record.status USING ERRCODE = 'PT409';
+  END IF;
+  IF record.placement = 'schema' AND EXISTS (SELECT 1 FROM tenant_home(tenant) h WHERE cardinality(h.missing) > 0) THEN
+    RAISE EXCEPTION 'tenant % is behind this build: run petstore migrate before moving it', record.slug USING ERRCODE = 'PT409';
   END IF;
   IF p_to = 'schema' THEN
     IF to_regclass(log_table) IS NULL THEN
@@ -163,16 +183,15 @@ BEGIN
         END IF;
       END LOOP;
     END LOOP;
-  ELSE
-    IF EXISTS (SELECT 1 FROM tenant_home(tenant) h WHERE cardinality(h.missing) > 0) THEN
-      RAISE EXCEPTION 'tenant % is behind this build: run petstore migrate before moving it', record.slug USING ERRCODE = 'PT409';
-    END IF;
   END IF;
-  INSERT INTO tenant_moves (tenant_id, from_placement, to_placement, phase) VALUES (tenant, record.placement, p_to, 'copying')
-    RETURNING id INTO move_id;
+  INSERT INTO tenant_moves (tenant_id, from_placement, to_placement, phase, from_server, from_location, to_server, to_location)
+  VALUES (tenant, record.placement, p_to, 'copying',
+          record.server, CASE WHEN record.placement = 'database' THEN record.location END,
+          CASE WHEN p_to = 'database' THEN p_server ELSE 'main' END, CASE WHEN p_to = 'database' THEN home END)
+  RETURNING id INTO move_id;
   RETURN move_id;
 END $$;
-REVOKE ALL ON FUNCTION move_prepare(uuid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION move_prepare(uuid, text, text) FROM PUBLIC;
 
 -- Copies up to `batch` events of the entered tenant's log after those copied already, in seq
 -- order, into the table that becomes its partition. Returns the last seq copied (0 for none).
