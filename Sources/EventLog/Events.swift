@@ -138,9 +138,27 @@ public enum Timestamps {
         let days = floorDiv(seconds, 86_400)
         seconds -= days * 86_400
         let (year, month, day) = civil(fromDays: days)
-        let text = String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ",
-                          year, month, day, seconds / 3600, seconds % 3600 / 60, seconds % 60, fraction)
-        return text
+        // Digits written directly: `String(format:)` goes through CoreFoundation and dynamic
+        // casts per argument, which made it most of the cost of a list of pets.
+        return String(unsafeUninitializedCapacity: 27) { buffer in
+            var index = 0
+            func put(_ value: Int64, width: Int) {
+                var value = value
+                for offset in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[index + offset] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10)
+                    value /= 10
+                }
+                index += width
+            }
+            func mark(_ character: Unicode.Scalar) {
+                buffer[index] = UInt8(ascii: character)
+                index += 1
+            }
+            put(year, width: 4); mark("-"); put(month, width: 2); mark("-"); put(day, width: 2); mark("T")
+            put(seconds / 3600, width: 2); mark(":"); put(seconds % 3600 / 60, width: 2); mark(":"); put(seconds % 60, width: 2)
+            mark("."); put(fraction, width: 6); mark("Z")
+            return index
+        }
     }
 
     private static func micros(floorDiv value: Int64) -> Int64 { floorDiv(value, 1_000_000) }

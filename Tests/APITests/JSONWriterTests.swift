@@ -1,5 +1,8 @@
+import Database
 import Domain
 import Foundation
+import PetstoreTesting
+import PostgresNIO
 import Testing
 @testable import API
 
@@ -34,5 +37,28 @@ import Testing
         for page in [ListPage(items: items, nextCursor: "MTIz"), ListPage(items: items, nextCursor: nil), ListPage(items: [], nextCursor: nil)] {
             #expect(written(page) == (try encoded(page)))
         }
+    }
+
+    /// The list's items are written by PostgreSQL (`pet_json`, Schema/0020): the same bytes as
+    /// the writer's, for names that need escaping, non-ASCII text, nulls and odd times.
+    @Test func `the database writes a pet as the writer writes it`() async throws {
+        let database = try await TestCluster.shared.database()
+        let pets = Self.pets + [
+            PetState(id: UUID(), name: "\u{1}ctl \u{1F}\u{7F} 🐕 日本語 '; DROP TABLE pets; --", species: "a\\b\"c", breed: "</script>",
+                     microchipID: "", removed: false, createdAt: Date(timeIntervalSince1970: 1_795_000_000.5),
+                     updatedAt: Date(timeIntervalSince1970: 1_795_000_000.000_001), version: 2_000_000_000),
+        ]
+        let fromDatabase = try await database.ownerURL.withConnection(logger: TestCluster.logger) { connection in
+            var texts: [String] = []
+            for pet in pets {
+                let rows = try await connection.query("""
+                    SELECT pet_json(\(pet.id), \(pet.name), \(pet.species), \(pet.breed), \(pet.microchipID),
+                                    \(pet.microchipRegisteredAt), \(pet.removed), \(pet.createdAt), \(pet.updatedAt), \(Int32(pet.version)))
+                    """, logger: TestCluster.logger)
+                for try await text in rows.decode(String.self) { texts.append(text) }
+            }
+            return texts
+        }
+        #expect(fromDatabase == pets.map { written(PetRoutes.PetBody($0)) })
     }
 }

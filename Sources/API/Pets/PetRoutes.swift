@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import Operations
 import Projectors
 import Tenancy
@@ -169,8 +170,10 @@ struct PetRoutes {
             if state.removed, !(try await pets.includeDeleted(handle)) { throw Problem.notFound() }
             return JSONResponse.make(PetBody(state), headers: [.eTag: "\"\(state.version)\""])
         }
-        guard let (pet, includeDeleted) = try await pets.pet(handle, id: id), !pet.removed || includeDeleted else { throw Problem.notFound() }
-        return JSONResponse.make(PetBody(pet), headers: [.eTag: "\"\(pet.version)\""])
+        // Written by the database (Schema/0020): the same bytes `PetBody` writes.
+        guard let pet = try await pets.petJSON(handle, id: id), !pet.removed || pet.includeDeleted else { throw Problem.notFound() }
+        return Response(status: .ok, headers: [.contentType: "application/json", .eTag: "\"\(pet.version)\""],
+                        body: .init(byteBuffer: pet.body))
     }
 
     func list(_ request: Request, _ context: TenantRequestContext) async throws -> Response {
@@ -187,10 +190,17 @@ struct PetRoutes {
                                      errors: [.init(field: "species", message: "must be 1 to 50 characters without control characters")])
         }
         let handle = catalog.handle(for: context.tenant)
-        let rows = try await pets.page(handle, after: after, species: species, limit: limit + 1)
-        let items = Array(rows.prefix(limit))
-        let next = rows.count > limit ? items.last.map { Pagination.encode(String($0.seq)) } : nil
-        return JSONResponse.make(ListPage(items: items.map { PetBody($0.pet) }, nextCursor: next))
+        // The items come written by the database (Schema/0020): the same bytes `PetBody` writes.
+        let page = try await pets.pageJSON(handle, after: after, species: species, limit: limit)
+        let next = page.more ? page.lastSeq.map { Pagination.encode(String($0)) } : nil
+        var body = ByteBuffer()
+        body.reserveCapacity(page.items.readableBytes + 64)
+        body.writeStaticString(#"{"items":["#)
+        body.writeImmutableBuffer(page.items)
+        body.writeStaticString(#"],"next_cursor":"#)
+        if let next { body.writeString("\"\(next)\"") } else { body.writeStaticString("null") }
+        body.writeStaticString("}")
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     struct HistoryItem: Encodable {

@@ -17,15 +17,17 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
 
     let timeout: Duration
     let inner: Inner
+    let timer: DeadlineTimer
 
     public init(timeout: Duration, inner: Inner) {
         self.timeout = timeout
         self.inner = inner
+        self.timer = DeadlineTimer(resolution: min(.milliseconds(50), timeout / 10))
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let race = Race()
-        let (inner, timeout) = (self.inner, self.timeout)
+        let (inner, timeout, timer) = (self.inner, self.timeout, self.timer)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 race.waiting.withLock { $0 = continuation }
@@ -33,13 +35,12 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
                     let result: Result<Response, any Error>
                     do { result = .success(try await inner.respond(to: request, context: context)) } catch { result = .failure(error) }
                     if let continuation = race.waiting.withLock({ $0.take() }) {
-                        race.timer.withLock { $0 }?.cancel()
+                        race.timer.withLock { $0 }.map(timer.cancel)
                         continuation.resume(with: result)
                     }
                 }
                 race.work.withLock { $0 = handler }
-                let deadline = Task {
-                    do { try await Task.sleep(for: timeout) } catch { return }
+                let deadline = timer.schedule(after: timeout) {
                     guard let continuation = race.waiting.withLock({ $0.take() }) else { return }
                     handler.cancel()
                     context.logger.warning("request cut off at its deadline", metadata: [
@@ -55,11 +56,62 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
                     }
                 }
                 race.timer.withLock { $0 = deadline }
-                // The handler may have finished before the timer was stored.
-                if race.waiting.withLock({ $0 == nil }) { deadline.cancel() }
+                // The handler may have finished before the deadline was stored.
+                if race.waiting.withLock({ $0 == nil }) { timer.cancel(deadline) }
             }
         } onCancel: {
             race.work.withLock { $0 }?.cancel()
+        }
+    }
+}
+
+/// The deadlines of the requests in flight, watched by one timer task for all of them: a
+/// sleeping task per request cost a timer registration and two task switches on every request.
+/// The timer runs only while some deadline is pending, so it never outlives the server's work.
+final class DeadlineTimer: Sendable {
+    private struct State {
+        var next: UInt64 = 0
+        var pending: [UInt64: (due: ContinuousClock.Instant, action: @Sendable () -> Void)] = [:]
+        var ticking = false
+    }
+
+    private let state = Mutex(State())
+    /// How late past its deadline an action may run.
+    let resolution: Duration
+
+    init(resolution: Duration) {
+        self.resolution = resolution
+    }
+
+    /// Runs `action` once `delay` has passed, unless cancelled first.
+    func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
+        let due = ContinuousClock.now + delay
+        let (id, start) = state.withLock { state -> (UInt64, Bool) in
+            state.next += 1
+            state.pending[state.next] = (due, action)
+            defer { state.ticking = true }
+            return (state.next, !state.ticking)
+        }
+        if start { Task { await self.tick() } }
+        return id
+    }
+
+    func cancel(_ id: UInt64) {
+        _ = state.withLock { $0.pending.removeValue(forKey: id) }
+    }
+
+    private func tick() async {
+        while true {
+            try? await Task.sleep(for: resolution)
+            let now = ContinuousClock.now
+            let (due, idle) = state.withLock { state -> ([@Sendable () -> Void], Bool) in
+                let expired = state.pending.filter { $0.value.due <= now }
+                for id in expired.keys { state.pending[id] = nil }
+                if state.pending.isEmpty { state.ticking = false }
+                return (expired.values.map(\.action), state.pending.isEmpty)
+            }
+            for action in due { action() }
+            if idle { return }
         }
     }
 }
@@ -68,7 +120,7 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
 private final class Race: Sendable {
     let waiting = Mutex<CheckedContinuation<Response, any Error>?>(nil)
     let work = Mutex<Task<Void, Never>?>(nil)
-    let timer = Mutex<Task<Void, Never>?>(nil)
+    let timer = Mutex<UInt64?>(nil)
 }
 
 extension Problem {

@@ -33,11 +33,10 @@ public struct PetOperations: Sendable {
         return (outcome.state, outcome.version)
     }
 
-    /// The pet as the read model has it, and whether the tenant shows removed pets; one round trip.
-    public func pet(_ handle: TenantHandle, id: UUID) async throws -> (pet: PetState, includeDeleted: Bool)? {
-        try await handle.readTenant { session in
-            try await session.call(ReadPet(pet: id)).first.map { (PetRows.state($0.pet), $0.includeDeleted) }
-        }
+    /// The pet as the read model has it, written as the API's JSON by the database, with whether
+    /// it is removed, its version, and whether the tenant shows removed pets.
+    public func petJSON(_ handle: TenantHandle, id: UUID) async throws -> (body: ByteBuffer, removed: Bool, version: Int, includeDeleted: Bool)? {
+        try await handle.readTenant { session in try await session.call(ReadPetJSON(pet: id)).first }
     }
 
     /// The pet as it was at `time`, folded from its stream.
@@ -45,10 +44,12 @@ public struct PetOperations: Sendable {
         try await handle.readTenant { session in try await PetCommands.runner(store: handle.store).load(id: id, until: time, in: session).0 }
     }
 
-    /// Pets registered after `after` (a registration seq), in registration order, with that seq.
-    public func page(_ handle: TenantHandle, after: Int64, species: String?, limit: Int) async throws -> [(pet: PetState, seq: Int64)] {
+    /// Up to `limit` pets registered after `after` (a registration seq), in registration order,
+    /// written as the API's JSON by the database: the array's items (without brackets), the
+    /// registration seq of the last one, and whether more follow.
+    public func pageJSON(_ handle: TenantHandle, after: Int64, species: String?, limit: Int) async throws -> (items: ByteBuffer, lastSeq: Int64?, more: Bool) {
         try await handle.readTenant { session in
-            try await session.call(ReadPets(after: after, species: species, limit: Int32(clamping: limit))).map { (PetRows.state($0.pet), $0.seq) }
+            try await session.call(ReadPetsPage(after: after, species: species, limit: Int32(clamping: limit))).first ?? (ByteBuffer(), nil, false)
         }
     }
 
@@ -71,27 +72,27 @@ public struct PetOperations: Sendable {
     }
 }
 
-/// `read_pet_v2(tenant, id)`: a pet and the tenant's include_deleted_pets, in one statement.
-struct ReadPet: TenantFunction {
-    static let name = "read_pet_v2"
+/// `read_pet_json_v2(tenant, id)`: a pet as JSON and what the route decides on, in one statement.
+struct ReadPetJSON: TenantFunction {
+    static let name = "read_pet_json_v2"
     static let parameterTypes = ["uuid"]
-    typealias Row = (pet: PetRows.Row, includeDeleted: Bool)
+    typealias Row = (body: ByteBuffer, removed: Bool, version: Int, includeDeleted: Bool)
 
     let pet: UUID
 
     func bind(into bindings: inout PostgresBindings) { bindings.append(pet) }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        let r = try row.decode((UUID, String, String, String?, String?, Date?, Bool, Date, Date, Int, Bool).self)
-        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9), r.10)
+        let r = try row.decode((ByteBuffer, Bool, Int32, Bool).self)
+        return (r.0, r.1, Int(r.2), r.3)
     }
 }
 
-/// `read_pets_v2(tenant, after, species, limit)`: a page of the list, in one statement.
-struct ReadPets: TenantFunction {
-    static let name = "read_pets_v2"
+/// `read_pets_page_v2(tenant, after, species, limit)`: a page of the list as JSON, in one row.
+struct ReadPetsPage: TenantFunction {
+    static let name = "read_pets_page_v2"
     static let parameterTypes = ["bigint", "text", "integer"]
-    typealias Row = (pet: PetRows.Row, seq: Int64)
+    typealias Row = (items: ByteBuffer, lastSeq: Int64?, more: Bool)
 
     let after: Int64
     let species: String?
@@ -104,17 +105,7 @@ struct ReadPets: TenantFunction {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        let r = try row.decode((UUID, String, String, String?, String?, Date?, Bool, Date, Date, Int, Int64).self)
-        return ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9), r.10)
-    }
-}
-
-/// Reads pets rows into `PetState`.
-enum PetRows {
-    typealias Row = (UUID, String, String, String?, String?, Date?, Bool, Date, Date, Int)
-
-    static func state(_ row: Row) -> PetState {
-        PetState(id: row.0, name: row.1, species: row.2, breed: row.3, microchipID: row.4, removed: row.6,
-                 createdAt: row.7, updatedAt: row.8, version: row.9, microchipRegisteredAt: row.5)
+        let r = try row.decode((ByteBuffer, Int64?, Bool).self)
+        return (r.0, r.1, r.2)
     }
 }
