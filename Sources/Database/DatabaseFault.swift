@@ -35,6 +35,9 @@ public enum DatabaseFault: Sendable, Equatable {
             if let begin = error.beginError { return classify(begin) }
             return nil
         }
+        // The pool's own refusal (its connection attempts keep failing, so it stops trying for a
+        // while): no connection could be had. Its type is not public, hence the name.
+        if String(describing: type(of: error)) == "ConnectionPoolError" { return .unavailable }
         guard let error = error as? PSQLError else { return nil }
         if let state = error.serverInfo?[.sqlState] {
             switch state {

@@ -104,11 +104,11 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `pool` names the pool to the server (`application_name`), so that its connections can be
-    /// counted in `pg_stat_activity`. `warm` keeps all its connections open (the request pool).
+    /// counted in `pg_stat_activity`. `busy`: a pool in constant use (the request pool).
     /// A pool's configuration. `timeouts` become the connections' `statement_timeout` and
     /// `lock_timeout` (sent at connect, so no statement and no round trip is spent on them).
     public func clientConfiguration(
-        maximumConnections: Int = 20, pool: String? = nil, timeouts: StatementTimeouts? = nil, warm: Bool = false
+        maximumConnections: Int = 20, pool: String? = nil, timeouts: StatementTimeouts? = nil, busy: Bool = false
     ) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch self.tls {
@@ -121,11 +121,12 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
-        if warm {
-            // A pool that serves requests keeps its connections open and sends no keep-alives:
-            // otherwise every connection handed back schedules an idle timer and a keep-alive
-            // timer (a task and a dispatch timer each), a measurable part of a read's cost.
-            configuration.options.minimumConnections = maximumConnections
+        if busy {
+            // A pool that serves requests sends no keep-alives: every connection handed back
+            // would schedule a keep-alive timer (a task and a dispatch timer), a measurable part
+            // of a read's cost, for connections that are rarely idle long enough to need one.
+            // (Keeping all of them open as well, to drop the idle timer too, made the pool's
+            // circuit breaker trip during an outage and keep refusing after it.)
             configuration.options.keepAliveBehavior = nil
         }
         // Every pooled connection is the application role from its first statement: a login

@@ -26,21 +26,26 @@ public struct TenantDatabase: Sendable {
     private let pools: HomePools?
     /// Whether every tenant is entered in the main database, whatever its placement.
     private let controlPlane: Bool
+    /// Commands' units of work committed together (`withTenant(_:grouped:_:)`).
+    private let groups: CommitGroups
 
     /// The pools to databases of their own this reaches tenants through.
     public var homePools: HomePools? { pools }
 
     public init(client: PostgresClient, logger: Logger, homeTTL: Duration = .seconds(2), refusesBehind: Bool = true, pools: HomePools? = nil) {
-        self.init(client: client, logger: logger, homes: TenantHomes(ttl: homeTTL), refusesBehind: refusesBehind, pools: pools, controlPlane: false)
+        self.init(client: client, logger: logger, homes: TenantHomes(ttl: homeTTL), refusesBehind: refusesBehind, pools: pools, controlPlane: false,
+                  groups: CommitGroups(logger: logger))
     }
 
-    private init(client: PostgresClient, logger: Logger, homes: TenantHomes, refusesBehind: Bool, pools: HomePools?, controlPlane: Bool) {
+    private init(client: PostgresClient, logger: Logger, homes: TenantHomes, refusesBehind: Bool, pools: HomePools?, controlPlane: Bool,
+                 groups: CommitGroups) {
         self.client = client
         self.logger = logger
         self.homes = homes
         self.refusesBehind = refusesBehind
         self.pools = pools
         self.controlPlane = controlPlane
+        self.groups = groups
     }
 
     /// Sessions in the main database for every tenant, whatever its placement: for what the
@@ -48,7 +53,7 @@ public struct TenantDatabase: Sendable {
     /// resolution and keys are checked against, and its analytics), never for its log or its
     /// read models.
     public var onControlPlane: TenantDatabase {
-        TenantDatabase(client: client, logger: logger, homes: homes, refusesBehind: refusesBehind, pools: nil, controlPlane: true)
+        TenantDatabase(client: client, logger: logger, homes: homes, refusesBehind: refusesBehind, pools: nil, controlPlane: true, groups: groups)
     }
 
     /// Forgets where a tenant lives (every tenant when nil), after it moved or was migrated.
@@ -178,6 +183,90 @@ public struct TenantDatabase: Sendable {
                 attempt += 1
                 try await reenter(tenant, after: attempt)
             }
+        }
+    }
+
+    /// `withTenant`, for a command: `grouped`, the unit of work joins the commands of other
+    /// requests in one transaction (`CommitGroups`): it runs in a savepoint of its own, its
+    /// failure undoes only its own work, and it returns once the group has committed. A tenant
+    /// whose home is not known yet, a command that met a move's fence or waited too long for a
+    /// lock in the group, runs alone instead, as `withTenant`.
+    ///
+    /// `body` must not open another grouped unit of work: it would wait for a group that waits
+    /// for it.
+    public func withTenant<Result>(
+        _ tenant: TenantID,
+        grouped: Bool,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        if grouped, !controlPlane, let home = homes.cached(tenant) {
+            let admitted = try admit(tenant, home)
+            if case .done(let result) = try await withTenantGrouped(tenant, home: admitted, isolation: isolation, body) {
+                return result
+            }
+        }
+        return try await withTenant(tenant, isolation: isolation, body)
+    }
+
+    private enum Grouped<Result> {
+        case done(Result)
+        case alone
+    }
+
+    private func withTenantGrouped<Result>(
+        _ tenant: TenantID,
+        home: TenantHome,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Grouped<Result> {
+        let key = CommitGroups.key(for: tenant, in: home)
+        guard let turn = await groups.turn(key, connect: { [self] work in try await withConnection(to: home, work) }) else { return .alone }
+        let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: turn.connection, logger: logger)
+        let result: Result
+        do {
+            try await turn.connection.execute(
+                EnterTenantHome(tenant: tenant, fence: home.fence, searchPath: home.searchPath ?? turn.searchPath), logger: logger
+            ).consume()
+            result = try await body(session)
+            session.close()
+        } catch {
+            session.close()
+            turn.done(stands: false)
+            await session.rolledBack()
+            if Self.fenced(error) {
+                homes.forget(tenant)
+                return .alone
+            }
+            if Self.waitedForLock(error) { return .alone }
+            throw error
+        }
+        turn.done(stands: true)
+        switch await turn.group.outcome() {
+        case .success:
+            await session.committed()
+            return .done(result)
+        case .failure(let error):
+            await session.rolledBack()
+            throw error
+        }
+    }
+
+    /// Groups committed so far, and the commands committed in them.
+    public var groupCommits: (groups: Int, commands: Int) { groups.committed }
+
+    /// Whether `error` is a lock wait (or a statement) that ran out of time: in a group, where
+    /// locks are waited for `CommitGroups.lockTimeout` at most, the command then runs alone.
+    static func waitedForLock(_ error: any Error) -> Bool {
+        DatabaseFault.classify(error) == .timedOut
+    }
+
+    /// A connection to the database that holds a tenant living in `home`, for a group.
+    private func withConnection(to home: TenantHome, _ body: (PostgresConnection) async throws -> Void) async throws {
+        if home.placement == .database {
+            try await withOwnDatabase(home) { connection, _ in try await body(connection) }
+        } else {
+            try await client.withConnection { connection in try await body(connection) }
         }
     }
 

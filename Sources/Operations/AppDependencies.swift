@@ -159,7 +159,7 @@ extension AppDependencies {
     /// The Prometheus exposition of everything measured, with the database's gauges read now.
     public func renderMetrics() async -> [UInt8]? {
         guard let metrics else { return nil }
-        return await metrics.render(runtime: runtime, pools: pools, limiter: rateLimiter) { [catalog] id in try? await catalog.tenant(id: id)?.slug }
+        return await metrics.render(runtime: runtime, pools: pools, limiter: rateLimiter, groupCommits: store.database.groupCommits) { [catalog] id in try? await catalog.tenant(id: id)?.slug }
     }
 
     /// Which of this build's migrations the database lacks.

@@ -263,7 +263,7 @@ struct Serve: AsyncParsableCommand {
         // row-level security is refused in one line.
         try await TenantDatabase.checkRole(target.appURL, logger: logger)
         let client = PostgresClient(
-            configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests", timeouts: timeouts, warm: true),
+            configuration: target.appURL.clientConfiguration(maximumConnections: try resolvedPoolSize, pool: "requests", timeouts: timeouts, busy: true),
             backgroundLogger: logger
         )
         let backgroundClient = PostgresClient(configuration: target.appURL.clientConfiguration(maximumConnections: 8, pool: "background"),

@@ -93,7 +93,7 @@ import Glibc
         let outcomes = recorder.outcomes.withLock { $0 }
 
         #expect(server.exitStatus() == nil, "the server lived through the outage")
-        #expect(recovered, "requests succeed again after PostgreSQL is back, without a restart")
+        #expect(recovered, "requests succeed again after PostgreSQL is back, without a restart: \(outcomes.suffix(8).map(\.status)) \(server.output.suffix(60000))")
         let unanswered = outcomes.filter { !$0.complete }
         #expect(unanswered.isEmpty, "every request got a whole answer: \(unanswered)")
         #expect(Set(outcomes.map(\.status)).isSubset(of: [201, 503]), "only 201 or 503: \(Set(outcomes.map(\.status)))")

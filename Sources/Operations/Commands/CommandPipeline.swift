@@ -97,14 +97,22 @@ public struct CommandPipeline: Sendable {
         beside scope: TenantID, key: Key?, _ command: () async throws -> Reply
     ) async throws -> (response: Recorded, replayed: Bool) {
         guard let key else { return (try await command().response, false) }
-        return try await run(in: scope, key: key) { _ in try await command() }
+        // Never grouped: the command's own units of work would wait for the group it is in.
+        return try await run(in: scope, key: key, grouped: false) { _ in try await command() }
     }
 
-    /// The response to send, and whether it is a replay of a recorded one.
+    /// The response to send, and whether it is a replay of a recorded one. A tenant's commands
+    /// commit in groups with other requests' (`TenantDatabase.withTenant(_:grouped:_:)`).
     public func run(
         in scope: TenantID, key: Key?, _ command: (TenantSession) async throws -> Reply
     ) async throws -> (response: Recorded, replayed: Bool) {
-        try await database.withTenant(scope) { session in
+        try await run(in: scope, key: key, grouped: scope != Self.platformScope, command)
+    }
+
+    private func run(
+        in scope: TenantID, key: Key?, grouped: Bool, _ command: (TenantSession) async throws -> Reply
+    ) async throws -> (response: Recorded, replayed: Bool) {
+        try await database.withTenant(scope, grouped: grouped) { session in
             guard let key else { return (try await command(session).response, false) }
             let locked = try await session.query("SELECT pg_try_advisory_xact_lock(\(key.lock))")
                     .decode(Bool.self).first(where: { _ in true }) ?? false

@@ -91,12 +91,22 @@ public final class AppMetrics: Sendable {
     }
 
     private let reportedStoreUsage = Mutex<(statements: Int, takes: Int)>((0, 0))
+    private let reportedGroupCommits = Mutex<(groups: Int, commands: Int)>((0, 0))
 
     /// The scrape: gauges read from the database now, then everything rendered.
     public func render(
         runtime: ProjectionRuntime, pools: [(name: String, client: PostgresClient, maximum: Int)], limiter: RateLimiter?,
-        slug: @Sendable (TenantID) async -> String?
+        groupCommits: (groups: Int, commands: Int)? = nil, slug: @Sendable (TenantID) async -> String?
     ) async -> [UInt8] {
+        if let groupCommits {
+            // Commands per commit: their ratio is how many requests one fsync answers.
+            let (groups, commands) = reportedGroupCommits.withLock { reported in
+                defer { reported = groupCommits }
+                return (groupCommits.groups - reported.groups, groupCommits.commands - reported.commands)
+            }
+            registry.makeCounter(name: "command_group_commits_total").increment(by: Int64(groups))
+            registry.makeCounter(name: "command_group_commands_total").increment(by: Int64(commands))
+        }
         if let usage = limiter?.storeUsage {
             let (statements, takes) = reportedStoreUsage.withLock { reported in
                 defer { reported = usage }
