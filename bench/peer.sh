@@ -121,12 +121,18 @@ def load(name):
             scenario, _, rps, p50, _, p99, http_err, sock_err = line.split()
             rows.setdefault(scenario, []).append((float(rps), float(p50), float(p99), int(http_err) + int(sock_err)))
     return {s: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs), statistics.median(v[2] for v in vs),
-                sum(v[3] for v in vs), [v[0] for v in vs]) for s, vs in rows.items()}
+                sum(v[3] for v in vs), [v[0] for v in vs], [v[2] for v in vs]) for s, vs in rows.items()}
 peer, ours = load("peer"), load("petstore")
 names = {"get_one": "GET /api/pets/{id}", "list": "GET /api/pets (100)", "create": "POST /api/pets"}
-print(f"{'scenario':<22} {'petstore rps':>12} {'p50':>6} {'p99':>6} {'peer rps':>9} {'p50':>6} {'p99':>6} {'ratio':>6}  errors  rounds (petstore | peer)")
+print(f"{'scenario':<22} {'petstore rps':>12} {'p50':>6} {'p99':>6} {'peer rps':>9} {'p50':>6} {'p99':>6} {'ratio':>6}  errors  rounds rps/p99 (petstore | peer)")
 for s in ("get_one", "list", "create"):
     a, b = ours[s], peer[s]
     print(f"{names[s]:<22} {a[0]:>12.0f} {a[1]:>6.1f} {a[2]:>6.1f} {b[0]:>9.0f} {b[1]:>6.1f} {b[2]:>6.1f} {a[0] / b[0]:>6.2f}  {a[3]}/{b[3]}"
-          f"  {' '.join(f'{x:.0f}' for x in a[4])} | {' '.join(f'{x:.0f}' for x in b[4])}")
+          f"  {' '.join(f'{x:.0f}/{y:.0f}' for x, y in zip(a[4], a[5]))} | {' '.join(f'{x:.0f}/{y:.0f}' for x, y in zip(b[4], b[5]))}")
 PY
+# Peak resident memory over the whole run (VmHWM): Petstore's one process; the peer's gunicorn
+# master and workers added up.
+peak_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+peer_kb=0
+for pid in $(pgrep -f "gunicorn" || true); do peer_kb=$((peer_kb + $(peak_kb "$pid"))); done
+echo "peak RSS: petstore $(( $(peak_kb "$SERVER") / 1024 )) MB, peer (gunicorn master + workers) $(( peer_kb / 1024 )) MB"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The pets API through HTTP (wrk) beside pgbench -M prepared running the SQL the same request
 # sends, at the same concurrency, against the same server, in one run:
-#   GET /api/pets/{id}        vs  SELECT … FROM read_pet_v2(tenant, id)
-#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets_v2(tenant, 0, NULL, 21)
+#   GET /api/pets/{id}        vs  SELECT … FROM read_pet_json_v2(tenant, id)
+#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets_page_v2(tenant, 0, NULL, 20)
 #   POST /api/pets            vs  the command's unit of work, its projection inside it (BEGIN; enter
-#                                 the tenant; SAVEPOINT; append_events(…); RELEASE; begin_projection_batch;
+#                                 the tenant and take generic plans, as the server's command groups do;
+#                                 SAVEPOINT; append_events(…); RELEASE; begin_projection_batch;
 #                                 read events; insert; checkpoint and search path; COMMIT): one command
 #                                 per transaction
 # (pgbench reads ':name' as a variable, so the script spells the time format's colons chr(58).)
@@ -55,6 +56,8 @@ PY
 )
 PETS_VERSION=$(psql -Atq "$DATABASE_URL" -c "SELECT version || ' ' || schema_name FROM projections WHERE name = 'pets' AND state = 'active'")
 read -r VERSION SCHEMA <<<"$PETS_VERSION"
+# The server restores the search path a session starts with after the projection batch, read once.
+DEFAULT_PATH=$(psql -Atq "$APP_DATABASE_URL" -c "SHOW search_path")
 
 cat > "$WORK/get.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $KEY"
@@ -68,19 +71,19 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name":"Rex","species":"dog"}'
 LUA
 # Reads enter the tenant within the call, as the server's read sessions do (one statement).
-echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pet_v2(entered.tenant::uuid, '$PET') AS called;" > "$WORK/get.sql"
-echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets_v2(entered.tenant::uuid, 0, NULL, 21) AS called;" > "$WORK/list.sql"
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pet_json_v2(entered.tenant::uuid, '$PET') AS called;" > "$WORK/get.sql"
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets_page_v2(entered.tenant::uuid, 0, NULL, 20) AS called;" > "$WORK/list.sql"
 cat > "$WORK/post.sql" <<SQL
 \\set r random(1, 999999999999)
 BEGIN;
-SELECT set_config('app.tenant_id', '$TENANT', true);
+SELECT set_config('app.tenant_id', '$TENANT', true), set_config('plan_cache_mode', 'force_generic_plan', true);
 SAVEPOINT unit_1;
 SELECT last_seq AS last FROM append_events('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
 RELEASE SAVEPOINT unit_1;
 SELECT begin_projection_batch('$TENANT', 'pets', '$VERSION', '$SCHEMA') AS pos \\gset
 SELECT seq, stream_type, stream_id, stream_version, event_type, schema_version, data::text, metadata::text, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'), prev_hash, hash FROM events WHERE tenant_id = '$TENANT' AND seq > :pos ORDER BY seq LIMIT 500;
 INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version) VALUES ('$TENANT', ('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid, :last, 'Rex', 'dog', NULL, NULL, false, now(), now(), 1) ON CONFLICT DO NOTHING;
-WITH moved AS (UPDATE projection_checkpoints SET applied_seq = greatest(applied_seq, :last), updated_at = now() WHERE tenant_id = '$TENANT' AND projection = 'pets' AND version = '$VERSION' RETURNING 1) SELECT set_config('search_path', (SELECT reset_val FROM pg_settings WHERE name = 'search_path'), true), (SELECT count(*) FROM moved);
+WITH moved AS (UPDATE projection_checkpoints SET applied_seq = greatest(applied_seq, :last), updated_at = now() WHERE tenant_id = '$TENANT' AND projection = 'pets' AND version = '$VERSION' RETURNING 1) SELECT set_config('search_path', '$DEFAULT_PATH', true), (SELECT count(*) FROM moved);
 COMMIT;
 SQL
 
