@@ -189,8 +189,8 @@ public struct TenantDatabase: Sendable {
     /// `withTenant`, for a command: `grouped`, the unit of work joins the commands of other
     /// requests in one transaction (`CommitGroups`): it runs in a savepoint of its own, its
     /// failure undoes only its own work, and it returns once the group has committed. A tenant
-    /// whose home is not known yet, a command that met a move's fence or waited too long for a
-    /// lock in the group, runs alone instead, as `withTenant`.
+    /// in a database of its own or whose home is not known yet, a command that met a move's
+    /// fence or waited too long for a lock in the group, runs alone instead, as `withTenant`.
     ///
     /// `body` must not open another grouped unit of work: it would wait for a group that waits
     /// for it.
@@ -200,7 +200,9 @@ public struct TenantDatabase: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
-        if grouped, !controlPlane, let home = homes.cached(tenant) {
+        // Tenants in a database of their own run alone: a group there would hold one of the few
+        // connections of that database's pool, which their commands' other work also needs.
+        if grouped, !controlPlane, let home = homes.cached(tenant), home.placement != .database {
             let admitted = try admit(tenant, home)
             if case .done(let result) = try await withTenantGrouped(tenant, home: admitted, isolation: isolation, body) {
                 return result
