@@ -102,6 +102,34 @@ import Testing
         #expect(waited < .seconds(10), "waited \(waited)")
         await pools.closeAll()
     }
+
+    @Test func `a tenant database is dropped while a session the login may not end is still leaving it`() async throws {
+        let server = try await TestCluster.second.serverURL()
+        let name = HomeDatabases.name(for: TenantID())
+        try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+        // A superuser's session (as an autovacuum worker's is, for this purpose): not the owner's to end.
+        let session = Task {
+            try await TestCluster.second.superuserURL(database: name).withConnection(logger: TestCluster.logger) { connection in
+                try await connection.run(trusted: "SELECT pg_sleep(2)", logger: TestCluster.logger)
+            }
+        }
+        let present: PostgresQuery = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = \(name)"
+        for _ in 0..<200 {
+            if try await scalar(server, present, as: Int.self) ?? 0 > 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // What a bare WITH (FORCE) does meanwhile: refuses, and the database stays.
+        await #expect(throws: PSQLError.self) {
+            try await server.withConnection(logger: TestCluster.logger) { connection in
+                try await connection.run(trusted: "DROP DATABASE \(name) WITH (FORCE)", logger: TestCluster.logger)
+            }
+        }
+        try await server.withConnection(logger: TestCluster.logger) { connection in
+            try await HomeDatabases.drop(name, on: connection, logger: TestCluster.logger)
+        }
+        #expect(try await scalar(server, "SELECT count(*)::int FROM pg_database WHERE datname = \(name)", as: Int.self) == 0)
+        try await session.value
+    }
 }
 
 /// The highest value seen, from many tasks.

@@ -74,6 +74,33 @@ public enum HomeDatabases {
         }
     }
 
+    /// Drops a tenant's database, ending the sessions still in it.
+    ///
+    /// `WITH (FORCE)` refuses outright (42501) when a session in the database is not this login's
+    /// to end, and an autovacuum worker never is (it runs as no role). Plain `DROP DATABASE` ends
+    /// autovacuum workers itself and waits up to five seconds for other sessions to leave: so
+    /// after that refusal the plain form is tried, a few times, before the failure is reported.
+    public static func drop(_ name: String, on connection: PostgresConnection, logger: Logger) async throws {
+        guard name.range(of: "^t_[0-9a-f]{32}$", options: .regularExpression) != nil else {
+            throw DatabaseError(.invalidMigration, "\(name) is not a tenant database name")
+        }
+        // The name was checked above against a pattern of hex digits.
+        for attempt in 1... {
+            do {
+                try await connection.run(trusted: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)", logger: logger)
+                return
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
+                do {
+                    try await connection.run(trusted: "DROP DATABASE IF EXISTS \(name)", logger: logger)
+                    return
+                } catch let error as PSQLError where ["55006", "42501"].contains(error.serverInfo?[.sqlState]) && attempt < 5 {
+                    logger.info("database still in use; dropping it again", metadata: ["database": "\(name)", "attempt": "\(attempt)"])
+                    try await Task.sleep(for: .milliseconds(200 * attempt))
+                }
+            }
+        }
+    }
+
     private static func exists(_ database: String, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
         try await connection.query("SELECT count(*) FROM pg_database WHERE datname = \(database)", logger: logger)
             .decode(Int.self).first(where: { _ in true }) == 1

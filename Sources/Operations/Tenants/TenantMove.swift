@@ -477,8 +477,7 @@ extension TenantMove {
         }
         await homePools.retire(server: server, database: name)
         try await homePools.url(of: server).withConnection(logger: logger) { [logger] connection in
-            // The name was checked above: t_ and 32 hex digits.
-            try await connection.run(trusted: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)", logger: logger)
+            try await HomeDatabases.drop(name, on: connection, logger: logger)
         }
     }
 }

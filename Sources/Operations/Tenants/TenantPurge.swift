@@ -173,9 +173,8 @@ public struct TenantPurge: Sendable {
             }
         }
         await homePools.retire(server: record.server, database: name)
-        try await server.withConnection(logger: logger) { connection in
-            // The name is of our own making: t_ and 32 hex digits.
-            try await connection.run(trusted: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)", logger: logger)
+        try await server.withConnection(logger: logger) { [logger] connection in
+            try await HomeDatabases.drop(name, on: connection, logger: logger)
         }
         var removed: [String: Int64] = [:]
         for (table, count) in removal?.rows ?? [:] { removed["\(name): \(table)"] = count }
