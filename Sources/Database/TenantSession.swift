@@ -234,13 +234,16 @@ public struct TenantDatabase: Sendable {
             session.close()
         } catch {
             session.close()
+            let alone = Self.fenced(error) || Self.waitedForLock(error)
+            if alone {
+                // Undone before it runs again alone: its savepoint holds what the command took
+                // (its Idempotency-Key's lock among them), which the lone run would be refused.
+                _ = try? await turn.connection.query("ROLLBACK TO SAVEPOINT grouped", logger: logger).consume()
+            }
             turn.done(stands: false)
             await session.rolledBack()
-            if Self.fenced(error) {
-                homes.forget(tenant)
-                return .alone
-            }
-            if Self.waitedForLock(error) { return .alone }
+            if Self.fenced(error) { homes.forget(tenant) }
+            if alone { return .alone }
             throw error
         }
         turn.done(stands: true)

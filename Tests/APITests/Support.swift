@@ -10,6 +10,7 @@ import NIOCore
 import Operations
 import PetstoreTesting
 import PostgresNIO
+import ServiceLifecycle
 import Tenancy
 import Synchronization
 import Testing
@@ -105,7 +106,7 @@ private func withAppInside(
     let application = Application(
         responder: ApplicationBuilder.responder(app, configuration: configuration, routes: routes, unmapped: unmapped),
         server: ApplicationBuilder.server,
-        services: [client, app.securityLog, app.runtime],
+        services: [Traced("request pool", client), Traced("security log", app.securityLog), Traced("projection runtime", app.runtime)],
         logger: logger
     )
     Watchdog.mark("starting the app")
@@ -286,6 +287,7 @@ final class Watchdog: Sendable {
     private struct State {
         var inside: [UUID: (name: String, since: ContinuousClock.Instant)] = [:]
         var phases: [UUID: String] = [:]
+        var services: [UUID: Set<String>] = [:]
         var reported: Set<UUID> = []
         var watching = false
     }
@@ -306,6 +308,15 @@ final class Watchdog: Sendable {
         state.withLock { state in
             state.inside[id] = nil
             state.phases[id] = nil
+            state.services[id] = nil
+        }
+    }
+
+    /// Notes that one of the current task's app's services started or returned.
+    static func service(_ name: String, running: Bool) {
+        guard let visit else { return }
+        shared.state.withLock { state in
+            if running { state.services[visit, default: []].insert(name) } else { state.services[visit]?.remove(name) }
         }
     }
 
@@ -321,11 +332,32 @@ final class Watchdog: Sendable {
             let overdue = state.withLock { state in
                 let overdue = state.inside.filter { ContinuousClock.now - $0.value.since > .seconds(150) && !state.reported.contains($0.key) }
                 state.reported.formUnion(overdue.keys)
-                return overdue.map { "\($0.value.name), \(state.phases[$0.key] ?? "starting")" }
+                return overdue.map { visit in
+                    let running = state.services[visit.key, default: []].sorted().joined(separator: ", ")
+                    return "\(visit.value.name), \(state.phases[visit.key] ?? "starting"); services not yet returned: \(running.isEmpty ? "none" : running)"
+                }
             }
             for name in overdue {
                 FileHandle.standardError.write(Data("WATCHDOG: an app has run for over 150 s: \(name)\n".utf8))
             }
         }
+    }
+}
+
+/// A service of a test's app that tells the watchdog when it returns: which one a stuck
+/// shutdown waits for.
+struct Traced: Service {
+    let name: String
+    let inner: any Service
+
+    init(_ name: String, _ inner: any Service) {
+        self.name = name
+        self.inner = inner
+    }
+
+    func run() async throws {
+        Watchdog.service(name, running: true)
+        defer { Watchdog.service(name, running: false) }
+        try await inner.run()
     }
 }
