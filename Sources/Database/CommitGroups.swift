@@ -44,7 +44,7 @@ final class CommitGroups: Sendable {
     private let logger: Logger
     private let counts = Mutex<(groups: Int, commands: Int)>((0, 0))
 
-    /// Groups committed so far, and the commands whose work they committed.
+    /// Groups that committed some command's work so far, and the commands whose work they committed.
     var committed: (groups: Int, commands: Int) { counts.withLock { $0 } }
 
     init(logger: Logger) {
@@ -58,7 +58,8 @@ final class CommitGroups: Sendable {
 
     /// Waits for this command's turn in the lane's group: the group's connection, in its
     /// transaction, inside a savepoint that is the command's alone. Nil when the group could not
-    /// begin (no connection, say): the command then runs alone.
+    /// begin (no connection, say): the command then runs alone. Nil too when the caller's task
+    /// is cancelled before its turn.
     ///
     /// `connect` opens a connection to the group's database for the whole group; it is the
     /// first member's, and every member of the group is in that database.
@@ -66,27 +67,48 @@ final class CommitGroups: Sendable {
         _ key: Key,
         connect: @escaping @Sendable (_ body: (PostgresConnection) async throws -> Void) async throws -> Void
     ) async -> Turn? {
-        await withCheckedContinuation { (waiter: CheckedContinuation<Turn?, Never>) in
-            open.withLock { open in
-                if let group = open[key], group.admit(waiter) { return }
-                let group = Group(after: open[key])
-                _ = group.admit(waiter)
-                open[key] = group
-                let driver = Task { [self] in
-                    if let commands = await group.run(connect: connect, logger: logger) {
-                        counts.withLock { $0.groups += 1; $0.commands += commands }
-                    }
-                }
-                Task {
-                    try? await Task.sleep(for: CommitGroups.connectionWait)
-                    if group.abandonUnlessConnected() {
-                        driver.cancel()
+        // A member whose request is cut off while it waits leaves the group at once: its
+        // request's slot is not held by a wait nobody is answered from.
+        let joined = Joined()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (waiter: CheckedContinuation<Turn?, Never>) in
+                guard !Task.isCancelled else { return waiter.resume(returning: nil) }
+                open.withLock { open in
+                    if let group = open[key], group.admit(waiter, ticket: joined.ticket) {
+                        joined.group.withLock { $0 = group }
                         return
                     }
-                    await group.watchTurns()
+                    let group = Group(after: open[key])
+                    _ = group.admit(waiter, ticket: joined.ticket)
+                    joined.group.withLock { $0 = group }
+                    open[key] = group
+                    let driver = Task { [self] in
+                        // A group whose members all failed or ran alone committed no command.
+                        if let commands = await group.run(connect: connect, logger: logger), commands > 0 {
+                            counts.withLock { $0.groups += 1; $0.commands += commands }
+                        }
+                    }
+                    Task {
+                        try? await Task.sleep(for: CommitGroups.connectionWait)
+                        if group.abandonUnlessConnected() {
+                            driver.cancel()
+                            return
+                        }
+                        await group.watch()
+                    }
                 }
+                // Cancelled after the check above but before the group was known to the handler.
+                if Task.isCancelled { joined.group.withLock { $0 }?.withdraw(joined.ticket) }
             }
+        } onCancel: {
+            joined.group.withLock { $0 }?.withdraw(joined.ticket)
         }
+    }
+
+    /// Which group a waiting member joined, for its cancellation to find it.
+    private final class Joined: Sendable {
+        let group = Mutex<Group?>(nil)
+        var ticket: ObjectIdentifier { ObjectIdentifier(self) }
     }
 
     /// One member's place in a group: the shared connection until it hands it back.
@@ -116,7 +138,6 @@ final class CommitGroups: Sendable {
     /// by the group's watch (nil: the turn ran past `turnLimit`).
     final class HandBack: Sendable {
         private let waiter = Mutex<CheckedContinuation<Bool?, Never>?>(nil)
-        let started = ContinuousClock.now
 
         fileprivate func wait(_ continuation: CheckedContinuation<Bool?, Never>) {
             waiter.withLock { $0 = continuation }
@@ -133,10 +154,14 @@ final class CommitGroups: Sendable {
 
         private struct State {
             var connection = Connection.waiting
+            /// The connection once the group has it, and when its current step (a statement of
+            /// its own or a member's turn) began.
+            var live: PostgresConnection?
+            var stepStarted = ContinuousClock.now
             var turn: HandBack?
             var done = false
             var accepting = true
-            var waiting: [CheckedContinuation<Turn?, Never>] = []
+            var waiting: [(ticket: ObjectIdentifier, waiter: CheckedContinuation<Turn?, Never>)] = []
             var served = 0
             var sentCommit = false
             var sentCommitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -153,12 +178,20 @@ final class CommitGroups: Sendable {
         }
 
         /// Takes `waiter` into the group if it still takes members.
-        fileprivate func admit(_ waiter: CheckedContinuation<Turn?, Never>) -> Bool {
+        fileprivate func admit(_ waiter: CheckedContinuation<Turn?, Never>, ticket: ObjectIdentifier) -> Bool {
             state.withLock { state in
                 guard state.accepting, state.served + state.waiting.count < CommitGroups.maximumMembers else { return false }
-                state.waiting.append(waiter)
+                state.waiting.append((ticket, waiter))
                 return true
             }
+        }
+
+        /// Takes a member that has not had its turn out of the group (its request was cancelled).
+        fileprivate func withdraw(_ ticket: ObjectIdentifier) {
+            let waiter = state.withLock { state in
+                state.waiting.firstIndex { $0.ticket == ticket }.map { state.waiting.remove(at: $0).waiter }
+            }
+            waiter?.resume(returning: nil)
         }
 
         /// The next member, or nil (the group then takes no more) when none waits.
@@ -169,7 +202,7 @@ final class CommitGroups: Sendable {
                     return nil
                 }
                 state.served += 1
-                return state.waiting.removeFirst()
+                return state.waiting.removeFirst().waiter
             }
         }
 
@@ -189,26 +222,40 @@ final class CommitGroups: Sendable {
         }
 
         /// Whether the group may use the connection it got: not if it was given up on meanwhile.
-        private func connected() -> Bool {
+        private func connected(_ connection: PostgresConnection) -> Bool {
             state.withLock { state in
                 guard state.connection == .waiting else { return false }
                 state.connection = .connected
+                state.live = connection
+                state.stepStarted = .now
                 return true
             }
         }
 
-        /// Until the group ends: ends a turn that runs past `turnLimit`.
-        fileprivate func watchTurns() async {
+        /// Until the group ends: ends a step that runs past `turnLimit`. A member's turn is
+        /// ended (the group then closes the connection); a statement of the group's own that
+        /// does not answer (a connection the server dropped without the client seeing it) is
+        /// failed by closing the connection under it.
+        fileprivate func watch() async {
             while true {
                 try? await Task.sleep(for: .seconds(1))
-                let (done, turn) = state.withLock { ($0.done, $0.turn) }
+                let (done, turn, live, started) = state.withLock { ($0.done, $0.turn, $0.live, $0.stepStarted) }
                 if done { return }
-                if let turn, ContinuousClock.now - turn.started > CommitGroups.turnLimit { turn.resume(nil) }
+                guard ContinuousClock.now - started > CommitGroups.turnLimit else { continue }
+                if let turn {
+                    turn.resume(nil)
+                } else if let live {
+                    live.close().whenComplete { _ in }
+                }
             }
         }
 
-        private func setTurn(_ turn: HandBack?) {
-            state.withLock { $0.turn = turn }
+        /// Marks the start of the group's next step (for `watch`); `turn` when it is a member's.
+        private func step(_ turn: HandBack? = nil) {
+            state.withLock { state in
+                state.turn = turn
+                state.stepStarted = .now
+            }
         }
 
         /// Members that never got a turn, told to run alone.
@@ -218,7 +265,7 @@ final class CommitGroups: Sendable {
                 defer { state.waiting = [] }
                 return state.waiting
             }
-            for waiter in stranded { waiter.resume(returning: nil) }
+            for member in stranded { member.waiter.resume(returning: nil) }
         }
 
         private func markSentCommit() {
@@ -245,6 +292,7 @@ final class CommitGroups: Sendable {
                 state.outcome = outcome
                 state.done = true
                 state.turn = nil
+                state.live = nil
                 defer { state.outcomeWaiters = [] }
                 return state.outcomeWaiters
             }
@@ -277,8 +325,9 @@ final class CommitGroups: Sendable {
             var committing = false
             do {
                 try await connect { connection in
-                    guard connected() else { throw CancellationError() }
+                    guard connected(connection) else { throw CancellationError() }
                     try await connection.query("BEGIN", logger: logger).consume()
+                    step()
                     var path = ""
                     // Generic plans: the log's functions otherwise plan their statements afresh on
                     // every call (a custom plan prunes the tenant's partition at planning), which
@@ -292,6 +341,7 @@ final class CommitGroups: Sendable {
                     do {
                         while let member = next() {
                             do {
+                                step()
                                 try await connection.query("SAVEPOINT grouped", logger: logger).consume()
                             } catch {
                                 member.resume(returning: nil)
@@ -299,12 +349,12 @@ final class CommitGroups: Sendable {
                             }
                             members += 1
                             let handBack = HandBack()
-                            setTurn(handBack)
+                            step(handBack)
                             let stands = await withCheckedContinuation { (waiter: CheckedContinuation<Bool?, Never>) in
                                 handBack.wait(waiter)
                                 member.resume(returning: Turn(connection: connection, searchPath: path, group: self, handBack: handBack))
                             }
-                            setTurn(nil)
+                            step()
                             guard let stands, !connection.isClosed else {
                                 // The member may still be using the connection: closing it ends the
                                 // transaction on the server, and nothing of the group commits.
@@ -326,6 +376,7 @@ final class CommitGroups: Sendable {
                     }
                     markSentCommit()
                     committing = true
+                    step()
                     try await connection.query("COMMIT", logger: logger).consume()
                 }
                 finish(.success(()))

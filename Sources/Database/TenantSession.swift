@@ -223,7 +223,10 @@ public struct TenantDatabase: Sendable {
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Grouped<Result> {
         let key = CommitGroups.key(for: tenant, in: home)
-        guard let turn = await groups.turn(key, connect: { [self] work in try await withConnection(to: home, work) }) else { return .alone }
+        guard let turn = await groups.turn(key, connect: { [self] work in try await withConnection(to: home, work) }) else {
+            try Task.checkCancellation()
+            return .alone
+        }
         let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: turn.connection, logger: logger)
         let result: Result
         do {

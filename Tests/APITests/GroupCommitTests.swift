@@ -135,4 +135,49 @@ import Testing
             #expect(try await app.store.verify(tenant: id).valid)
         }
     }
+
+    /// A request cut off while its command waits for a turn in a commit group must not wait on:
+    /// nobody is answered from that wait, and it would keep holding the request's slot.
+    @Test func `a grouped command cancelled while another holds the group's turn leaves at once and appends nothing`() async throws {
+        try await withApp(.router, placement: "shared") { app, client in
+            _ = try await app.tenantClient(client, slug: "group-wait")
+            let tenant = try #require(try await app.catalog.tenant(slug: "group-wait")).id
+            let database = app.store.database
+            _ = try await database.home(of: tenant)
+            let before = try await app.store.read(tenant: tenant).count
+            let (turns, turnTaken) = AsyncStream.makeStream(of: Void.self)
+            let (releases, release) = AsyncStream.makeStream(of: Void.self)
+            let append: @Sendable (TenantSession, String) async throws -> Void = { session, name in
+                _ = try await app.store.append([StreamAppend(stream: try StreamName(type: "pet", id: UUID()), expected: .any,
+                                                             events: [try NewEvent(type: "Tick", data: .object(["name": .string(name)]))])],
+                                               metadata: .init(), in: session)
+            }
+            let holder = Task {
+                try await database.withTenant(tenant, grouped: true) { session in
+                    turnTaken.yield()
+                    for await _ in releases { break }
+                    try await append(session, "held")
+                }
+            }
+            for await _ in turns { break }
+            let waiter = Task {
+                try await database.withTenant(tenant, grouped: true) { session in try await append(session, "cancelled") }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            waiter.cancel()
+            // The holder keeps its turn until released: only a waiter that left the group returns.
+            let left = await withTaskGroup(of: Bool.self) { race in
+                race.addTask { _ = await waiter.result; return true }
+                race.addTask { try? await Task.sleep(for: .seconds(20)); return false }
+                defer { race.cancelAll() }
+                return await race.next() ?? false
+            }
+            #expect(left, "the cancelled command returned while the group's turn was still held")
+            release.yield()
+            try await holder.value
+            await #expect(throws: CancellationError.self) { try await waiter.value }
+            let names = try await app.store.read(tenant: tenant).dropFirst(before).map { $0.data["name"]?.stringValue }
+            #expect(names == ["held"], "the cancelled command appended nothing")
+        }
+    }
 }

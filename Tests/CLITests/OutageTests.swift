@@ -17,6 +17,8 @@ import Glibc
         let complete: Bool
         let problem: Bool
         let retryAfter: Bool
+        /// The problem's detail, to say why a request was refused.
+        let detail: String
     }
 
     final class Recorder: Sendable {
@@ -36,7 +38,8 @@ import Glibc
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
             complete: exchange?.complete ?? false,
             problem: exchange?.header("Content-Type") == ["application/problem+json"],
-            retryAfter: !(exchange?.header("Retry-After").isEmpty ?? true)
+            retryAfter: !(exchange?.header("Retry-After").isEmpty ?? true),
+            detail: exchange.map { String(decoding: $0.body, as: UTF8.self) } ?? ""
         )
     }
 
@@ -93,7 +96,7 @@ import Glibc
         let outcomes = recorder.outcomes.withLock { $0 }
 
         #expect(server.exitStatus() == nil, "the server lived through the outage")
-        #expect(recovered, "requests succeed again after PostgreSQL is back, without a restart: \(outcomes.suffix(8).map(\.status)) \(server.output.suffix(60000))")
+        #expect(recovered, "requests succeed again after PostgreSQL is back, without a restart: \(outcomes.suffix(8).map { "\($0.status) \($0.detail)" }) \(server.output.suffix(60000))")
         let unanswered = outcomes.filter { !$0.complete }
         #expect(unanswered.isEmpty, "every request got a whole answer: \(unanswered)")
         #expect(Set(outcomes.map(\.status)).isSubset(of: [201, 503]), "only 201 or 503: \(Set(outcomes.map(\.status)))")
