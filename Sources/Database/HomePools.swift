@@ -241,14 +241,14 @@ public actor HomePools {
 }
 
 /// A continuation resumed by whichever of its racers comes first.
-private final class ResumeOnce: Sendable {
+package final class ResumeOnce: Sendable {
     private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
 
-    init(_ continuation: CheckedContinuation<Bool, Never>) {
+    package init(_ continuation: CheckedContinuation<Bool, Never>) {
         self.continuation = Mutex(continuation)
     }
 
-    func resume(_ value: Bool) {
+    package func resume(_ value: Bool) {
         continuation.withLock { $0.take() }?.resume(returning: value)
     }
 }

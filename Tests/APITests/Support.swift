@@ -106,7 +106,7 @@ private func withAppInside(
     let application = Application(
         responder: ApplicationBuilder.responder(app, configuration: configuration, routes: routes, unmapped: unmapped),
         server: ApplicationBuilder.server,
-        services: [Traced("request pool", client), Traced("security log", app.securityLog), Traced("projection runtime", app.runtime)],
+        services: [Traced("request pool", client), Traced("security log", app.securityLog), Traced("projection runtime", app.runtime) { app.runtime.activityReport() }],
         logger: logger
     )
     Watchdog.mark("starting the app")
@@ -287,7 +287,7 @@ final class Watchdog: Sendable {
     private struct State {
         var inside: [UUID: (name: String, since: ContinuousClock.Instant)] = [:]
         var phases: [UUID: String] = [:]
-        var services: [UUID: Set<String>] = [:]
+        var services: [UUID: [String: @Sendable () -> String]] = [:]
         var reported: Set<UUID> = []
         var watching = false
     }
@@ -313,10 +313,10 @@ final class Watchdog: Sendable {
     }
 
     /// Notes that one of the current task's app's services started or returned.
-    static func service(_ name: String, running: Bool) {
+    static func service(_ name: String, running: Bool, describe: @escaping @Sendable () -> String = { "" }) {
         guard let visit else { return }
         shared.state.withLock { state in
-            if running { state.services[visit, default: []].insert(name) } else { state.services[visit]?.remove(name) }
+            if running { state.services[visit, default: [:]][name] = describe } else { state.services[visit]?[name] = nil }
         }
     }
 
@@ -333,7 +333,8 @@ final class Watchdog: Sendable {
                 let overdue = state.inside.filter { ContinuousClock.now - $0.value.since > .seconds(150) && !state.reported.contains($0.key) }
                 state.reported.formUnion(overdue.keys)
                 return overdue.map { visit in
-                    let running = state.services[visit.key, default: []].sorted().joined(separator: ", ")
+                    let running = state.services[visit.key, default: [:]].sorted { $0.key < $1.key }
+                        .map { name, describe in describe().isEmpty ? name : "\(name) (\(describe()))" }.joined(separator: ", ")
                     return "\(visit.value.name), \(state.phases[visit.key] ?? "starting"); services not yet returned: \(running.isEmpty ? "none" : running)"
                 }
             }
@@ -349,14 +350,17 @@ final class Watchdog: Sendable {
 struct Traced: Service {
     let name: String
     let inner: any Service
+    /// What the service is busy with, for the report.
+    let describe: @Sendable () -> String
 
-    init(_ name: String, _ inner: any Service) {
+    init(_ name: String, _ inner: any Service, describe: @escaping @Sendable () -> String = { "" }) {
         self.name = name
         self.inner = inner
+        self.describe = describe
     }
 
     func run() async throws {
-        Watchdog.service(name, running: true)
+        Watchdog.service(name, running: true, describe: describe)
         defer { Watchdog.service(name, running: false) }
         try await inner.run()
     }

@@ -66,31 +66,72 @@ public final class ProjectionRuntime: Service, Sendable {
     public func run() async throws {
         let wakeUps = store.signal.subscribe()
         let names = Array(projectors.keys)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                // Forward wake-ups into flags the loops below check, so bursts collapse into one pass.
-                for await tenants in wakeUps.cancelOnGracefulShutdown() {
-                    self.woken.withLock { $0.formUnion(names) }
-                    self.wokenTenants.withLock { woken in for name in names { woken[name, default: []].formUnion(tenants) } }
-                }
-            }
-            // One loop per projection: a busy one (pets under a burst of creates) never holds up another.
-            for name in names {
-                group.addTask {
-                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                        do {
-                            try await self.catchUpAll(only: name, sweep: false)
-                        } catch {
-                            self.logger.warning("projection pass failed; will retry",
-                                                metadata: ["projection": "\(name)", "error": "\(DatabaseURL.describe(error))"])
-                        }
-                        await self.waitForWork(name, pacing: self.projectors[name]?.pacing ?? .zero)
+        // One loop per projection: a busy one (pets under a burst of creates) never holds up
+        // another. Tasks of their own rather than a task group's children, so that shutdown
+        // is not held for good by a pass that does not end (a group waits for every child).
+        let loops = names.map { name in
+            Task {
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    do {
+                        try await self.catchUpAll(only: name, sweep: false)
+                    } catch {
+                        self.logger.warning("projection pass failed; will retry",
+                                            metadata: ["projection": "\(name)", "error": "\(DatabaseURL.describe(error))"])
                     }
+                    await self.waitForWork(name, pacing: self.projectors[name]?.pacing ?? .zero)
                 }
             }
-            await group.next()
-            group.cancelAll()
         }
+        await withTaskCancellationHandler {
+            // Forward wake-ups into flags the loops check, so bursts collapse into one pass.
+            for await tenants in wakeUps.cancelOnGracefulShutdown() {
+                woken.withLock { $0.formUnion(names) }
+                wokenTenants.withLock { woken in for name in names { woken[name, default: []].formUnion(tenants) } }
+            }
+        } onCancel: {
+            for loop in loops { loop.cancel() }
+        }
+        for loop in loops { loop.cancel() }
+        // A pass in flight is cancelled (its transaction rolls back; the next run redoes it);
+        // one that does not end in time is left behind, named, and shutdown goes on.
+        if await !Self.finished(loops, within: Self.shutdownGrace) {
+            logger.warning("projection passes did not end at shutdown; left behind", metadata: ["activity": "\(activityReport())"])
+        }
+    }
+
+    /// How long shutdown waits for the passes in flight.
+    static let shutdownGrace: Duration = .seconds(10)
+
+    private static func finished(_ tasks: [Task<Void, Never>], within wait: Duration) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let once = ResumeOnce(continuation)
+            let waiting = Task {
+                for task in tasks { await task.value }
+                once.resume(true)
+            }
+            Task {
+                try? await Task.sleep(for: wait)
+                waiting.cancel()
+                once.resume(false)
+            }
+        }
+    }
+
+    /// What each projection version's pass is doing and since when: said when a pass does not
+    /// end at shutdown, the one thing that tells where it waits.
+    private let activity = Mutex<[String: (what: String, since: ContinuousClock.Instant)]>([:])
+
+    private func doing(_ version: Version, _ what: String?) {
+        let key = "\(version.name) \(version.version)"
+        activity.withLock { $0[key] = what.map { ($0, ContinuousClock.now) } }
+    }
+
+    /// The passes in flight: each version, what it is doing, and for how long.
+    public func activityReport() -> String {
+        let now = ContinuousClock.now
+        let entries = activity.withLock { $0 }
+        guard !entries.isEmpty else { return "no pass in flight" }
+        return entries.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.what) for \(now - $0.value.since)" }.joined(separator: "; ")
     }
 
     private let woken = Mutex<Set<String>>([])
@@ -146,6 +187,8 @@ public final class ProjectionRuntime: Service, Sendable {
     }
 
     private func catchUpAll(_ version: Version, sweep: Bool) async throws {
+        defer { doing(version, nil) }
+        doing(version, "reading positions")
         var behind = false
         let positions = try await client.query(
             "SELECT tenant_id, applied_seq, head FROM projection_positions(\(version.name), \(version.version))", logger: logger)
@@ -153,8 +196,10 @@ public final class ProjectionRuntime: Service, Sendable {
         for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) where position < head {
             lagging.append(TenantID(tenant))
         }
+        doing(version, "listing tenants in databases of their own")
         lagging += try await ownDatabaseTenantsToVisit(version, sweep: sweep)
         for tenant in lagging {
+            doing(version, "catching up tenant \(tenant)")
             do {
                 if try await catchUp(tenant: tenant, version: version) == false { behind = true }
             } catch where DatabaseFault.classify(error) == .tenantBehind || Self.lacksCopy(error) {
@@ -167,6 +212,7 @@ public final class ProjectionRuntime: Service, Sendable {
         // Tenants in databases of their own are not in the positions above: with any, only after
         // a pass that looked at all of them.
         if version.state == "building" && !behind {
+            doing(version, "activating")
             let lookedAtAll = sweep ? true : !(try await hasDatabaseTenants())
             if lookedAtAll { try await activateIfCaughtUp(version) }
         }
