@@ -69,45 +69,51 @@ public actor HomePools {
     public func withConnection<Result: Sendable>(
         server: String, database: String, _ body: @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        let client = try await lease(server: server, database: database)
-        defer { release(server: server, database: database) }
-        return try await client.withConnection { try await body($0) }
+        try await withLeasedConnection(server: server, database: database) { try await body($0) }
     }
 
-    /// The pool of `database` on `server`, held until `release` (which must follow, once): for
-    /// callers whose work on its connections cannot cross into this actor. It has given a
-    /// connection within `limits.wait`, or this throws (and releases it).
-    public func lease(server: String, database: String) async throws -> PostgresClient {
+    /// Runs `body` on a connection of the pool of `database` on `server`, given within
+    /// `limits.wait` or this throws. A pool keeps trying to connect to a database that was
+    /// dropped or a server that is down until its circuit breaker trips, a minute later, and
+    /// holds whoever waits for a connection until then; a caller here waits `wait`.
+    ///
+    /// The connection is leased by a task of its own, which hands it over and keeps it leased
+    /// until `body` returns, so the wait is bounded without a probe lease before the real one.
+    public func withLeasedConnection<Result>(
+        server: String, database: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
         let key = Key(server: server, database: database)
         let client = try await checkOut(key)
+        let handoff = Handoff()
+        let connection: PostgresConnection
         do {
-            try await Self.answers(client, within: limits.wait, key)
+            connection = try await handoff.lease(client, within: limits.wait)
+        } catch is Handoff.TimedOut {
+            await leaseFailed(key, client)
+            throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server) gave no connection within \(limits.wait)")
         } catch {
-            checkIn(key)
-            // A pool that cannot connect keeps trying in the background; nobody needs it now.
-            if let pool = pools[key], pool.inFlight == 0, pool.client === client { await close(server: server, database: database) }
+            await checkIn(key)
             throw error
         }
-        return client
-    }
-
-    /// Whether the pool gives a connection in time. A pool keeps trying to connect to a database
-    /// that was dropped or a server that is down until its circuit breaker trips, a minute
-    /// later, and holds whoever waits for a connection until then; a caller here waits `wait`.
-    /// Costs a lease and its release: the connection stays open for the caller's own lease.
-    private static func answers(_ client: PostgresClient, within wait: Duration, _ key: Key) async throws {
-        // Not a task group: a group waits for its every child, and a lease that missed its
-        // cancellation (one asked for just as it was cancelled) would hold this wait forever.
-        let probe = Task { try await client.withConnection { _ in } }
-        let connected = await Self.finished(probe, within: wait)
-        probe.cancel()
-        guard connected else {
-            throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server) gave no connection within \(wait)")
+        do {
+            let result = try await body(connection)
+            handoff.release()
+            await checkIn(key)
+            return result
+        } catch {
+            handoff.release()
+            await checkIn(key)
+            throw error
         }
     }
 
-    public func release(server: String, database: String) {
-        checkIn(Key(server: server, database: database))
+    /// A lease that timed out: the pool is checked in and, when nobody else holds it, closed
+    /// (it would keep trying to connect in the background, for nobody).
+    private func leaseFailed(_ key: Key, _ client: PostgresClient) async {
+        checkIn(key)
+        if let pool = pools[key], pool.inFlight == 0, pool.client === client { await close(server: key.server, database: key.database) }
     }
 
     /// The login for `server`, which may create databases there (onboarding makes one per tenant).
@@ -250,5 +256,82 @@ package final class ResumeOnce: Sendable {
 
     package func resume(_ value: Bool) {
         continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
+
+/// One connection leased by a task of its own and handed to a caller that waits for it a
+/// bounded time: the task keeps the lease until the caller releases it, and gives the connection
+/// straight back if the caller stopped waiting (timed out, or cancelled) before it came.
+private final class Handoff: Sendable {
+    struct TimedOut: Error {}
+
+    private let answer = Mutex<CheckedContinuation<PostgresConnection, any Error>?>(nil)
+    private let released = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let tasks = Mutex<(leaser: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil))
+
+    func lease(_ client: PostgresClient, within wait: Duration) async throws -> PostgresConnection {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection, any Error>) in
+                answer.withLock { $0 = continuation }
+                guard !Task.isCancelled else { return fail(CancellationError()) }
+                let leaser = Task {
+                    do {
+                        try await client.withConnection { connection in
+                            guard self.give(connection) else { return }
+                            await self.untilReleased()
+                        }
+                    } catch {
+                        self.fail(error)
+                    }
+                }
+                let timer = Task {
+                    try? await Task.sleep(for: wait)
+                    guard !Task.isCancelled else { return }
+                    self.fail(TimedOut())
+                }
+                tasks.withLock { $0 = (leaser, timer) }
+                // The connection may have come (or the wait failed) before the timer was stored.
+                if answer.withLock({ $0 == nil }) { timer.cancel() }
+            }
+        } onCancel: {
+            fail(CancellationError())
+        }
+    }
+
+    /// Hands `connection` to the caller; false when the caller no longer waits for it.
+    private func give(_ connection: PostgresConnection) -> Bool {
+        guard let waiting = answer.withLock({ $0.take() }) else { return false }
+        tasks.withLock { $0.timer }?.cancel()
+        waiting.resume(returning: connection)
+        return true
+    }
+
+    /// Ends the caller's wait with `error` (a lease still under way is cancelled).
+    private func fail(_ error: any Error) {
+        guard let waiting = answer.withLock({ $0.take() }) else { return }
+        let (leaser, timer) = tasks.withLock { $0 }
+        leaser?.cancel()
+        timer?.cancel()
+        waiting.resume(throwing: error)
+    }
+
+    /// The caller is done with the connection: the leasing task gives it back to the pool.
+    func release() {
+        let waiter = released.withLock { state in
+            state.done = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    private func untilReleased() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = released.withLock { state in
+                if !state.done { state.waiter = continuation }
+                return state.done
+            }
+            if done { continuation.resume() }
+        }
     }
 }

@@ -115,14 +115,8 @@ public struct TenantDatabase: Sendable {
         guard let pools, let database = home.location else {
             throw DatabaseError(.unreachable, "the tenant's database (server \(home.server)) is not reachable from here")
         }
-        let client = try await pools.lease(server: home.server, database: database)
-        do {
-            let result = try await client.withConnection(isolation: isolation) { connection in try await body(connection, home) }
-            await pools.release(server: home.server, database: database)
-            return result
-        } catch {
-            await pools.release(server: home.server, database: database)
-            throw error
+        return try await pools.withLeasedConnection(server: home.server, database: database, isolation: isolation) { connection in
+            try await body(connection, home)
         }
     }
 
