@@ -11,9 +11,11 @@
 #
 #   bash bench/peer.sh                          # ROUNDS=3 DURATION=10s
 #   BIN=/path/to/petstore bash bench/peer.sh    # a release binary built elsewhere
+#   SETTLE=30 bash bench/peer.sh                # wait 30 s after seeding Petstore's tenants
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
+SETTLE=${SETTLE:-0}
 export DURATION=${DURATION:-10s}
 PEER_SRC=${PEER_SRC:-$(cd ../shared/peers/seed-flask 2>/dev/null && pwd || true)}
 [ -n "$PEER_SRC" ] && [ -f "$PEER_SRC/app.py" ] || { echo "peer.sh: the seed-flask peer is not at ../shared/peers/seed-flask (set PEER_SRC)" >&2; exit 2; }
@@ -105,6 +107,7 @@ for round in $(seq 1 "$ROUNDS"); do
   (cd "$PEER" && .venv/bin/python seed.py "$PEER_DB" >/dev/null)
   run_bench peer "http://127.0.0.1:$PEER_PORT" "$round"
   seed_petstore "$round"
+  sleep "$SETTLE"
   run_bench petstore "http://127.0.0.1:$PETSTORE_PORT" "$round" \
     TENANT_KEYS_FILE="$WORK/keys-$round.txt" TENANTS="$(seq -f "r$round-tenant-%g" 1 10 | tr '\n' ' ')" LIST_PATH="/api/pets?limit=100"
 done
