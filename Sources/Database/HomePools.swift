@@ -141,20 +141,11 @@ public actor HomePools {
     private func stop(_ pool: Pool, server: String, database: String) async {
         closing[server, default: 0] += 1
         pool.running.cancel()
-        if await !Self.finished(pool.running, within: limits.wait) {
+        if await !finished(pool.running, within: limits.wait) {
             logger.warning("a database pool did not close in time; left to close on its own",
                            metadata: ["server": "\(server)", "database": "\(database)", "wait": "\(limits.wait)"])
         }
         closing[server, default: 0] -= 1
-    }
-
-    /// Whether `task` ends within `wait`; waits no longer than that either way.
-    private static func finished<Success: Sendable, Failure: Error>(_ task: Task<Success, Failure>, within wait: Duration) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let once = ResumeOnce(continuation)
-            Task { _ = await task.result; once.resume(true) }
-            Task { try? await Task.sleep(for: wait); once.resume(false) }
-        }
     }
 
     /// Closes the pool of `database` on `server` for good, before the database is dropped: from
@@ -246,15 +237,24 @@ public actor HomePools {
     }
 }
 
+/// Whether `task` ends within `wait`; waits no longer than that either way.
+package func finished<Success: Sendable, Failure: Error>(_ task: Task<Success, Failure>, within wait: Duration) async -> Bool {
+    await withCheckedContinuation { continuation in
+        let once = ResumeOnce(continuation)
+        Task { _ = await task.result; once.resume(true) }
+        Task { try? await Task.sleep(for: wait); once.resume(false) }
+    }
+}
+
 /// A continuation resumed by whichever of its racers comes first.
-package final class ResumeOnce: Sendable {
+private final class ResumeOnce: Sendable {
     private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
 
-    package init(_ continuation: CheckedContinuation<Bool, Never>) {
+    init(_ continuation: CheckedContinuation<Bool, Never>) {
         self.continuation = Mutex(continuation)
     }
 
-    package func resume(_ value: Bool) {
+    func resume(_ value: Bool) {
         continuation.withLock { $0.take() }?.resume(returning: value)
     }
 }

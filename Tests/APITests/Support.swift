@@ -334,7 +334,10 @@ final class Watchdog: Sendable {
                 state.reported.formUnion(overdue.keys)
                 return overdue.map { visit in
                     let running = state.services[visit.key, default: [:]].sorted { $0.key < $1.key }
-                        .map { name, describe in describe().isEmpty ? name : "\(name) (\(describe()))" }.joined(separator: ", ")
+                        .map { name, describe in
+                            let busy = describe()
+                            return busy.isEmpty ? name : "\(name) (\(busy))"
+                        }.joined(separator: ", ")
                     return "\(visit.value.name), \(state.phases[visit.key] ?? "starting"); services not yet returned: \(running.isEmpty ? "none" : running)"
                 }
             }

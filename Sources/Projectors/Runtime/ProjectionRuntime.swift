@@ -94,28 +94,14 @@ public final class ProjectionRuntime: Service, Sendable {
         for loop in loops { loop.cancel() }
         // A pass in flight is cancelled (its transaction rolls back; the next run redoes it);
         // one that does not end in time is left behind, named, and shutdown goes on.
-        if await !Self.finished(loops, within: Self.shutdownGrace) {
+        let all = Task { for loop in loops { await loop.value } }
+        if await !finished(all, within: Self.shutdownGrace) {
             logger.warning("projection passes did not end at shutdown; left behind", metadata: ["activity": "\(activityReport())"])
         }
     }
 
     /// How long shutdown waits for the passes in flight.
     static let shutdownGrace: Duration = .seconds(10)
-
-    private static func finished(_ tasks: [Task<Void, Never>], within wait: Duration) async -> Bool {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let once = ResumeOnce(continuation)
-            let waiting = Task {
-                for task in tasks { await task.value }
-                once.resume(true)
-            }
-            Task {
-                try? await Task.sleep(for: wait)
-                waiting.cancel()
-                once.resume(false)
-            }
-        }
-    }
 
     /// What each projection version's pass is doing and since when: said when a pass does not
     /// end at shutdown, the one thing that tells where it waits.
