@@ -73,28 +73,7 @@ done
 # Petstore's tenants for one round: r<N>-tenant-1..10, each with 100 pets (onboarding's sample pet
 # and 99 more), their admin keys in the file bench.sh reads.
 seed_petstore() { # round
-  python3 - "$PETSTORE_PORT" "$PLATFORM_KEY" "$1" "$WORK/keys-$1.txt" <<'PY'
-import http.client, json, sys
-port, platform, rnd, keys_path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-conn = http.client.HTTPConnection("127.0.0.1", port)
-def call(method, path, body, headers):
-    conn.request(method, path, json.dumps(body), headers)
-    response = conn.getresponse()
-    data = response.read()
-    if response.status >= 300:
-        raise SystemExit(f"{method} {path}: {response.status} {data[:200]!r}")
-    return json.loads(data) if data else None
-with open(keys_path, "w") as keys:
-    for t in range(1, 11):
-        slug = f"r{rnd}-tenant-{t}"
-        created = call("POST", "/api/admin/tenants", {"slug": slug, "name": slug, "plan": "enterprise"},
-                       {"Authorization": "Bearer " + platform, "Content-Type": "application/json"})
-        key = created["admin_api_key"]
-        keys.write(f"{slug} {key}\n")
-        for p in range(99):
-            call("POST", "/api/pets", {"name": f"Pet {p}", "species": ["dog", "cat", "bird"][p % 3], "breed": "Mixed"},
-                 {"Authorization": "Bearer " + key, "X-Tenant-ID": slug, "Content-Type": "application/json"})
-PY
+  python3 bench/lib/seed_tenants.py "$PETSTORE_PORT" "$PLATFORM_KEY" "r$1-tenant-" "$WORK/keys-$1.txt"
 }
 
 run_bench() { # name url [env...] → the summary lines in $WORK/<name>-<round>.txt

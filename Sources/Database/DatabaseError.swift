@@ -16,6 +16,8 @@ public struct DatabaseError: Error, CustomStringConvertible, CustomDebugStringCo
         case unsafeRole = "unsafe_role"
         case tenantBehind = "tenant_behind"
         case tenantMoving = "tenant_moving"
+        /// Too much work was waiting for the server to start this in time (`ReadGate`).
+        case busy = "database_busy"
     }
 
     public let code: Code

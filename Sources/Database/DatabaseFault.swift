@@ -22,7 +22,7 @@ public enum DatabaseFault: Sendable, Equatable {
         if let error = error as? DatabaseError {
             return switch error.code {
             case .tenantBehind: .tenantBehind
-            case .unreachable: .unavailable
+            case .unreachable, .busy: .unavailable
             case .tenantMoving: .homeMoved
             default: nil
             }

@@ -28,17 +28,20 @@ public struct TenantDatabase: Sendable {
     private let controlPlane: Bool
     /// Commands' units of work committed together (`withTenant(_:grouped:_:)`).
     private let groups: CommitGroups
+    /// Where reads wait their turn on each server; nil lets every read in at once.
+    private let reads: ReadGate?
 
     /// The pools to databases of their own this reaches tenants through.
     public var homePools: HomePools? { pools }
 
-    public init(client: PostgresClient, logger: Logger, homeTTL: Duration = .seconds(2), refusesBehind: Bool = true, pools: HomePools? = nil) {
+    public init(client: PostgresClient, logger: Logger, homeTTL: Duration = .seconds(2), refusesBehind: Bool = true, pools: HomePools? = nil,
+                reads: ReadGate? = nil) {
         self.init(client: client, logger: logger, homes: TenantHomes(ttl: homeTTL), refusesBehind: refusesBehind, pools: pools, controlPlane: false,
-                  groups: CommitGroups(logger: logger))
+                  groups: CommitGroups(logger: logger), reads: reads)
     }
 
     private init(client: PostgresClient, logger: Logger, homes: TenantHomes, refusesBehind: Bool, pools: HomePools?, controlPlane: Bool,
-                 groups: CommitGroups) {
+                 groups: CommitGroups, reads: ReadGate?) {
         self.client = client
         self.logger = logger
         self.homes = homes
@@ -46,6 +49,7 @@ public struct TenantDatabase: Sendable {
         self.pools = pools
         self.controlPlane = controlPlane
         self.groups = groups
+        self.reads = reads
     }
 
     /// Sessions in the main database for every tenant, whatever its placement: for what the
@@ -53,7 +57,7 @@ public struct TenantDatabase: Sendable {
     /// resolution and keys are checked against, and its analytics), never for its log or its
     /// read models.
     public var onControlPlane: TenantDatabase {
-        TenantDatabase(client: client, logger: logger, homes: homes, refusesBehind: refusesBehind, pools: nil, controlPlane: true, groups: groups)
+        TenantDatabase(client: client, logger: logger, homes: homes, refusesBehind: refusesBehind, pools: nil, controlPlane: true, groups: groups, reads: reads)
     }
 
     /// Forgets where a tenant lives (every tenant when nil), after it moved or was migrated.
@@ -337,7 +341,20 @@ public struct TenantDatabase: Sendable {
     /// Reads in one tenant. A call of a tenant read function enters the tenant within its own
     /// statement, so it costs one round trip; a plain statement first opens a read-only
     /// transaction entered into the tenant, which the rest of the session then shares.
+    /// With a `ReadGate`, the read first waits its turn on the server of the tenant's home.
     public func readTenant<Result>(
+        _ tenant: TenantID,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
+        guard let reads else { return try await readTenantNow(tenant, isolation: isolation, body) }
+        // A home not known yet is looked up on the main server, where most tenants live.
+        return try await reads.admitted(on: controlPlane ? "main" : homes.cached(tenant)?.server ?? "main") {
+            try await readTenantNow(tenant, isolation: isolation, body)
+        }
+    }
+
+    private func readTenantNow<Result>(
         _ tenant: TenantID,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantSession) async throws -> sending Result
@@ -360,6 +377,16 @@ public struct TenantDatabase: Sendable {
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
         guard home.placement == .database else { return try await readTenant(tenant, isolation: isolation, body) }
+        guard let reads else { return try await readTenantNow(tenant, in: home, isolation: isolation, body) }
+        return try await reads.admitted(on: home.server) { try await readTenantNow(tenant, in: home, isolation: isolation, body) }
+    }
+
+    private func readTenantNow<Result>(
+        _ tenant: TenantID,
+        in home: TenantHome,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantSession) async throws -> sending Result
+    ) async throws -> sending Result {
         var opened: TenantSession?
         let result = try await withOwnDatabase(try admit(tenant, home), isolation: isolation) { connection, home in
             try await read(tenant, home: home, on: connection, opened: &opened, body)

@@ -42,10 +42,11 @@ public struct EventStore: Sendable {
     public typealias AppendObserver = @Sendable (TenantID, [String: Int]) -> Void
     let observer: AppendObserver?
 
-    /// `homeTTL`: how long where a tenant lives is remembered (see `TenantDatabase`).
+    /// `homeTTL`: how long where a tenant lives is remembered; `reads`: where reads wait their
+    /// turn (see `TenantDatabase`).
     public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil,
-                homeTTL: Duration = .seconds(2), pools: HomePools? = nil, logger: Logger) {
-        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL, pools: pools)
+                homeTTL: Duration = .seconds(2), pools: HomePools? = nil, reads: ReadGate? = nil, logger: Logger) {
+        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL, pools: pools, reads: reads)
         self.observer = observer
         self.client = client
         self.signal = signal

@@ -40,6 +40,18 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    @Option(name: .customLong("read-concurrency"), help: "Most tenant reads running at once on one PostgreSQL server; more wait their turn. (env: READ_CONCURRENCY, default: three times this machine's cores)")
+    var readConcurrency: Int?
+
+    var resolvedReads: ReadGate.Limits {
+        get throws {
+            let fallback = 3 * ProcessInfo.processInfo.activeProcessorCount
+            let value = readConcurrency ?? CommonOptions.environment["READ_CONCURRENCY"].map({ Int($0) ?? -1 }) ?? fallback
+            guard (1...1000).contains(value) else { throw ValidationError("read concurrency must be a number from 1 to 1000") }
+            return ReadGate.Limits(capacity: value, wait: try resolvedServer.configuration.connectionWaitTimeout)
+        }
+    }
+
     var resolvedPoolSize: Int {
         get throws {
             guard let value = poolSize ?? CommonOptions.environment["POOL_SIZE"].map({ Int($0) ?? -1 }) else { return 20 }
@@ -275,7 +287,7 @@ struct Serve: AsyncParsableCommand {
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
             signer: try options.signer(file: signingKeyFile),
             checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, ownerURL: target.ownerURL,
-            offboardingRetention: try resolvedOffboardingRetention, logger: logger)
+            offboardingRetention: try resolvedOffboardingRetention, reads: try resolvedReads, logger: logger)
         configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 8)])
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)
