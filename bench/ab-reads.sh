@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Two builds side by side on bench/peer.sh's data and load: one PostgreSQL cluster (fsync on),
+# 10 enterprise tenants x 100 pets (each in a database of its own), each build serving it in
+# turn, ROUNDS times alternating (A B A B ...), the seed peer's bench.sh (wrk -t2 -c16) running
+# GET /api/pets/{id}, GET /api/pets?limit=100 and POST /api/pets against it. Prints req/s and
+# p99 per scenario and build (medians over the rounds) and each build's peak RSS per round,
+# measured from a fresh process each time.
+#
+#   cp .build/release/petstore /tmp/petstore-a   # before
+#   cp .build/release/petstore /tmp/petstore-b   # after
+#   bash bench/ab-reads.sh /tmp/petstore-a /tmp/petstore-b     # ROUNDS=3 DURATION=10s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1 B=$2
+ROUNDS=${ROUNDS:-3}
+export DURATION=${DURATION:-10s}
+PORT=${PORT:-18093}
+PEER_SRC=${PEER_SRC:-$(cd ../shared/peers/seed-flask 2>/dev/null && pwd || true)}
+[ -n "$PEER_SRC" ] && [ -f "$PEER_SRC/bench.sh" ] || { echo "ab-reads.sh: the seed peer's bench.sh is not at ../shared/peers/seed-flask (set PEER_SRC)" >&2; exit 2; }
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
+DATA_DIR=$(mktemp -d /tmp/petstore-ab-reads.XXXXXX)
+chmod 755 "$DATA_DIR"
+WORK=$(mktemp -d)
+cp "$PEER_SRC"/bench.sh "$PEER_SRC"/*.lua "$WORK"/
+PLATFORM_KEY=$($A key create --platform --data-dir "$DATA_DIR" --log-level error)
+eval "$($A db start --data-dir "$DATA_DIR" --log-level error)"
+SERVER=
+stop_server() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; fi; }
+trap 'stop_server; $A db stop --data-dir "$DATA_DIR" --log-level error || true; rm -rf "$DATA_DIR" "$WORK"' EXIT
+start_server() { # binary
+  $1 serve --data-dir "$DATA_DIR" --port "$PORT" --host 127.0.0.1 --log-level error --rate-limits "enterprise=1000000000/h+1000000" &
+  SERVER=$!
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return; sleep 0.2; done
+  echo "ab-reads.sh: the server did not become ready" >&2; exit 1
+}
+
+start_server "$A"
+python3 bench/lib/seed_tenants.py "$PORT" "$PLATFORM_KEY" "tenant-" "$WORK/keys.txt"
+stop_server
+
+for round in $(seq 1 "$ROUNDS"); do
+  for build in a b; do
+    start_server "$([ "$build" = a ] && echo "$A" || echo "$B")"
+    TENANT_KEYS_FILE="$WORK/keys.txt" LIST_PATH="/api/pets?limit=100" \
+      bash "$WORK/bench.sh" "http://127.0.0.1:$PORT" > "$WORK/$build-$round.out" 2>&1 || { cat "$WORK/$build-$round.out" >&2; exit 1; }
+    awk '/^=== summary/ {on = 1; next} on && $1 ~ /^(get_one|list|create)$/' "$WORK/$build-$round.out" > "$WORK/$build-$round.txt"
+    awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$SERVER/status" > "$WORK/$build-$round.rss"
+    stop_server
+  done
+done
+
+echo "A: $A"
+echo "B: $B"
+echo "10 enterprise tenants x 100 pets, wrk -t2 -c16 -d$DURATION, $ROUNDS alternating rounds (a fresh server each), $(nproc) cores; medians"
+python3 - "$WORK" "$ROUNDS" <<'PY'
+import statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+def load(build):
+    rows = {}
+    for r in range(1, rounds + 1):
+        for line in open(f"{work}/{build}-{r}.txt"):
+            scenario, _, rps, p50, p90, p99, http_err, sock_err = line.split()
+            rows.setdefault(scenario, []).append((float(rps), float(p99), int(http_err) + int(sock_err)))
+    rss = [int(open(f"{work}/{build}-{r}.rss").read().strip() or 0) for r in range(1, rounds + 1)]
+    return {s: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs), sum(v[2] for v in vs)) for s, vs in rows.items()}, rss
+(a, rss_a), (b, rss_b) = load("a"), load("b")
+names = {"get_one": "GET /api/pets/{id}", "list": "GET /api/pets?limit=100", "create": "POST /api/pets"}
+print(f"{'scenario':<24} {'A req/s':>8} {'p99':>6} {'B req/s':>8} {'p99':>6}  B/A req/s  errors A/B")
+for s in ("get_one", "list", "create"):
+    print(f"{names[s]:<24} {a[s][0]:>8.0f} {a[s][1]:>6.1f} {b[s][0]:>8.0f} {b[s][1]:>6.1f}  {b[s][0] / a[s][0]:>9.2f}  {a[s][2]}/{b[s][2]}")
+print(f"peak RSS per round, MB: A {' '.join(map(str, rss_a))} (median {statistics.median(rss_a):.0f}), B {' '.join(map(str, rss_b))} (median {statistics.median(rss_b):.0f})")
+PY
