@@ -60,7 +60,7 @@ public actor HomePools {
     /// Databases on their way out (a purge drops them next): never pooled again by this process.
     private var retired: Set<Key> = []
     /// Bounds every lease's wait for a connection.
-    private nonisolated let deadlines = DeadlineWatch(resolution: .milliseconds(50))
+    private nonisolated let deadlines = DeadlineTimer(resolution: .milliseconds(50))
 
     public init(limits: Limits = Limits(), timeouts: StatementTimeouts? = nil, build: String? = nil, logger: Logger, directory: @escaping Directory) {
         self.limits = limits
@@ -270,12 +270,12 @@ private final class ResumeOnce: Sendable {
 private final class Handoff: Sendable {
     struct TimedOut: Error {}
 
-    private let deadlines: DeadlineWatch
+    private let deadlines: DeadlineTimer
     private let answer = Mutex<CheckedContinuation<PostgresConnection, any Error>?>(nil)
     private let released = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-    private let tasks = Mutex<(leaser: Task<Void, Never>?, deadline: DeadlineWatch.Entry?)>((nil, nil))
+    private let tasks = Mutex<(leaser: Task<Void, Never>?, deadline: UInt64?)>((nil, nil))
 
-    init(_ deadlines: DeadlineWatch) {
+    init(_ deadlines: DeadlineTimer) {
         self.deadlines = deadlines
     }
 
@@ -294,10 +294,10 @@ private final class Handoff: Sendable {
                         self.fail(error)
                     }
                 }
-                let deadline = deadlines.watch(until: .now + wait) { self.fail(TimedOut()) }
+                let deadline = deadlines.schedule(after: wait) { self.fail(TimedOut()) }
                 tasks.withLock { $0 = (leaser, deadline) }
                 // The connection may have come (or the wait failed) before the deadline was stored.
-                if answer.withLock({ $0 == nil }) { deadlines.forget(deadline) }
+                if answer.withLock({ $0 == nil }) { deadlines.cancel(deadline) }
             }
         } onCancel: {
             fail(CancellationError())
@@ -307,7 +307,7 @@ private final class Handoff: Sendable {
     /// Hands `connection` to the caller; false when the caller no longer waits for it.
     private func give(_ connection: PostgresConnection) -> Bool {
         guard let waiting = answer.withLock({ $0.take() }) else { return false }
-        if let deadline = tasks.withLock({ $0.deadline }) { deadlines.forget(deadline) }
+        if let deadline = tasks.withLock({ $0.deadline }) { deadlines.cancel(deadline) }
         waiting.resume(returning: connection)
         return true
     }
@@ -317,7 +317,7 @@ private final class Handoff: Sendable {
         guard let waiting = answer.withLock({ $0.take() }) else { return }
         let (leaser, deadline) = tasks.withLock { $0 }
         leaser?.cancel()
-        if let deadline { deadlines.forget(deadline) }
+        if let deadline { deadlines.cancel(deadline) }
         waiting.resume(throwing: error)
     }
 
@@ -342,58 +342,3 @@ private final class Handoff: Sendable {
     }
 }
 
-/// Many short bounded waits watched by one ticking task rather than a sleeping task each. A
-/// cancelled `Task.sleep` keeps its timer, and the memory of the task that slept, until the time
-/// it was set for: one per lease of a busy pool kept thousands of them alive (bench/RESULTS.md).
-/// A wait is ended within `resolution` after its deadline.
-final class DeadlineWatch: Sendable {
-    struct Entry: Sendable, Hashable {
-        fileprivate let id: UInt64
-    }
-
-    private struct State {
-        var waits: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
-        var next: UInt64 = 0
-        var ticking = false
-    }
-
-    let resolution: Duration
-    private let state = Mutex(State())
-
-    init(resolution: Duration) {
-        self.resolution = resolution
-    }
-
-    /// Calls `expire` once `deadline` has passed, unless the entry is forgotten first.
-    func watch(until deadline: ContinuousClock.Instant, _ expire: @escaping @Sendable () -> Void) -> Entry {
-        let (id, start) = state.withLock { state in
-            state.next += 1
-            state.waits[state.next] = (deadline, expire)
-            defer { state.ticking = true }
-            return (state.next, !state.ticking)
-        }
-        if start { Task { await self.tick() } }
-        return Entry(id: id)
-    }
-
-    func forget(_ entry: Entry) {
-        _ = state.withLock { $0.waits.removeValue(forKey: entry.id) }
-    }
-
-    /// Ticks while anything is watched; the next watch starts it again.
-    private func tick() async {
-        while true {
-            try? await Task.sleep(for: resolution)
-            let now = ContinuousClock.now
-            let (expired, stop) = state.withLock { state -> ([@Sendable () -> Void], Bool) in
-                let due = state.waits.filter { $0.value.deadline <= now }
-                for id in due.keys { state.waits[id] = nil }
-                // Decided under the lock: a watch that comes after this starts a tick of its own.
-                if state.waits.isEmpty { state.ticking = false }
-                return (due.values.map(\.expire), state.waits.isEmpty)
-            }
-            for expire in expired { expire() }
-            if stop { return }
-        }
-    }
-}

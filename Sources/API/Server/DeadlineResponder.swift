@@ -1,3 +1,4 @@
+import Database
 import Foundation
 import Hummingbird
 import Synchronization
@@ -61,57 +62,6 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
             }
         } onCancel: {
             race.work.withLock { $0 }?.cancel()
-        }
-    }
-}
-
-/// The deadlines of the requests in flight, watched by one timer task for all of them: a
-/// sleeping task per request cost a timer registration and two task switches on every request.
-/// The timer runs only while some deadline is pending, so it never outlives the server's work.
-final class DeadlineTimer: Sendable {
-    private struct State {
-        var next: UInt64 = 0
-        var pending: [UInt64: (due: ContinuousClock.Instant, action: @Sendable () -> Void)] = [:]
-        var ticking = false
-    }
-
-    private let state = Mutex(State())
-    /// How late past its deadline an action may run.
-    let resolution: Duration
-
-    init(resolution: Duration) {
-        self.resolution = resolution
-    }
-
-    /// Runs `action` once `delay` has passed, unless cancelled first.
-    func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
-        let due = ContinuousClock.now + delay
-        let (id, start) = state.withLock { state -> (UInt64, Bool) in
-            state.next += 1
-            state.pending[state.next] = (due, action)
-            defer { state.ticking = true }
-            return (state.next, !state.ticking)
-        }
-        if start { Task { await self.tick() } }
-        return id
-    }
-
-    func cancel(_ id: UInt64) {
-        _ = state.withLock { $0.pending.removeValue(forKey: id) }
-    }
-
-    private func tick() async {
-        while true {
-            try? await Task.sleep(for: resolution)
-            let now = ContinuousClock.now
-            let (due, idle) = state.withLock { state -> ([@Sendable () -> Void], Bool) in
-                let expired = state.pending.filter { $0.value.due <= now }
-                for id in expired.keys { state.pending[id] = nil }
-                if state.pending.isEmpty { state.ticking = false }
-                return (expired.values.map(\.action), state.pending.isEmpty)
-            }
-            for action in due { action() }
-            if idle { return }
         }
     }
 }

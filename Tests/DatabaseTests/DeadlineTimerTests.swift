@@ -2,25 +2,25 @@ import Synchronization
 import Testing
 @testable import Database
 
-/// One ticking task ends the bounded waits of the pools' leases: each wait ends once its
-/// deadline has passed, never one that was forgotten, and the ticking starts again after it
-/// stopped with nothing left to watch.
-@Suite struct DeadlineWatchTests {
-    @Test func `a wait ends after its deadline, and a forgotten one never does`() async throws {
-        let watch = DeadlineWatch(resolution: .milliseconds(10))
+/// One ticking task ends the bounded waits of requests and of the pools' leases: each wait ends
+/// once its deadline has passed, never one that was cancelled, and the ticking starts again after
+/// it stopped with nothing left to watch.
+@Suite struct DeadlineTimerTests {
+    @Test func `a wait ends after its deadline, and a cancelled one never does`() async throws {
+        let timer = DeadlineTimer(resolution: .milliseconds(10))
         let ended = Mutex<[String]>([])
         let start = ContinuousClock.now
-        _ = watch.watch(until: start + .milliseconds(30)) { ended.withLock { $0.append("first") } }
-        let forgotten = watch.watch(until: start + .milliseconds(30)) { ended.withLock { $0.append("forgotten") } }
-        watch.forget(forgotten)
+        _ = timer.schedule(after: .milliseconds(30)) { ended.withLock { $0.append("first") } }
+        let cancelled = timer.schedule(after: .milliseconds(30)) { ended.withLock { $0.append("cancelled") } }
+        timer.cancel(cancelled)
         try await waitFor { ended.withLock { $0 } == ["first"] }
         #expect(ContinuousClock.now - start >= .milliseconds(30), "not before its deadline")
-        // Past the forgotten one's deadline by many ticks: still not called.
+        // Past the cancelled one's deadline by many ticks: still not called.
         try await Task.sleep(for: .milliseconds(100))
         #expect(ended.withLock { $0 } == ["first"])
 
         // Nothing is watched now, so the ticking stopped; a new wait starts it again.
-        _ = watch.watch(until: .now + .milliseconds(20)) { ended.withLock { $0.append("second") } }
+        _ = timer.schedule(after: .milliseconds(20)) { ended.withLock { $0.append("second") } }
         try await waitFor { ended.withLock { $0 } == ["first", "second"] }
     }
 }
