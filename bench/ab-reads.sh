@@ -9,11 +9,15 @@
 #   cp .build/release/petstore /tmp/petstore-a   # before
 #   cp .build/release/petstore /tmp/petstore-b   # after
 #   bash bench/ab-reads.sh /tmp/petstore-a /tmp/petstore-b     # ROUNDS=3 DURATION=10s
+#   bash bench/ab-reads.sh "env READ_CONCURRENCY=1000 $BIN" "$BIN"   # one build, two settings
+#   SCENARIOS="get_one list" bash bench/ab-reads.sh A B            # a subset of the scenarios
+# A and B are commands, split on spaces (an `env VAR=value` prefix sets the server's environment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2
 ROUNDS=${ROUNDS:-3}
 export DURATION=${DURATION:-10s}
+export SCENARIOS=${SCENARIOS:-get_one list create}
 PORT=${PORT:-18093}
 PEER_SRC=${PEER_SRC:-$(cd ../shared/peers/seed-flask 2>/dev/null && pwd || true)}
 [ -n "$PEER_SRC" ] && [ -f "$PEER_SRC/bench.sh" ] || { echo "ab-reads.sh: the seed peer's bench.sh is not at ../shared/peers/seed-flask (set PEER_SRC)" >&2; exit 2; }
@@ -44,6 +48,7 @@ for round in $(seq 1 "$ROUNDS"); do
     TENANT_KEYS_FILE="$WORK/keys.txt" LIST_PATH="/api/pets?limit=100" \
       bash "$WORK/bench.sh" "http://127.0.0.1:$PORT" > "$WORK/$build-$round.out" 2>&1 || { cat "$WORK/$build-$round.out" >&2; exit 1; }
     awk '/^=== summary/ {on = 1; next} on && $1 ~ /^(get_one|list|create)$/' "$WORK/$build-$round.out" > "$WORK/$build-$round.txt"
+    # The server's own process: an `env` prefix execs it under the same pid.
     awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$SERVER/status" > "$WORK/$build-$round.rss"
     stop_server
   done
@@ -60,13 +65,17 @@ def load(build):
     for r in range(1, rounds + 1):
         for line in open(f"{work}/{build}-{r}.txt"):
             scenario, _, rps, p50, p90, p99, http_err, sock_err = line.split()
-            rows.setdefault(scenario, []).append((float(rps), float(p99), int(http_err) + int(sock_err)))
+            rows.setdefault(scenario, []).append((float(rps), float(p90), float(p99), int(http_err) + int(sock_err)))
     rss = [int(open(f"{work}/{build}-{r}.rss").read().strip() or 0) for r in range(1, rounds + 1)]
-    return {s: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs), sum(v[2] for v in vs)) for s, vs in rows.items()}, rss
+    return {s: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs), statistics.median(v[2] for v in vs),
+                sum(v[3] for v in vs), [v[2] for v in vs]) for s, vs in rows.items()}, rss
 (a, rss_a), (b, rss_b) = load("a"), load("b")
 names = {"get_one": "GET /api/pets/{id}", "list": "GET /api/pets?limit=100", "create": "POST /api/pets"}
-print(f"{'scenario':<24} {'A req/s':>8} {'p99':>6} {'B req/s':>8} {'p99':>6}  B/A req/s  errors A/B")
+print(f"{'scenario':<24} {'A req/s':>8} {'p90':>6} {'p99':>6} {'B req/s':>8} {'p90':>6} {'p99':>6}  B/A req/s  B/A p99  errors A/B  p99 per round A | B")
 for s in ("get_one", "list", "create"):
-    print(f"{names[s]:<24} {a[s][0]:>8.0f} {a[s][1]:>6.1f} {b[s][0]:>8.0f} {b[s][1]:>6.1f}  {b[s][0] / a[s][0]:>9.2f}  {a[s][2]}/{b[s][2]}")
+    if s not in a: continue
+    print(f"{names[s]:<24} {a[s][0]:>8.0f} {a[s][1]:>6.1f} {a[s][2]:>6.1f} {b[s][0]:>8.0f} {b[s][1]:>6.1f} {b[s][2]:>6.1f}"
+          f"  {b[s][0] / a[s][0]:>9.2f}  {b[s][2] / a[s][2]:>7.2f}  {a[s][3]:>5}/{b[s][3]:<4}"
+          f"  {' '.join(f'{x:.0f}' for x in a[s][4])} | {' '.join(f'{x:.0f}' for x in b[s][4])}")
 print(f"peak RSS per round, MB: A {' '.join(map(str, rss_a))} (median {statistics.median(rss_a):.0f}), B {' '.join(map(str, rss_b))} (median {statistics.median(rss_b):.0f})")
 PY
