@@ -106,7 +106,7 @@ private func withAppInside(
     let application = Application(
         responder: ApplicationBuilder.responder(app, configuration: configuration, routes: routes, unmapped: unmapped),
         server: ApplicationBuilder.server,
-        services: [Traced("request pool", client), Traced("security log", app.securityLog), Traced("projection runtime", app.runtime) { app.runtime.activityReport() }],
+        services: [Traced("request pool", client), Traced("security log", app.securityLog) { "\(app.securityLog.pendingAttempts) pending; \(app.securityLog.activity)" }, Traced("projection runtime", app.runtime) { app.runtime.activityReport() }],
         logger: logger
     )
     Watchdog.mark("starting the app")

@@ -81,6 +81,7 @@ public final class SecurityLog: FlushingService, Sendable {
     public let flushes = FlushQueue()
     let logger: Logger
     private let pending = Mutex<[Key: Pending]>([:])
+    private let step = Mutex("")
 
     public init(client: PostgresClient, store: EventStore, interval: Duration = .milliseconds(50), logger: Logger) {
         self.client = client
@@ -93,6 +94,10 @@ public final class SecurityLog: FlushingService, Sendable {
     public var pendingAttempts: Int {
         pending.withLock { $0.values.reduce(0) { $0 + $1.count } }
     }
+
+    /// What the flush in progress is waiting for, empty between flushes: named in the report of
+    /// a shutdown that does not finish.
+    public var activity: String { step.withLock { $0 } }
 
     /// Adds an attempt; never waits for the database.
     public func record(_ attempt: Attempt) {
@@ -119,6 +124,7 @@ public final class SecurityLog: FlushingService, Sendable {
             pending.removeAll()
             return taken
         }
+        defer { step.withLock { $0 = "" } }
         for (key, entry) in batch {
             do {
                 try await write(key: key, entry: entry)
@@ -151,13 +157,17 @@ public final class SecurityLog: FlushingService, Sendable {
             RETURNING xmax = 0
             """
         guard let target = key.targetTenant else {
+            step.withLock { $0 = "writing an unknown tenant's row" }
             try await client.query(upsert, logger: logger).consume()
             return
         }
         // The row and the tenant's event commit together, so a retry after a failure can neither
         // skip the event (row already there) nor write it twice.
+        step.withLock { $0 = "looking up the home of tenant \(target)" }
         let ownDatabase = try await store.database.home(of: target).placement == .database
+        step.withLock { $0 = "entering tenant \(target)" }
         try await store.database.withTenant(target) { session in
+            step.withLock { $0 = "writing tenant \(target)'s row" }
             let inserted = try await session.query(upsert).decode(Bool.self).first(where: { _ in true }) ?? false
             guard inserted, key.kind == .crossTenant, let actor = attempt.actor else { return }
             let event = try NewEvent(CrossTenantAccessAttempted(
@@ -165,15 +175,18 @@ public final class SecurityLog: FlushingService, Sendable {
                 actorKey: actor.keyID.uuidString.lowercased(), targetTenant: target.description, method: attempt.method,
                 route: attempt.route, clientAddress: attempt.clientAddress, requestId: attempt.requestID, at: attempt.at
             ))
+            step.withLock { $0 = "appending to tenant \(target)'s log" }
             _ = try await store.append(
                 [StreamAppend(stream: try StreamName(type: "security", id: target.rawValue), expected: .any, events: [event])],
                 metadata: EventMetadata(actor: actor.actor, requestID: attempt.requestID), in: session
             )
+            step.withLock { $0 = "committing tenant \(target)'s row and event" }
         }
         // A tenant in a database of its own keeps its row there, with its event; the platform's
         // security log in the main database gets a copy once that committed. A failure here costs
         // the platform's view a count (retrying would count twice in the tenant's), never the record.
         if ownDatabase {
+            step.withLock { $0 = "copying tenant \(target)'s row to the platform's log" }
             do {
                 try await client.query(upsert, logger: logger).consume()
             } catch {
