@@ -83,19 +83,33 @@ public struct EventStore: Sendable {
     /// whatever else it writes. Waiters are woken and observers told once it commits.
     @discardableResult
     public func append(_ appends: [StreamAppend], metadata: EventMetadata = .init(), in session: TenantSession) async throws(EventLogError) -> AppendResult {
+        switch try await tryAppend(appends, metadata: metadata, in: session) {
+        case .appended(let result, _): return result
+        case .conflict(let conflict): throw conflict
+        }
+    }
+
+    /// `append`, for a caller that decides again on a conflict: a stream not at its expected
+    /// version comes back as `.conflict`, with nothing written and the session's transaction
+    /// still usable, so no savepoint is needed around the append. What was appended comes back
+    /// with its events as recorded, for a projection in the same transaction to apply without
+    /// reading them back.
+    public func tryAppend(_ appends: [StreamAppend], metadata: EventMetadata = .init(), in session: TenantSession) async throws(EventLogError) -> AppendAttempt {
         let prepared = try PreparedAppend(tenant: session.tenant, appends: appends, metadata: metadata)
-        let result: AppendResult
+        let attempt: AppendAttempt
         do {
-            result = try await prepared.run(in: session)
+            attempt = try await prepared.runChecked(in: session)
         } catch {
             throw Self.map(error)
         }
-        let tenant = session.tenant
-        session.afterCommit { [self] in
-            signal.appended(tenant)
-            observe(tenant, appends)
+        if case .appended = attempt {
+            let tenant = session.tenant
+            session.afterCommit { [self] in
+                signal.appended(tenant)
+                observe(tenant, appends)
+            }
         }
-        return result
+        return attempt
     }
 
     private func observe(_ tenant: TenantID, _ appends: [StreamAppend]) {

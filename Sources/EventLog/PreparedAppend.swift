@@ -18,6 +18,7 @@ struct PreparedAppend: Sendable {
     let appends: [StreamAppend]
     let events: [Event]
     let canonicalMetadata: [UInt8]
+    let metadata: JSONValue
 
     init(tenant: TenantID, appends: [StreamAppend], metadata: EventMetadata) throws(EventLogError) {
         guard !appends.isEmpty, appends.allSatisfy({ !$0.events.isEmpty }) else {
@@ -58,6 +59,7 @@ struct PreparedAppend: Sendable {
         self.appends = appends
         self.events = events
         self.canonicalMetadata = metadataBytes
+        self.metadata = metadata.json
     }
 
     static func isValidEventType(_ type: String) -> Bool {
@@ -92,10 +94,51 @@ struct PreparedAppend: Sendable {
         return statement
     }
 
-    /// Runs the append as one statement: in autocommit on a pooled connection it is its own
-    /// transaction, on a caller's connection it joins the caller's.
-    func run(in session: TenantSession) async throws -> AppendResult {
-        try result(try await session.call(statement).first)
+    /// Runs the append as one statement in the session's transaction, a wrong expected version
+    /// coming back as `.conflict` with nothing written and the transaction still usable; what
+    /// was appended comes back with its events as recorded.
+    func runChecked(in session: TenantSession) async throws -> AppendAttempt {
+        guard let (first, last, head, recordedAt, versions, conflict, previous, hashes) = try await session.call(AppendEventsChecked(append: statement)).first
+        else { throw EventLogError(.storage, "the append returned no result") }
+        if let conflict {
+            let index = Int(conflict) - 1
+            guard appends.indices.contains(index), versions.indices.contains(index) else {
+                throw EventLogError(.storage, "the append reported a conflict on stream \(conflict) of \(appends.count)")
+            }
+            let append = appends[index]
+            let expected = switch append.expected {
+            case .any: "any"
+            case .noStream: "0"
+            case .exact(let version): "\(version)"
+            }
+            let actual = Int(versions[index])
+            return .conflict(EventLogError(
+                .wrongExpectedVersion, "stream \(append.stream.type)-\(append.stream.id.uuidString.lowercased()) is at version \(actual), not \(expected)",
+                actualVersion: actual))
+        }
+        guard let first, let last, let head, let recordedAt, let previous, let hashes, hashes.readableBytes == 32 * events.count,
+              last - first + 1 == Int64(events.count)
+        else { throw EventLogError(.storage, "the append returned an incomplete result") }
+        let result = AppendResult(tenant: tenant, firstSeq: first, lastSeq: last, streamVersions: versions.map(Int.init),
+                                  headHash: Array(buffer: head), recordedAt: recordedAt)
+        // Each stream's version before the append, counted forward event by event as the function does.
+        var versionOf = appends.indices.map { index in
+            versions[index] - Int32(events.count(where: { $0.streamIndex == index }))
+        }
+        var recorded: [RecordedEvent] = []
+        var prevHash = Array(buffer: previous)
+        var flat = appends.flatMap(\.events).makeIterator()
+        for (offset, event) in events.enumerated() {
+            guard let new = flat.next() else { break }
+            versionOf[event.streamIndex] += 1
+            let hash = hashes.getBytes(at: hashes.readerIndex + 32 * offset, length: 32) ?? []
+            recorded.append(RecordedEvent(
+                tenant: tenant, seq: first + Int64(offset), stream: appends[event.streamIndex].stream,
+                streamVersion: Int(versionOf[event.streamIndex]), type: event.type, schemaVersion: event.schemaVersion,
+                data: new.data, metadataJSON: metadata, recordedAtText: recordedAt, prevHash: prevHash, hash: hash))
+            prevHash = hash
+        }
+        return .appended(result, recorded)
     }
 
     func result(_ row: AppendEvents.Row?) throws -> AppendResult {
@@ -116,6 +159,14 @@ struct PreparedAppend: Sendable {
             actualVersion: error.serverInfo?[.detail].flatMap { Int($0) }
         )
     }
+}
+
+/// What a checked append did.
+public enum AppendAttempt: Sendable {
+    /// Appended: the result, and the events as recorded, in seq order.
+    case appended(AppendResult, [RecordedEvent])
+    /// Not appended: a stream was not at the expected version (`EventLogError.wrongExpectedVersion`).
+    case conflict(EventLogError)
 }
 
 extension Array where Element == UInt8 {

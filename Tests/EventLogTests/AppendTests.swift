@@ -53,6 +53,37 @@ import Testing
         }
     }
 
+    @Test func `a checked append answers a conflict in a transaction that goes on, and its events are the ones read back`() async throws {
+        try await withStore { store, _ in
+            let tenant = TenantID()
+            let rex = try pet(), tom = try pet()
+            try await store.append(tenant: tenant, stream: rex, expected: .noStream, events: [try named("Rex")])
+            let recorded = try await store.database.withTenant(tenant) { session in
+                let stale = try await store.tryAppend([StreamAppend(stream: tom, expected: .noStream, events: [try named("Tom")]),
+                                                       StreamAppend(stream: rex, expected: .exact(3), events: [try named("Late")])], in: session)
+                guard case .conflict(let conflict) = stale else {
+                    Issue.record("a stale version was appended: \(stale)")
+                    return [RecordedEvent]()
+                }
+                #expect(conflict.code == .wrongExpectedVersion && conflict.actualVersion == 1)
+                // No savepoint around it, and the transaction still takes the next append.
+                let fresh = try await store.tryAppend([StreamAppend(stream: tom, expected: .noStream, events: [try named("Tom"), try named("Tommy")]),
+                                                       StreamAppend(stream: rex, expected: .exact(1), events: [try named("Rex II")])],
+                                                      metadata: EventMetadata(actor: "user-1", requestID: "req-2"), in: session)
+                guard case .appended(let result, let events) = fresh else {
+                    Issue.record("the fresh append was refused: \(fresh)")
+                    return []
+                }
+                #expect(result.firstSeq == 2 && result.lastSeq == 4 && result.streamVersions == [2, 2])
+                return events
+            }
+            let log = try await store.read(tenant: tenant)
+            #expect(log.count == 4, "the conflict wrote nothing; the fresh append wrote three events")
+            #expect(recorded == Array(log.dropFirst()), "what the append returns is, field for field, what the log reads back")
+            #expect(recorded.map(\.streamVersion) == [1, 2, 2] && recorded.first?.prevHash == log.first?.hash)
+        }
+    }
+
     @Test func `an append to several streams is all or nothing`() async throws {
         try await withStore { store, _ in
             let tenant = TenantID()

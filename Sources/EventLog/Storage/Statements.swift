@@ -38,6 +38,22 @@ struct AppendEvents: TenantFunction {
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
+/// `append_events_checked(…)`: the append of `AppendEvents` answering a wrong expected version
+/// (conflict_stream set, nothing written) instead of raising it, and returning the head before
+/// the append and every event's hash; see Schema/0021_append_checked.sql.
+struct AppendEventsChecked: TenantFunction {
+    static let name = "append_events_checked"
+    static let parameterTypes = AppendEvents.parameterTypes
+    /// first_seq, last_seq, head_hash, recorded_at, stream_versions, conflict_stream, prev_hash, hashes.
+    typealias Row = (Int64?, Int64?, ByteBuffer?, String?, [Int32], Int32?, ByteBuffer?, ByteBuffer?)
+
+    let append: AppendEvents
+
+    func bind(into bindings: inout PostgresBindings) { append.bind(into: &bindings) }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
 /// The columns every event read returns, in `RecordedEvent` order.
 enum EventColumns {
     static let list = """

@@ -8,8 +8,8 @@ import Tenancy
 /// The one way a command changes a stream: inside the caller's unit of work, read the stream,
 /// fold, decide, do the inline work that must commit with the events (the catalog rows of tenant
 /// events, a provisioning step), and append with the version read as the expected version.
-/// A concurrent writer makes the append fail with a conflict; the command is then decided again
-/// on the newer state, in a savepoint, a few times at most.
+/// A concurrent writer makes the append answer a conflict; the command is then decided again
+/// on the newer state, a few times at most.
 public struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Event: Sendable {
     let streamType: String
     let encode: @Sendable (D.Event) throws(EventLogError) -> NewEvent
@@ -40,6 +40,8 @@ public struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Eve
         /// The stream's version after the command (unchanged when it decided nothing).
         public let version: Int
         public let append: AppendResult?
+        /// The events appended, as recorded (empty when nothing was).
+        public let recorded: [RecordedEvent]
     }
 
     /// The stream's state and version in the session's tenant (or as it was at `until`).
@@ -73,32 +75,57 @@ public struct CommandRunner<D: Decider>: Sendable where D.State: Sendable, D.Eve
         decide: (D.State) throws(DomainError) -> [D.Event]
     ) async throws -> Outcome {
         let stream = try StreamName(type: streamType, id: id)
+        // A conflict is decided again on the newer state. The append answers it without ending
+        // the transaction, so only work done before the append (inline work, sealing personal
+        // fields) needs a savepoint to be undone first: two round trips a command saves without.
+        let undoable = inline != nil || seal != nil
         var attempt = 0
         while true {
             attempt += 1
             let first = attempt == 1
-            do {
-                return try await session.withSavepoint { session in
-                    let (state, version) = assumeNew && first ? (D.initialState, 0) : try await load(id: id, in: session)
-                    if let clientVersion, clientVersion != version {
-                        throw EventLogError(.wrongExpectedVersion, "the resource is at version \(version), not \(clientVersion)", actualVersion: version)
-                    }
-                    let events = try decide(state)
-                    guard !events.isEmpty else {
-                        return Outcome(state: state, events: [], version: version, append: nil)
-                    }
-                    var newEvents = try events.map { event throws(EventLogError) in try encode(event) }
-                    if let seal { newEvents = try await seal(newEvents, session) }
-                    // Inline work first: a tenant's own partition must exist before its first event
-                    // is appended, or the event would land in the shared ones.
-                    try await inline?(events, session)
-                    let result = try await store.append(
-                        [StreamAppend(stream: stream, expected: version == 0 ? .noStream : .exact(version), events: newEvents)],
-                        metadata: metadata, in: session)
-                    return Outcome(state: D.fold(events, from: state), events: events, version: result.streamVersions[0], append: result)
+            func step(_ session: TenantSession) async throws -> Result<Outcome, EventLogError> {
+                let (state, version) = assumeNew && first ? (D.initialState, 0) : try await load(id: id, in: session)
+                if let clientVersion, clientVersion != version {
+                    throw EventLogError(.wrongExpectedVersion, "the resource is at version \(version), not \(clientVersion)", actualVersion: version)
                 }
-            } catch let error as EventLogError where error.code == .wrongExpectedVersion && clientVersion == nil && attempt < 3 {
+                let events = try decide(state)
+                guard !events.isEmpty else {
+                    return .success(Outcome(state: state, events: [], version: version, append: nil, recorded: []))
+                }
+                var newEvents = try events.map { event throws(EventLogError) in try encode(event) }
+                if let seal { newEvents = try await seal(newEvents, session) }
+                // Inline work first: a tenant's own partition must exist before its first event
+                // is appended, or the event would land in the shared ones.
+                try await inline?(events, session)
+                let appended = try await store.tryAppend(
+                    [StreamAppend(stream: stream, expected: version == 0 ? .noStream : .exact(version), events: newEvents)],
+                    metadata: metadata, in: session)
+                switch appended {
+                case .appended(let result, let recorded):
+                    return .success(Outcome(state: D.fold(events, from: state), events: events, version: result.streamVersions[0],
+                                            append: result, recorded: recorded))
+                case .conflict(let conflict):
+                    return .failure(conflict)
+                }
+            }
+            let outcome: Result<Outcome, EventLogError>
+            if undoable {
+                do {
+                    // Thrown out of the savepoint, so that it rolls back what came before the append.
+                    outcome = .success(try await session.withSavepoint { session in try await step(session).get() })
+                } catch let error as EventLogError where error.code == .wrongExpectedVersion {
+                    outcome = .failure(error)
+                }
+            } else {
+                outcome = try await step(session)
+            }
+            switch outcome {
+            case .success(let done):
+                return done
+            case .failure where clientVersion == nil && attempt < 3:
                 continue
+            case .failure(let conflict):
+                throw conflict
             }
         }
     }

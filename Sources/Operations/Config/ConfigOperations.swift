@@ -38,7 +38,8 @@ public struct ConfigOperations: Sendable {
         let outcome = try await ConfigCommands.runner(store: handle.store).run(
             id: handle.tenant.id.rawValue, metadata: metadata, in: session) { _ in command() }
         if let append = outcome.append {
-            try await runtime.projectInline(session, projections: ["tenant_config"], through: append.lastSeq, using: handle.store.database)
+            try await runtime.projectInline(session, projections: ["tenant_config"], through: append.lastSeq, appended: outcome.recorded,
+                                            using: handle.store.database)
         }
         return outcome
     }

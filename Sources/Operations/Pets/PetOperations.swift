@@ -28,7 +28,8 @@ public struct PetOperations: Sendable {
         let outcome = try await PetCommands.runner(store: handle.store).run(
             id: id, metadata: metadata, expected: expected, assumeNew: assumeNew, in: session, command)
         if let append = outcome.append {
-            try await runtime.projectInline(session, projections: ["pets"], through: append.lastSeq, using: handle.store.database)
+            try await runtime.projectInline(session, projections: ["pets"], through: append.lastSeq, appended: outcome.recorded,
+                                            using: handle.store.database)
         }
         return (outcome.state, outcome.version)
     }

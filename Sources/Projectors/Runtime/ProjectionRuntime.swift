@@ -289,8 +289,12 @@ public final class ProjectionRuntime: Service, Sendable {
     ///
     /// Versions being built are caught up after the commit instead: the tenant's copy of one may
     /// not exist yet (`petstore migrate` makes it), and that must not fail the command.
+    ///
+    /// `appended`, the command's own events as recorded (ending at `seq`), are applied from
+    /// memory when the version has applied everything before them: the usual case, which then
+    /// costs no read of the log.
     public func projectInline(_ session: TenantSession, projections names: Set<String>, through seq: Int64,
-                              using pool: TenantDatabase) async throws {
+                              appended: [RecordedEvent] = [], using pool: TenantDatabase) async throws {
         var later: Set<String> = []
         for version in try await cachedVersions() where names.contains(version.name) {
             guard version.state == "active", version.scope == "tenant", let projector = projectors[version.name] else {
@@ -303,7 +307,11 @@ public final class ProjectionRuntime: Service, Sendable {
             var applied = position
             var projected: [RecordedEvent] = []
             while applied < seq {
-                let events = try await store.read(after: applied, limit: batchSize, in: session)
+                let events = if let first = appended.first, first.seq == applied + 1, appended.last?.seq == seq {
+                    appended
+                } else {
+                    try await store.read(after: applied, limit: batchSize, in: session)
+                }
                 guard let last = events.last else { break }
                 try await projector.apply(events, in: session)
                 applied = last.seq
