@@ -301,7 +301,7 @@ public struct TenantDatabase: Sendable {
         do {
             result = try await withHomeConnection(tenant, isolation: isolation) { connection, home in
                 try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
-                    try await EnterTenant.run(tenant, home: home, on: connection, logger: logger)
+                    try await EnterTenant.run(tenant, home: home, generic: true, on: connection, logger: logger)
                     let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: connection, logger: logger)
                     opened = session
                     defer { session.close() }
@@ -679,18 +679,24 @@ struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
 
 /// Sets the tenant for the rest of the transaction: the one place a transaction enters a tenant.
 struct EnterTenant: PostgresPreparedStatement {
-    static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true)"
-    typealias Row = (String, String)
+    static let sql = """
+        SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true),
+               set_config('plan_cache_mode', coalesce($3::text, current_setting('plan_cache_mode')), true)
+        """
+    typealias Row = (String, String, String)
 
     let tenant: TenantID
     /// The home entered (`TenantHome.fence`), which appends are fenced on; empty for the
     /// owner's maintenance, which is not fenced.
     var fence = ""
+    /// The plan cache mode for the rest of the transaction; nil keeps the connection's.
+    var plans: String? = nil
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
         bindings.append(fence)
+        bindings.append(plans)
         return bindings
     }
 
@@ -698,11 +704,17 @@ struct EnterTenant: PostgresPreparedStatement {
 
     /// Enters `tenant` in `home`: for a tenant with a schema of its own, with that schema first
     /// on the search path for the rest of the transaction too.
-    static func run(_ tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws {
+    ///
+    /// `generic`, for a unit of work: the log's functions run generic plans, as in a group
+    /// (`CommitGroups`). With custom plans, made afresh on every call, planning took a tenth of
+    /// the machine's CPU under bench/peer.sh's POSTs (perf), 6.6% with generic ones. Reads keep
+    /// the connection's mode.
+    static func run(_ tenant: TenantID, home: TenantHome, generic: Bool = false, on connection: PostgresConnection, logger: Logger) async throws {
+        let plans = generic ? "force_generic_plan" : nil
         if let path = home.searchPath {
-            try await connection.execute(EnterTenantHome(tenant: tenant, fence: home.fence, searchPath: path), logger: logger).consume()
+            try await connection.execute(EnterTenantHome(tenant: tenant, fence: home.fence, searchPath: path, plans: plans), logger: logger).consume()
         } else {
-            try await connection.execute(EnterTenant(tenant: tenant, fence: home.fence), logger: logger).consume()
+            try await connection.execute(EnterTenant(tenant: tenant, fence: home.fence, plans: plans), logger: logger).consume()
         }
     }
 }
@@ -718,18 +730,24 @@ extension TenantDatabase {
 
 /// `EnterTenant` with the tenant's search path.
 struct EnterTenantHome: PostgresPreparedStatement {
-    static let sql = "SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true), set_config('search_path', $3::text, true)"
-    typealias Row = (String, String, String)
+    static let sql = """
+        SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true), set_config('search_path', $3::text, true),
+               set_config('plan_cache_mode', coalesce($4::text, current_setting('plan_cache_mode')), true)
+        """
+    typealias Row = (String, String, String, String)
 
     let tenant: TenantID
     let fence: String
     let searchPath: String
+    /// As `EnterTenant.plans`.
+    var plans: String? = nil
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
         bindings.append(fence)
         bindings.append(searchPath)
+        bindings.append(plans)
         return bindings
     }
 
