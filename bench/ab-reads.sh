@@ -12,6 +12,8 @@
 #   bash bench/ab-reads.sh "env READ_CONCURRENCY=1000 $BIN" "$BIN"   # one build, two settings
 #   SCENARIOS="get_one list" bash bench/ab-reads.sh A B            # a subset of the scenarios
 # A and B are commands, split on spaces (an `env VAR=value` prefix sets the server's environment).
+# Builds whose schemas differ (one has a migration the other lacks) cannot serve one database:
+# with OWN_CLUSTERS=1 each serves a cluster of its own, seeded alike, started side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2
@@ -22,30 +24,39 @@ PORT=${PORT:-18093}
 PEER_SRC=${PEER_SRC:-$(cd ../shared/peers/seed-flask 2>/dev/null && pwd || true)}
 [ -n "$PEER_SRC" ] && [ -f "$PEER_SRC/bench.sh" ] || { echo "ab-reads.sh: the seed peer's bench.sh is not at ../shared/peers/seed-flask (set PEER_SRC)" >&2; exit 2; }
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
-DATA_DIR=$(mktemp -d /tmp/petstore-ab-reads.XXXXXX)
-chmod 755 "$DATA_DIR"
+OWN_CLUSTERS=${OWN_CLUSTERS:-0}
+DATA_A=$(mktemp -d /tmp/petstore-ab-reads.XXXXXX)
+DATA_B=$DATA_A
+[ "$OWN_CLUSTERS" = 1 ] && DATA_B=$(mktemp -d /tmp/petstore-ab-reads.XXXXXX)
+chmod 755 "$DATA_A" "$DATA_B"
 WORK=$(mktemp -d)
 cp "$PEER_SRC"/bench.sh "$PEER_SRC"/*.lua "$WORK"/
-PLATFORM_KEY=$($A key create --platform --data-dir "$DATA_DIR" --log-level error)
-eval "$($A db start --data-dir "$DATA_DIR" --log-level error)"
 SERVER=
 stop_server() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; fi; }
-trap 'stop_server; $A db stop --data-dir "$DATA_DIR" --log-level error || true; rm -rf "$DATA_DIR" "$WORK"' EXIT
-start_server() { # binary
-  $1 serve --data-dir "$DATA_DIR" --port "$PORT" --host 127.0.0.1 --log-level error --rate-limits "enterprise=1000000000/h+1000000" &
+stop_clusters() { $A db stop --data-dir "$DATA_A" --log-level error || true; [ "$DATA_B" = "$DATA_A" ] || $B db stop --data-dir "$DATA_B" --log-level error || true; }
+trap 'stop_server; stop_clusters; rm -rf "$DATA_A" "$DATA_B" "$WORK"' EXIT
+start_server() { # binary, data directory
+  $1 serve --data-dir "$2" --port "$PORT" --host 127.0.0.1 --log-level error --rate-limits "enterprise=1000000000/h+1000000" &
   SERVER=$!
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return; sleep 0.2; done
   echo "ab-reads.sh: the server did not become ready" >&2; exit 1
 }
+seed() { # binary, data directory, keys file
+  local key
+  key=$($1 key create --platform --data-dir "$2" --log-level error)
+  eval "$($1 db start --data-dir "$2" --log-level error)"
+  start_server "$1" "$2"
+  python3 bench/lib/seed_tenants.py "$PORT" "$key" "tenant-" "$3"
+  stop_server
+}
 
-start_server "$A"
-python3 bench/lib/seed_tenants.py "$PORT" "$PLATFORM_KEY" "tenant-" "$WORK/keys.txt"
-stop_server
+seed "$A" "$DATA_A" "$WORK/keys-a.txt"
+if [ "$DATA_B" = "$DATA_A" ]; then cp "$WORK/keys-a.txt" "$WORK/keys-b.txt"; else seed "$B" "$DATA_B" "$WORK/keys-b.txt"; fi
 
 for round in $(seq 1 "$ROUNDS"); do
   for build in a b; do
-    start_server "$([ "$build" = a ] && echo "$A" || echo "$B")"
-    TENANT_KEYS_FILE="$WORK/keys.txt" LIST_PATH="/api/pets?limit=100" \
+    if [ "$build" = a ]; then start_server "$A" "$DATA_A"; else start_server "$B" "$DATA_B"; fi
+    TENANT_KEYS_FILE="$WORK/keys-$build.txt" LIST_PATH="/api/pets?limit=100" \
       bash "$WORK/bench.sh" "http://127.0.0.1:$PORT" > "$WORK/$build-$round.out" 2>&1 || { cat "$WORK/$build-$round.out" >&2; exit 1; }
     awk '/^=== summary/ {on = 1; next} on && $1 ~ /^(get_one|list|create)$/' "$WORK/$build-$round.out" > "$WORK/$build-$round.txt"
     # The server's own process: an `env` prefix execs it under the same pid.
