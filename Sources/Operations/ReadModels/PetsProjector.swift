@@ -87,17 +87,43 @@ public struct PetsProjector: Projector {
         }
 
         mutating func flush(in session: TenantSession) async throws {
-        let tenant = session.tenant
             guard !ids.isEmpty else { return }
-            try await session.run("""
-                INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
-                SELECT \(tenant), r.id, r.seq, r.name, r.species, NULLIF(r.breed, ''), NULLIF(r.microchip, ''), false, r.at, r.at, r.version
-                  FROM unnest(\(ids)::uuid[], \(seqs)::bigint[], \(names)::text[], \(species)::text[], \(breeds)::text[],
-                              \(microchips)::text[], \(times)::timestamptz[], \(versions)::int[])
-                    AS r(id, seq, name, species, breed, microchip, at, version)
-                """)
+            try await session.execute(InsertRegisteredPets(tenant: session.tenant, registrations: self)).consume()
             self = Registrations()
         }
+    }
+
+    /// Prepared once per connection: a command's POST runs it every time, and parsing and
+    /// planning it afresh cost more than running it. It names `pets` unqualified, so it writes
+    /// into whichever version's schema the batch put first on the search path (PostgreSQL plans
+    /// it again when that changes).
+    struct InsertRegisteredPets: PostgresPreparedStatement {
+        static let sql = """
+            INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
+            SELECT $1, r.id, r.seq, r.name, r.species, NULLIF(r.breed, ''), NULLIF(r.microchip, ''), false, r.at, r.at, r.version
+              FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::int[])
+                AS r(id, seq, name, species, breed, microchip, at, version)
+            """
+        typealias Row = ()
+
+        let tenant: TenantID
+        let registrations: Registrations
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings()
+            bindings.append(tenant)
+            bindings.append(registrations.ids)
+            bindings.append(registrations.seqs)
+            bindings.append(registrations.names)
+            bindings.append(registrations.species)
+            bindings.append(registrations.breeds)
+            bindings.append(registrations.microchips)
+            bindings.append(registrations.times)
+            bindings.append(registrations.versions)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { () }
     }
 }
 

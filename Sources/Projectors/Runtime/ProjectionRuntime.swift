@@ -320,13 +320,9 @@ public final class ProjectionRuntime: Service, Sendable {
             session.afterCommit { [self, projected] in recordLag(of: projected, in: version.name) }
             // The batch start put the version's schema first on the search path for the rest of
             // the transaction; the command's own statements after this expect the tenant's.
-            try await session.run("""
-                WITH moved AS (
-                  UPDATE projection_checkpoints SET applied_seq = \(applied), updated_at = now()
-                   WHERE tenant_id = \(session.tenant) AND projection = \(version.name) AND version = \(version.version)
-                   RETURNING 1)
-                SELECT set_config('search_path', \(try await searchPath(of: session)), true), (SELECT count(*) FROM moved)
-                """)
+            try await session.execute(InlineCheckpoint(
+                tenant: session.tenant, projection: version.name, version: version.version, applied: applied,
+                searchPath: try await searchPath(of: session))).consume()
         }
         if !later.isEmpty { catchUpAfterCommit(of: session, projections: later, using: pool) }
     }
@@ -502,4 +498,36 @@ struct LagReservoir: Sendable {
         func at(_ fraction: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * fraction))] }
         return (at(0.5), at(0.99), sorted.count)
     }
+}
+
+/// Moves a version's checkpoint past what a command applied inline and puts the session's own
+/// search path back (the batch start put the version's schema first). Prepared once per
+/// connection: every command runs it.
+struct InlineCheckpoint: PostgresPreparedStatement {
+    static let sql = """
+        WITH moved AS (
+          UPDATE projection_checkpoints SET applied_seq = $4, updated_at = now()
+           WHERE tenant_id = $1 AND projection = $2 AND version = $3
+           RETURNING 1)
+        SELECT set_config('search_path', $5, true), (SELECT count(*) FROM moved)
+        """
+    typealias Row = (String, Int64)
+
+    let tenant: TenantID
+    let projection: String
+    let version: String
+    let applied: Int64
+    let searchPath: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(tenant)
+        bindings.append(projection)
+        bindings.append(version)
+        bindings.append(applied)
+        bindings.append(searchPath)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
