@@ -198,6 +198,11 @@ public actor HomePools {
                 }
                 var configuration = url.clientConfiguration(maximumConnections: limits.perDatabase, pool: "home", timeouts: timeouts)
                 configuration.options.connectionIdleTimeout = limits.idleTimeout
+                // No keep-alives: a connection idle for `idleTimeout` is closed long before the
+                // first one (30 s) would run, yet every connection handed back would schedule
+                // one, whose task stays in memory for the whole 30 s though the timer is
+                // cancelled when the connection is taken again.
+                configuration.options.keepAliveBehavior = nil
                 let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
                 pools[key] = Pool(client: client, running: Task { await client.run() }, inFlight: 1, lastUsed: .now)
                 return client
