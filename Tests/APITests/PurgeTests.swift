@@ -65,13 +65,16 @@ import Testing
             }
 
             // Nothing of it anywhere: the main database, and every database of the second server
-            // but other tenants' own (which hold nothing of another tenant).
+            // but other tenants' own (which hold nothing of another tenant) and the template of
+            // tenant databases (which another test's onboarding may be closing to connections).
             let left = try await Traces.find(id, slug: gone.slug, in: main)
             #expect(left == [])
             let second = try await TestCluster.second.superuserURL(database: "postgres")
             let databases = try await second.withConnection(logger: TestCluster.logger) { connection in
-                try await connection.query("SELECT datname FROM pg_database WHERE datallowconn AND datname !~ '^t_[0-9a-f]{32}$'", logger: TestCluster.logger)
-                    .decode(String.self).all()
+                try await connection.query(
+                    "SELECT datname FROM pg_database WHERE datallowconn AND datname !~ '^t_[0-9a-f]{32}$' AND datname <> \(HomeDatabases.template)",
+                    logger: TestCluster.logger
+                ).decode(String.self).all()
             }
             for database in databases {
                 #expect(try await Traces.find(id, slug: gone.slug, in: second.with(database: database)) == [], "database \(database)")

@@ -19,7 +19,8 @@ public enum HomeDatabases {
         "t_" + tenant.description.replacingOccurrences(of: "-", with: "")
     }
 
-    static let template = "petstore_tenant_template"
+    /// What every tenant database is made from: the schema and the projections, never a tenant's rows.
+    public static let template = "petstore_tenant_template"
 
     /// What the template must hold for this build: its migrations and projection versions. Kept
     /// as the template's comment, so a server's template is checked without connecting to it
