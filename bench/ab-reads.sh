@@ -14,6 +14,7 @@
 # A and B are commands, split on spaces (an `env VAR=value` prefix sets the server's environment).
 # Builds whose schemas differ (one has a migration the other lacks) cannot serve one database:
 # with OWN_CLUSTERS=1 each serves a cluster of its own, seeded alike, started side by side.
+# PLACEMENT=shared (or schema) places the tenants there instead of in databases of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2
@@ -46,7 +47,7 @@ seed() { # binary, data directory, keys file
   key=$($1 key create --platform --data-dir "$2" --log-level error)
   eval "$($1 db start --data-dir "$2" --log-level error)"
   start_server "$1" "$2"
-  python3 bench/lib/seed_tenants.py "$PORT" "$key" "tenant-" "$3"
+  python3 bench/lib/seed_tenants.py "$PORT" "$key" "tenant-" "$3" "${PLACEMENT:-}"
   stop_server
 }
 
@@ -67,7 +68,7 @@ done
 
 echo "A: $A"
 echo "B: $B"
-echo "10 enterprise tenants x 100 pets, wrk -t2 -c16 -d$DURATION, $ROUNDS alternating rounds (a fresh server each), $(nproc) cores; medians"
+echo "10 enterprise tenants x 100 pets ($([ -n "${PLACEMENT:-}" ] && echo "placement $PLACEMENT" || echo "each in a database of its own")), wrk -t2 -c16 -d$DURATION, $ROUNDS alternating rounds (a fresh server each), $(nproc) cores; medians"
 python3 - "$WORK" "$ROUNDS" <<'PY'
 import statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])

@@ -3,15 +3,18 @@
 each with 100 pets (onboarding's sample pet and 99 more), their admin keys written as the lines
 "slug key" that the peer's bench.sh reads (TENANT_KEYS_FILE).
 
-    python3 bench/lib/seed_tenants.py PORT PLATFORM_KEY PREFIX KEYS_FILE
+    python3 bench/lib/seed_tenants.py PORT PLATFORM_KEY PREFIX KEYS_FILE [PLACEMENT]
 
-The tenants are PREFIX1 .. PREFIX10 (e.g. "r1-tenant-" or "tenant-"). Stdlib only.
+The tenants are PREFIX1 .. PREFIX10 (e.g. "r1-tenant-" or "tenant-"), placed as the plan
+places them (a database of their own) unless PLACEMENT (shared, schema, database) says
+otherwise. Stdlib only.
 """
 import http.client
 import json
 import sys
 
 port, platform, prefix, keys_path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+placement = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
 conn = http.client.HTTPConnection("127.0.0.1", port)
 
 
@@ -27,7 +30,10 @@ def call(method, path, body, headers):
 with open(keys_path, "w") as keys:
     for t in range(1, 11):
         slug = f"{prefix}{t}"
-        created = call("POST", "/api/admin/tenants", {"slug": slug, "name": slug, "plan": "enterprise"},
+        tenant = {"slug": slug, "name": slug, "plan": "enterprise"}
+        if placement:
+            tenant["placement"] = placement
+        created = call("POST", "/api/admin/tenants", tenant,
                        {"Authorization": "Bearer " + platform, "Content-Type": "application/json"})
         key = created["admin_api_key"]
         keys.write(f"{slug} {key}\n")
