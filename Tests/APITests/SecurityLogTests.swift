@@ -48,6 +48,38 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func `a shutdown whose last flush waits on a locked table still ends, the entries given up`() async throws {
+        let database = try await TestCluster.shared.database()
+        try await database.withAppClient { client in
+            let store = EventStore(client: client, logger: TestCluster.logger)
+            let log = SecurityLog(client: client, store: store, interval: .seconds(3600), logger: TestCluster.logger)
+            let actor = Principal(tenant: TenantID(), userID: UUID(), keyID: UUID(), role: .admin)
+            // Another session holds the table: the write waits on its lock, which is never let go
+            // before the shutdown is over (no statement timeout on this pool).
+            try await database.superuserURL.withConnection(logger: TestCluster.logger) { holder in
+                try await holder.query("BEGIN", logger: TestCluster.logger).consume()
+                try await holder.query("LOCK TABLE security_events IN ACCESS EXCLUSIVE MODE", logger: TestCluster.logger).consume()
+                let started = ContinuousClock.now
+                try await testGracefulShutdown { trigger in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await log.run() }
+                        log.record(attempt(actor, target: TenantID()))
+                        try await Task.sleep(for: .milliseconds(50))
+                        trigger.triggerGracefulShutdown()
+                        try await group.waitForAll()
+                    }
+                }
+                // Still under the lock: the shutdown ended without the write.
+                let written = try await holder.query("SELECT count(*) FROM security_events", logger: TestCluster.logger)
+                    .decode(Int.self).first(where: { _ in true })
+                #expect(written == 0)
+                #expect(ContinuousClock.now - started >= SecurityLog.shutdownWait, "it waited for the write as long as it may")
+                try await holder.query("ROLLBACK", logger: TestCluster.logger).consume()
+            }
+        }
+    }
+
     @Test func `a flush that cannot reach the database keeps its entries for the next one`() async throws {
         let database = try await TestCluster.shared.database()
         let actor = Principal(tenant: TenantID(), userID: UUID(), keyID: UUID(), role: .member)

@@ -21,7 +21,7 @@ public final class RateLimitLedger: FlushingService, Sendable {
     let client: PostgresClient
     public let interval: Duration
     public let flushes = FlushQueue()
-    let logger: Logger
+    public let logger: Logger
     private let pending = Mutex<[Key: Int64]>([:])
 
     public init(client: PostgresClient, interval: Duration = .seconds(1), logger: Logger) {

@@ -79,7 +79,7 @@ public final class SecurityLog: FlushingService, Sendable {
     let store: EventStore
     public let interval: Duration
     public let flushes = FlushQueue()
-    let logger: Logger
+    public let logger: Logger
     private let pending = Mutex<[Key: Pending]>([:])
     private let step = Mutex("")
 

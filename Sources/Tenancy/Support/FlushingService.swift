@@ -1,11 +1,15 @@
+import Database
+import Logging
 import ServiceLifecycle
 import Synchronization
 
 /// A service whose work piles up in memory off the request path and is written every
 /// `interval`. Graceful shutdown cuts the wait short and writes what is left, so only a
-/// process killed outright loses its last interval.
+/// process killed outright, or a database that does not answer within `shutdownWait` at
+/// shutdown, loses its last interval.
 public protocol FlushingService: Service, Sendable {
     var interval: Duration { get }
+    var logger: Logger { get }
     /// Keeps `flush()` calls in order.
     var flushes: FlushQueue { get }
     /// Writes what is pending; what fails to write stays for the next call.
@@ -20,13 +24,30 @@ extension FlushingService {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let interval = self.interval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            await flush()
+        // The periodic writes run in a task of their own, so that one waiting on the database
+        // when shutdown begins (a lock, a server that does not answer) does not hold it up.
+        let interval = self.interval
+        let periodic = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard !Task.isCancelled else { break }
+                await flush()
+            }
         }
-        await flush()
+        try? await gracefulShutdown()
+        periodic.cancel()
+        // The last write comes after any periodic one still under way (`flushes` keeps them in
+        // order), and is waited for at most `shutdownWait`: the process must be able to exit.
+        let last = Task { await flush() }
+        if await !finished(last, within: Self.shutdownWait) {
+            last.cancel()
+            logger.warning("what was left to write at shutdown was not written in time; it is lost",
+                           metadata: ["service": "\(Self.self)", "wait": "\(Self.shutdownWait)"])
+        }
     }
+
+    /// How long the last write may take at shutdown.
+    public static var shutdownWait: Duration { .seconds(5) }
 }
 
 /// Runs work one piece after another, each in its caller's task (so a cancelled caller cancels
