@@ -5,9 +5,8 @@
 #   GET /api/pets?limit=20    vs  SELECT … FROM read_pets_page_v2(tenant, 0, NULL, 20)
 #   POST /api/pets            vs  the command's unit of work, its projection inside it (BEGIN; enter
 #                                 the tenant and take generic plans, as the server's command groups do;
-#                                 SAVEPOINT; append_events(…); RELEASE; begin_projection_batch;
-#                                 read events; insert; checkpoint and search path; COMMIT): one command
-#                                 per transaction
+#                                 append_events_checked(…); begin_projection_batch; insert; checkpoint
+#                                 and search path; COMMIT): one command per transaction
 # (pgbench reads ':name' as a variable, so the script spells the time format's colons chr(58).)
 # The tenant is in the shared tables, whose sessions send exactly this SQL (a schema tenant's
 # also set the search path).
@@ -77,11 +76,8 @@ cat > "$WORK/post.sql" <<SQL
 \\set r random(1, 999999999999)
 BEGIN;
 SELECT set_config('app.tenant_id', '$TENANT', true), set_config('plan_cache_mode', 'force_generic_plan', true);
-SAVEPOINT unit_1;
-SELECT last_seq AS last FROM append_events('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
-RELEASE SAVEPOINT unit_1;
+SELECT last_seq AS last FROM append_events_checked('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
 SELECT begin_projection_batch('$TENANT', 'pets', '$VERSION', '$SCHEMA') AS pos \\gset
-SELECT seq, stream_type, stream_id, stream_version, event_type, schema_version, data::text, metadata::text, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'), prev_hash, hash FROM events WHERE tenant_id = '$TENANT' AND seq > :pos ORDER BY seq LIMIT 500;
 INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version) VALUES ('$TENANT', ('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid, :last, 'Rex', 'dog', NULL, NULL, false, now(), now(), 1) ON CONFLICT DO NOTHING;
 WITH moved AS (UPDATE projection_checkpoints SET applied_seq = greatest(applied_seq, :last), updated_at = now() WHERE tenant_id = '$TENANT' AND projection = 'pets' AND version = '$VERSION' RETURNING 1) SELECT set_config('search_path', '$DEFAULT_PATH', true), (SELECT count(*) FROM moved);
 COMMIT;
