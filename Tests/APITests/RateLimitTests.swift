@@ -482,6 +482,41 @@ extension RateLimitTests {
     }
 }
 
+extension RateLimitTests {
+    /// A lease lives two seconds. When demand falls, it runs out with many requests left, which
+    /// the next take gives back: that lowers the database's count, and the take must still renew
+    /// the lease. Once it did not, and from then on every request went to the database.
+    @Test func `a lease that expires after demand fell is renewed, and requests stay off the database`() async throws {
+        try await withApp(.router) { app, client in
+            _ = try await app.tenantClient(client, slug: "steady")
+            let record = try #require(try await app.catalog.tenant(slug: "steady"))
+            let limiter = try #require(app.dependencies.rateLimiter)
+            func load(for duration: Duration, every pause: Duration) async throws -> Int {
+                let until = ContinuousClock.now + duration
+                var takes = 0
+                while ContinuousClock.now < until {
+                    guard case .allowed = await limiter.take(record) else {
+                        Issue.record("a request was refused under a generous quota")
+                        return takes
+                    }
+                    takes += 1
+                    try await Task.sleep(for: pause)
+                }
+                return takes
+            }
+            // Near a thousand requests a second leases two seconds' worth; then a tenth of that
+            // outlives the lease, which expires with most of it left.
+            _ = try await load(for: .milliseconds(1200), every: .milliseconds(1))
+            _ = try await load(for: .milliseconds(2500), every: .milliseconds(10))
+            let before = limiter.storeUsage.statements
+            let takes = try await load(for: .seconds(1), every: .milliseconds(10))
+            let statements = limiter.storeUsage.statements - before
+            #expect(takes > 50)
+            #expect(statements < 10, "\(statements) statements to the store for \(takes) requests")
+        }
+    }
+}
+
 @Suite struct RateLimitBatchTests {
     let hour: Int64 = 3_600_000_000
 

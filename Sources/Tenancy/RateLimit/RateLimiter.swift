@@ -84,12 +84,15 @@ public final class RateLimiter: Sendable {
         var charging = false
 
         /// Takes for one tenant can overlap: adds the `spare` requests a take granted to what
-        /// another left, never overwriting it, and keeps the later of two counts. Requests left
+        /// another left, never overwriting it, and keeps the later of two counts by the
+        /// database's clock (the larger at the same instant). Not the larger alone: a take that
+        /// gave back an expired lease's unspent requests lowers the count, and keeping the older
+        /// one left the lease expired, so that every request went to the database. Requests left
         /// from an earlier window are dropped: they were counted there.
         mutating func merge(_ result: RateLimitBatcher.Result, spare: Int, quota: RateLimits.Quota, at now: ContinuousClock.Instant) {
             let live = self.quota == quota && window == result.window
             tokens = (live ? tokens : 0) + spare
-            if !live || Int(result.used) >= used {
+            if !live || result.now > databaseNow || (result.now == databaseNow && Int(result.used) >= used) {
                 used = Int(result.used)
                 tat = result.tat
                 databaseNow = result.now
