@@ -11,6 +11,7 @@ struct PreparedAppend: Sendable {
         let type: String
         let canonicalType: [UInt8]
         let schemaVersion: Int
+        let data: JSONValue
         let canonicalData: [UInt8]
     }
 
@@ -48,7 +49,7 @@ struct PreparedAppend: Sendable {
                     throw EventLogError(.invalidEvent, "\(event.type): strings in event data may not contain U+0000")
                 }
                 events.append(Event(streamIndex: index, type: event.type, canonicalType: CanonicalJSON.serialize(.string(event.type)),
-                                    schemaVersion: event.schemaVersion, canonicalData: data))
+                                    schemaVersion: event.schemaVersion, data: event.data, canonicalData: data))
             }
         }
         let metadataBytes = CanonicalJSON.serialize(metadata.json)
@@ -127,15 +128,13 @@ struct PreparedAppend: Sendable {
         }
         var recorded: [RecordedEvent] = []
         var prevHash = Array(buffer: previous)
-        var flat = appends.flatMap(\.events).makeIterator()
         for (offset, event) in events.enumerated() {
-            guard let new = flat.next() else { break }
             versionOf[event.streamIndex] += 1
             let hash = hashes.getBytes(at: hashes.readerIndex + 32 * offset, length: 32) ?? []
             recorded.append(RecordedEvent(
                 tenant: tenant, seq: first + Int64(offset), stream: appends[event.streamIndex].stream,
                 streamVersion: Int(versionOf[event.streamIndex]), type: event.type, schemaVersion: event.schemaVersion,
-                data: new.data, metadataJSON: metadata, recordedAtText: recordedAt, prevHash: prevHash, hash: hash))
+                data: event.data, metadataJSON: metadata, recordedAtText: recordedAt, prevHash: prevHash, hash: hash))
             prevHash = hash
         }
         return .appended(result, recorded)
