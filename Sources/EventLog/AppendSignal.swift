@@ -15,12 +15,20 @@ public final class AppendSignal: Sendable {
     }
 
     private let state = Mutex<(next: Int, subscribers: [Int: Subscriber])>((0, [:]))
+    private let localHeads = Mutex<[TenantID: Int64]>([:])
 
     public init() {}
 
-    /// Called after an append committed in this process.
-    public func appended(_ tenant: TenantID) {
+    /// Called after an append that ended at `seq` committed in this process.
+    public func appended(_ tenant: TenantID, through seq: Int64) {
+        // Before the wake-up: a reader woken by this append finds its seq here.
+        localHeads.withLock { heads in heads[tenant] = max(heads[tenant] ?? 0, seq) }
         publish([tenant], origin: .local)
+    }
+
+    /// The last seq appended to the tenant's log by this process, as far as it has been told.
+    public func lastLocalAppend(of tenant: TenantID) -> Int64? {
+        localHeads.withLock { $0[tenant] }
     }
 
     /// Called when another process reports appends.

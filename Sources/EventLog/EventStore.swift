@@ -74,7 +74,7 @@ public struct EventStore: Sendable {
         } catch {
             throw Self.map(error)
         }
-        signal.appended(tenant)
+        signal.appended(tenant, through: result.lastSeq)
         observe(tenant, appends)
         return result
     }
@@ -102,10 +102,10 @@ public struct EventStore: Sendable {
         } catch {
             throw Self.map(error)
         }
-        if case .appended = attempt {
+        if case .appended(let result, _) = attempt {
             let tenant = session.tenant
             session.afterCommit { [self] in
-                signal.appended(tenant)
+                signal.appended(tenant, through: result.lastSeq)
                 observe(tenant, appends)
             }
         }

@@ -70,6 +70,56 @@ import Testing
         }
     }
 
+    @Test func `a command projected inline moves the projections that read none of its events past them, only if nothing came before`() async throws {
+        let ticks = StreamCounterProjector(streamType: "tick"), tocks = StreamCounterProjector(streamType: "tock")
+        let database = try await TestCluster.shared.database()
+        try await ProjectionInstaller(definitions: [ticks.definition, tocks.definition]).install(database.ownerURL, logger: logger)
+        try await database.withAppClient { client in
+            let store = EventStore(client: client, logger: logger)
+            let runtime = ProjectionRuntime(client: client, store: store, projectors: [ticks, tocks], logger: logger)
+            let tenant = TenantID()
+            func append(_ type: String) async throws -> AppendResult {
+                try await store.append(tenant: tenant, stream: try StreamName(type: type, id: UUID()), expected: .any,
+                                       events: [NewEvent(type: "Beat", data: .object([:]))])
+            }
+            /// A tick appended and projected inline for `tick_counter`, as a command does.
+            func command() async throws {
+                try await store.database.withTenant(tenant) { session in
+                    let attempt = try await store.tryAppend([StreamAppend(stream: try StreamName(type: "tick", id: UUID()), expected: .any,
+                                                                          events: [NewEvent(type: "Beat", data: .object([:]))])], in: session)
+                    guard case .appended(let result, let recorded) = attempt else { throw EventLogError(.wrongExpectedVersion, "no append") }
+                    try await runtime.projectInline(session, projections: ["tick_counter"], through: result.lastSeq, appended: recorded,
+                                                    using: store.database)
+                }
+            }
+            func checkpoints() async throws -> [String: Int64] {
+                Dictionary(uniqueKeysWithValues: try await rows(database.superuserURL, """
+                    SELECT projection, applied_seq FROM public.projection_checkpoints WHERE tenant_id = \(tenant)
+                    """, as: (String, Int64).self).map { ($0.0, $0.1) })
+            }
+            _ = try await append("tick")
+            try await runtime.catchUpAll()
+            #expect(try await checkpoints() == ["tick_counter": 1, "tock_counter": 1])
+
+            // A tick command: tocks read no ticks, and had everything before it, so they move too.
+            try await command()
+            #expect(try await checkpoints() == ["tick_counter": 2, "tock_counter": 2])
+
+            // A tock nobody projected yet (seq 3), then a tick command (seq 4): the tock counter
+            // must not be moved past the tock it has not applied; the tick counter skips the tock.
+            _ = try await append("tock")
+            try await command()
+            #expect(try await checkpoints() == ["tick_counter": 4, "tock_counter": 2])
+            try await runtime.catchUpAll()
+            #expect(try await checkpoints() == ["tick_counter": 4, "tock_counter": 4])
+            let tickTotals = try await rows(database.superuserURL, "SELECT applied FROM public.tick_totals", as: Int64.self)
+            let tockTotals = try await rows(database.superuserURL, "SELECT applied FROM public.tock_totals", as: Int64.self)
+            #expect(tickTotals == [3] && tockTotals == [1])
+            let types = try await rows(database.superuserURL, "SELECT array_to_string(types, ',') FROM public.tick_totals UNION ALL SELECT array_to_string(types, ',') FROM public.tock_totals", as: String.self)
+            #expect(types == ["tick", "tock"], "each counter was given its own stream type's events only")
+        }
+    }
+
     @Test func `two runtimes on one database share the work and apply each event once`() async throws {
         let database = try await TestCluster.shared.database()
         try await ProjectionInstaller(definitions: [CounterProjector.definition]).install(database.ownerURL, logger: logger)

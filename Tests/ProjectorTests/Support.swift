@@ -39,3 +39,34 @@ func tick(_ store: EventStore, _ tenant: TenantID, count: Int) async throws {
                                events: [NewEvent(type: "Tick", data: .object(["n": .number(Double(index))]))])
     }
 }
+
+/// Counts the events of one stream type per tenant, and says so (`streamTypes`): the runtime
+/// gives it nothing else, and moves it past commands of other types.
+struct StreamCounterProjector: Projector {
+    let streamType: String
+    var name: String { "\(streamType)_counter" }
+    var streamTypes: Set<String>? { [streamType] }
+
+    var definition: ProjectionDefinition {
+        ProjectionDefinition(name: name, sql: """
+            CREATE TABLE \(streamType)_totals (tenant_id uuid PRIMARY KEY, applied bigint NOT NULL, types text[] NOT NULL);
+            SELECT enable_tenant_rls('\(streamType)_totals');
+            """)
+    }
+
+    func apply(_ events: [RecordedEvent], in session: TenantSession) async throws {
+        // Every type it was given, to show it was given only its own.
+        let types = Array(Set(events.map(\.stream.type))).sorted()
+        try await session.run(PostgresQuery(unsafeSQL: """
+            INSERT INTO \(streamType)_totals (tenant_id, applied, types) VALUES ($1, $2, $3)
+            ON CONFLICT (tenant_id) DO UPDATE SET applied = \(streamType)_totals.applied + EXCLUDED.applied,
+                   types = ARRAY(SELECT DISTINCT unnest(\(streamType)_totals.types || EXCLUDED.types) ORDER BY 1)
+            """, binds: {
+                var binds = PostgresBindings()
+                binds.append(session.tenant)
+                binds.append(Int64(events.count))
+                binds.append(types)
+                return binds
+            }()))
+    }
+}

@@ -17,6 +17,7 @@ public struct PetsProjector: Projector {
     /// Commands catch this read model up themselves; the background loop only brings in what
     /// others appended (other processes, the CLI), so it can wait for bursts to collapse.
     public let pacing: Duration = .milliseconds(100)
+    public let streamTypes: Set<String>? = [PetEventCoding.streamType]
 
     public init() {}
 
@@ -130,9 +131,10 @@ public struct PetsProjector: Projector {
 /// `tenant_config`: the value of each key a tenant set.
 public struct TenantConfigProjector: Projector {
     public let name = "tenant_config"
-    /// As for pets: configuration commands catch up themselves; every pet event still moves this
-    /// checkpoint, which need not happen once per append.
+    /// As for pets: configuration commands catch up themselves, and a pet command moves this
+    /// checkpoint past its events when nothing came between (`streamTypes`).
     public let pacing: Duration = .milliseconds(100)
+    public let streamTypes: Set<String>? = [ConfigEventCoding.streamType]
 
     public init() {}
 

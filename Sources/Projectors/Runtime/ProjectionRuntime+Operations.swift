@@ -88,7 +88,7 @@ extension ProjectionRuntime {
                     ? try await database.readTenant(tenant, in: session.home) { home in try await store.read(after: position, limit: batchSize, in: home) }
                     : try await store.read(after: position, limit: batchSize, in: session)
                 guard let last = events.last else { break }
-                try await projector.apply(events, in: session)
+                try await projector.applyRelevant(events, in: session)
                 position = last.seq
                 if events.count < batchSize { break }
             }

@@ -64,7 +64,8 @@ public final class ProjectionRuntime: Service, Sendable {
     }
 
     public func run() async throws {
-        let wakeUps = store.signal.subscribe()
+        let local = store.signal.subscribe(origins: [.local])
+        let remote = store.signal.subscribe(origins: [.remote])
         let names = Array(projectors.keys)
         // One loop per projection: a busy one (pets under a burst of creates) never holds up
         // another. Tasks of their own rather than a task group's children, so that shutdown
@@ -84,9 +85,9 @@ public final class ProjectionRuntime: Service, Sendable {
         }
         await withTaskCancellationHandler {
             // Forward wake-ups into flags the loops check, so bursts collapse into one pass.
-            for await tenants in wakeUps.cancelOnGracefulShutdown() {
-                woken.withLock { $0.formUnion(names) }
-                wokenTenants.withLock { woken in for name in names { woken[name, default: []].formUnion(tenants) } }
+            await withDiscardingTaskGroup { group in
+                group.addTask { for await tenants in local.cancelOnGracefulShutdown() { self.wake(names, tenants, remote: false) } }
+                group.addTask { for await tenants in remote.cancelOnGracefulShutdown() { self.wake(names, tenants, remote: true) } }
             }
         } onCancel: {
             for loop in loops { loop.cancel() }
@@ -123,7 +124,18 @@ public final class ProjectionRuntime: Service, Sendable {
     private let woken = Mutex<Set<String>>([])
     /// Tenants appended to since each projection's last pass: how tenants in databases of their
     /// own are found between sweeps (their heads are not in the main database's positions).
-    private let wokenTenants = Mutex<[String: Set<TenantID>]>([:])
+    /// True for a tenant another process appended to: its head is not known here.
+    private let wokenTenants = Mutex<[String: [TenantID: Bool]]>([:])
+    /// How far each version's checkpoint (by `key(of:)`) is known to have moved for a tenant, by
+    /// this process's own commits: a woken tenant whose appends in this process were all
+    /// projected (inline, or by a pass since) is not visited. Sweeps still visit everyone.
+    private let knownApplied = Mutex<[String: [TenantID: Int64]]>([:])
+    private let batchCounts = Mutex<[String: Int]>([:])
+
+    /// Background batches (transactions) run for a projection so far, empty ones included.
+    public func batches(of name: String) -> Int {
+        batchCounts.withLock { $0[name] ?? 0 }
+    }
     /// When each projection last looked at every tenant in a database of its own.
     private let lastSweep = Mutex<[String: ContinuousClock.Instant]>([:])
     private let knownPlaced = Mutex<Set<TenantID>?>(nil)
@@ -133,6 +145,30 @@ public final class ProjectionRuntime: Service, Sendable {
     private let defaultSearchPaths = Mutex<[String: String]>([:])
     private let versionCache = Mutex<(versions: [Version], at: ContinuousClock.Instant)?>(nil)
     private let lagSamples = Mutex<[String: LagReservoir]>([:])
+
+    private func wake(_ names: [String], _ tenants: Set<TenantID>, remote: Bool) {
+        woken.withLock { $0.formUnion(names) }
+        wokenTenants.withLock { woken in
+            for name in names {
+                for tenant in tenants { woken[name, default: [:]][tenant, default: false] = woken[name]?[tenant] == true || remote }
+            }
+        }
+    }
+
+    private static func key(of version: Version) -> String { "\(version.name) \(version.version)" }
+
+    private func markApplied(_ version: Version, tenant: TenantID, through seq: Int64) {
+        knownApplied.withLock { known in
+            known[Self.key(of: version), default: [:]][tenant] = max(known[Self.key(of: version)]?[tenant] ?? 0, seq)
+        }
+    }
+
+    /// Whether everything this process appended to the tenant is known to be in the version.
+    private func isKnownCurrent(_ version: Version, tenant: TenantID) -> Bool {
+        guard let head = store.signal.lastLocalAppend(of: tenant),
+              let applied = knownApplied.withLock({ $0[Self.key(of: version)]?[tenant] }) else { return false }
+        return applied >= head
+    }
 
     private func waitForWork(_ name: String, pacing: Duration) async {
         if pacing > .zero {
@@ -179,11 +215,13 @@ public final class ProjectionRuntime: Service, Sendable {
         let positions = try await client.query(
             "SELECT tenant_id, applied_seq, head FROM projection_positions(\(version.name), \(version.version))", logger: logger)
         var lagging: [TenantID] = []
-        for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) where position < head {
-            lagging.append(TenantID(tenant))
+        var inMain: Set<TenantID> = []
+        for try await (tenant, position, head) in positions.decode((UUID, Int64, Int64).self) {
+            inMain.insert(TenantID(tenant))
+            if position < head { lagging.append(TenantID(tenant)) }
         }
         doing(version, "listing tenants in databases of their own")
-        lagging += try await ownDatabaseTenantsToVisit(version, sweep: sweep)
+        lagging += try await ownDatabaseTenantsToVisit(version, sweep: sweep, inMain: inMain)
         for tenant in lagging {
             doing(version, "catching up tenant \(tenant)")
             do {
@@ -207,8 +245,8 @@ public final class ProjectionRuntime: Service, Sendable {
     /// Tenants in databases of their own to catch up in this pass: those appended to since the
     /// last one, and all of them every `sweepInterval` (appends made by other processes, or a
     /// catch-up that failed). A visit to a tenant that is up to date is one short transaction.
-    private func ownDatabaseTenantsToVisit(_ version: Version, sweep asked: Bool) async throws -> [TenantID] {
-        let woken = wokenTenants.withLock { $0.removeValue(forKey: version.name) ?? [] }
+    private func ownDatabaseTenantsToVisit(_ version: Version, sweep asked: Bool, inMain: Set<TenantID>) async throws -> [TenantID] {
+        let woken = wokenTenants.withLock { $0.removeValue(forKey: version.name) ?? [:] }
         let now = ContinuousClock.now
         let sweep = lastSweep.withLock { last in
             guard asked || last[version.name].map({ now - $0 >= Self.sweepInterval }) ?? true else { return false }
@@ -216,9 +254,11 @@ public final class ProjectionRuntime: Service, Sendable {
             return true
         }
         guard sweep || !woken.isEmpty else { return [] }
-        // Which tenants are in databases of their own changes only with onboarding: a list read
-        // by a sweep serves the wake-ups until the next.
+        // Which tenants are in databases of their own changes only with onboarding and moves: a
+        // list read by a sweep serves the wake-ups until a woken tenant is in neither it nor the
+        // main database's positions (placed since).
         var placed = sweep ? nil : knownPlaced.withLock { $0 }
+        if let known = placed, woken.keys.contains(where: { !known.contains($0) && !inMain.contains($0) }) { placed = nil }
         if placed == nil {
             var fresh: Set<TenantID> = []
             for try await id in try await client.query("SELECT tenant_id FROM database_tenants()", logger: logger).decode(UUID.self) {
@@ -227,7 +267,10 @@ public final class ProjectionRuntime: Service, Sendable {
             knownPlaced.withLock { $0 = fresh }
             placed = fresh
         }
-        return sweep ? Array(placed ?? []) : Array(woken.intersection(placed ?? []))
+        guard let placed, !sweep else { return Array(placed ?? []) }
+        return woken.compactMap { tenant, remote in
+            placed.contains(tenant) && (remote || !isKnownCurrent(version, tenant: tenant)) ? tenant : nil
+        }
     }
 
     private func hasDatabaseTenants() async throws -> Bool {
@@ -296,7 +339,15 @@ public final class ProjectionRuntime: Service, Sendable {
     public func projectInline(_ session: TenantSession, projections names: Set<String>, through seq: Int64,
                               appended: [RecordedEvent] = [], using pool: TenantDatabase) async throws {
         var later: Set<String> = []
-        for version in try await cachedVersions() where names.contains(version.name) {
+        let versions = try await cachedVersions()
+        // Versions that read none of the command's events move past them with the first
+        // checkpoint statement below, when they had applied everything before them.
+        let types = Set(appended.map(\.stream.type))
+        var bystanders = appended.last?.seq == seq ? versions.filter { version in
+            version.state == "active" && version.scope == "tenant" && !names.contains(version.name)
+                && projectors[version.name]?.streamTypes?.isDisjoint(with: types) == true
+        } : []
+        for version in versions where names.contains(version.name) {
             guard version.state == "active", version.scope == "tenant", let projector = projectors[version.name] else {
                 later.insert(version.name)
                 continue
@@ -313,16 +364,26 @@ public final class ProjectionRuntime: Service, Sendable {
                     try await store.read(after: applied, limit: batchSize, in: session)
                 }
                 guard let last = events.last else { break }
-                try await projector.apply(events, in: session)
+                try await projector.applyRelevant(events, in: session)
                 applied = last.seq
                 projected += events
             }
-            session.afterCommit { [self, projected] in recordLag(of: projected, in: version.name) }
             // The batch start put the version's schema first on the search path for the rest of
             // the transaction; the command's own statements after this expect the tenant's.
-            try await session.execute(InlineCheckpoint(
+            var moved: [String] = []
+            for try await (_, passed) in try await session.execute(InlineCheckpoint(
                 tenant: session.tenant, projection: version.name, version: version.version, applied: applied,
-                searchPath: try await searchPath(of: session))).consume()
+                searchPath: try await searchPath(of: session), bystanders: bystanders, before: (appended.first?.seq ?? 1) - 1)) {
+                moved = passed
+            }
+            let passed = bystanders.filter { moved.contains($0.name) }
+            bystanders = []
+            let tenant = session.tenant
+            session.afterCommit { [self, projected, applied] in
+                recordLag(of: projected, in: version.name)
+                markApplied(version, tenant: tenant, through: applied)
+                for bystander in passed { markApplied(bystander, tenant: tenant, through: seq) }
+            }
         }
         if !later.isEmpty { catchUpAfterCommit(of: session, projections: later, using: pool) }
     }
@@ -381,17 +442,20 @@ public final class ProjectionRuntime: Service, Sendable {
         // A platform projection's rows are in the main database for every tenant; a tenant in a
         // database of its own has its events read from there, in a session of their own.
         let platform = version.scope == "platform"
+        batchCounts.withLock { $0[version.name, default: 0] += 1 }
         let applied: [RecordedEvent] = try await (platform ? pool.onControlPlane : pool).withTenant(tenant) { session in
             // Takes the pair's lock, sets the search path, locks the checkpoint; NULL for a
             // tenant purged since this pass listed it.
             guard let position = try await session.call(
                 BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
             else { return [] }
+            session.afterCommit { [self] in markApplied(version, tenant: tenant, through: position) }
             let events = platform && session.home.placement == .database
                 ? try await pool.readTenant(tenant, in: session.home) { home in try await store.read(after: position, limit: batchSize, in: home) }
                 : try await store.read(after: position, limit: batchSize, in: session)
             guard let last = events.last else { return [] }
-            try await projector.apply(events, in: session)
+            try await projector.applyRelevant(events, in: session)
+            session.afterCommit { [self] in markApplied(version, tenant: tenant, through: last.seq) }
             try beforeCommit(tenant, events.count)
             try await session.run("""
                 UPDATE projection_checkpoints SET applied_seq = \(last.seq), updated_at = now()
@@ -500,24 +564,32 @@ struct LagReservoir: Sendable {
     }
 }
 
-/// Moves a version's checkpoint past what a command applied inline and puts the session's own
-/// search path back (the batch start put the version's schema first). Prepared once per
-/// connection: every command runs it.
+/// Moves a version's checkpoint past what a command applied inline, and the bystanders' (versions
+/// that read none of its events) past its events if they were right before them; puts the
+/// session's own search path back (the batch start put the version's schema first). Prepared
+/// once per connection: every command runs it.
 struct InlineCheckpoint: PostgresPreparedStatement {
     static let sql = """
         WITH moved AS (
           UPDATE projection_checkpoints SET applied_seq = $4, updated_at = now()
            WHERE tenant_id = $1 AND projection = $2 AND version = $3
-           RETURNING 1)
-        SELECT set_config('search_path', $5, true), (SELECT count(*) FROM moved)
+           RETURNING 1),
+        passed AS (
+          UPDATE projection_checkpoints SET applied_seq = $4, updated_at = now()
+           WHERE tenant_id = $1 AND (projection, version) IN (SELECT * FROM unnest($6::text[], $7::text[])) AND applied_seq = $8
+           RETURNING projection)
+        SELECT set_config('search_path', $5, true), (SELECT count(*) FROM moved), ARRAY(SELECT projection FROM passed)
         """
-    typealias Row = (String, Int64)
+    typealias Row = (String, [String])
 
     let tenant: TenantID
     let projection: String
     let version: String
     let applied: Int64
     let searchPath: String
+    let bystanders: [ProjectionRuntime.Version]
+    /// The seq just before the command's events.
+    let before: Int64
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
@@ -526,8 +598,14 @@ struct InlineCheckpoint: PostgresPreparedStatement {
         bindings.append(version)
         bindings.append(applied)
         bindings.append(searchPath)
+        bindings.append(bystanders.map(\.name))
+        bindings.append(bystanders.map(\.version))
+        bindings.append(before)
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (path, _, passed) = try row.decode((String, Int64, [String]).self)
+        return (path, passed)
+    }
 }

@@ -16,9 +16,21 @@ public protocol Projector: Sendable {
     /// without a pause, a burst of commands costs a pass (and a transaction per tenant) per
     /// append, on top of the catch-up the command itself runs. Zero by default.
     var pacing: Duration { get }
+    /// The stream types whose events it reads; nil for every type. `apply` is given only
+    /// those, and a command whose events are all of other types moves this projection's
+    /// checkpoint past them inline, in the statement that moves its own projection's: the
+    /// background loop then has nothing to do for it. Nil by default.
+    var streamTypes: Set<String>? { get }
     func apply(_ events: [RecordedEvent], in session: TenantSession) async throws
 }
 
 extension Projector {
     public var pacing: Duration { .zero }
+    public var streamTypes: Set<String>? { nil }
+
+    /// `apply` with the events of its stream types, if any.
+    func applyRelevant(_ events: [RecordedEvent], in session: TenantSession) async throws {
+        let relevant = streamTypes.map { types in events.filter { types.contains($0.stream.type) } } ?? events
+        if !relevant.isEmpty { try await apply(relevant, in: session) }
+    }
 }
