@@ -46,7 +46,7 @@ struct CommonOptions: ParsableArguments {
         let level = Logger.Level(rawValue: logLevel ?? Self.environment["LOG_LEVEL"] ?? "info") ?? .info
         let json = (logFormat ?? Self.environment["LOG_FORMAT"]) == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : TextLogHandler(label: label)
             handler.logLevel = level
             return handler
         }

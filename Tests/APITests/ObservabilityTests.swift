@@ -162,6 +162,23 @@ final class CapturedLines: Sendable {
         }
     }
 
+    @Test func `the text format writes a request's metadata on its line, sorted, and nothing for lines below the level`() async throws {
+        let lines = Mutex<[String]>([])
+        var logger = Logger(label: "petstore") { label in
+            var handler = TextLogHandler(label: label) { line in lines.withLock { $0.append(line) } }
+            handler.logLevel = .notice
+            return handler
+        }
+        logger[metadataKey: "request_id"] = "trace-1"
+        logger[metadataKey: "tenant"] = "logged"
+        logger.info("request", metadata: ["status": "200"])
+        #expect(lines.withLock { $0 }.isEmpty)
+        logger.notice("request", metadata: ["status": "201"])
+        let line = try #require(lines.withLock { $0 }.first)
+        let pattern = #/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} notice petstore: request_id=trace-1 status=201 tenant=logged \[\w+\] request\n$/#
+        #expect(line.wholeMatch(of: pattern) != nil, "\(line)")
+    }
+
     @Test func `an unexpected error is logged once, with its cause, and answered as an opaque 500`() async throws {
         let captured = CapturedLines()
         try await withApp(.router, logger: captured.logger, allowUnmappedErrors: true) { app, client in

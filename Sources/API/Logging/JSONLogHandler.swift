@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// One JSON object per line: `time`, `level`, `label`, `message` and the metadata as string fields.
-/// For log shippers; the text format is swift-log's `StreamLogHandler`.
+/// For log shippers; the text format is `TextLogHandler`.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info

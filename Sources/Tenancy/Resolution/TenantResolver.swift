@@ -65,20 +65,24 @@ public struct TenantResolver: Sendable {
         }
         if let colon = host.lastIndex(of: ":") {
             let port = host[host.index(after: colon)...]
-            guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), port.count <= 5 else { throw .malformedHost }
+            guard !port.isEmpty, port.utf8.allSatisfy(Self.isDigit), port.utf8.count <= 5 else { throw .malformedHost }
             host = host[..<colon]
         }
         if host.hasSuffix(".") { host = host.dropLast() }
-        guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else {
+        // Bytes, not Characters: every request passes here, and a host is ASCII or malformed.
+        guard !host.isEmpty, host.utf8.allSatisfy({ Self.isLowercaseLetter($0) || Self.isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else {
             throw .malformedHost
         }
-        if host.split(separator: ".").allSatisfy({ $0.allSatisfy(\.isNumber) }) { return nil }
+        if host.utf8.split(separator: UInt8(ascii: ".")).allSatisfy({ $0.allSatisfy(Self.isDigit) }) { return nil }
         let suffix = "." + baseDomain
         guard host.hasSuffix(suffix) else { return nil }
         let label = host.dropLast(suffix.count)
         guard Self.isWellFormedSlug(String(label)) else { throw .malformedSlug(String(label.prefix(64))) }
         return String(label)
     }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+    private static func isLowercaseLetter(_ byte: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) }
 
     /// `/acme/api/pets` → (`acme`, `/api/pets`).
     func pathPrefix(_ path: String) throws(Failure) -> (String, String)? {
