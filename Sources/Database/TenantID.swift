@@ -7,7 +7,7 @@ public struct TenantID: Hashable, Sendable, Codable, CustomStringConvertible, Co
     public let rawValue: UUID
 
     public init(_ rawValue: UUID) { self.rawValue = rawValue }
-    public init() { self.rawValue = UUID() }
+    public init() { self.rawValue = UUID.random() }
 
     public var description: String { rawValue.uuidString.lowercased() }
 

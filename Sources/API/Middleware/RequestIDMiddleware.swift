@@ -1,3 +1,4 @@
+import Database
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -12,7 +13,7 @@ public struct RequestIDMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let offered = request.headers[.requestID]
-        let id = offered.flatMap { Self.isAcceptable($0) ? $0 : nil } ?? UUID().uuidString.lowercased()
+        let id = offered.flatMap { Self.isAcceptable($0) ? $0 : nil } ?? UUID.random().uuidString.lowercased()
         context.requestID = id
         context.logger[metadataKey: "request_id"] = "\(id)"
         var response = try await next(request, context)

@@ -1,3 +1,4 @@
+import Database
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -26,7 +27,7 @@ public struct TenantResolvingResponder<Inner: HTTPResponder>: HTTPResponder wher
         } catch {
             var response = try ErrorMapping.resolution(error).response(from: request, context: context)
             let offered = request.headers[.requestID].flatMap { RequestIDMiddleware.isAcceptable($0) ? $0 : nil }
-            response.headers[.requestID] = offered ?? UUID().uuidString.lowercased()
+            response.headers[.requestID] = offered ?? UUID.random().uuidString.lowercased()
             return response
         }
         var context = context

@@ -105,7 +105,7 @@ struct PetRoutes {
             }
             id = parsed
         } else {
-            id = UUID()
+            id = UUID.random()
         }
         let handle = catalog.handle(for: context.tenant)
         let now = Date()

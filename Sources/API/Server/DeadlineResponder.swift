@@ -50,7 +50,7 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
                     do {
                         var response = try Problem.deadlineExceeded(timeout).response(from: request, context: context)
                         let offered = request.headers[.requestID].flatMap { RequestIDMiddleware.isAcceptable($0) ? $0 : nil }
-                        response.headers[.requestID] = offered ?? UUID().uuidString.lowercased()
+                        response.headers[.requestID] = offered ?? UUID.random().uuidString.lowercased()
                         continuation.resume(returning: response)
                     } catch {
                         continuation.resume(throwing: error)
