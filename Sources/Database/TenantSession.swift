@@ -588,10 +588,29 @@ extension TenantFunction {
     }
 }
 
+/// The name and text of each generic statement below, made once per function. PostgresNIO asks
+/// a prepared statement for both on every execution; the default name is `String(reflecting:)`
+/// of the (generic) type, and the text is built from the function's parameter types.
+enum StatementTexts {
+    private static let made = Mutex<[ObjectIdentifier: (name: String, sql: String)]>([:])
+
+    static func of<Statement>(_ type: Statement.Type, make: () -> (name: String, sql: String)) -> (name: String, sql: String) {
+        let key = ObjectIdentifier(type)
+        if let texts = made.withLock({ $0[key] }) { return texts }
+        let texts = make()
+        made.withLock { $0[key] = texts }
+        return texts
+    }
+}
+
 /// A tenant function called inside the session's transaction, which has entered the tenant.
 struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
-    static var sql: String { "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments(from: 2)))" }
+    static var name: String { texts.name }
+    static var sql: String { texts.sql }
+    private static var texts: (name: String, sql: String) {
+        StatementTexts.of(Self.self) { ("tenant_call " + Function.name, "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments(from: 2)))") }
+    }
 
     let function: Function
     let tenant: TenantID
@@ -611,10 +630,15 @@ struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
 /// the entered value orders.
 struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
-    static var sql: String {
-        "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
-            + "set_config('petstore.home', $2::text, true) AS home) AS entered, "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called"
+    static var name: String { texts.name }
+    static var sql: String { texts.sql }
+    private static var texts: (name: String, sql: String) {
+        StatementTexts.of(Self.self) {
+            ("entered_tenant_call " + Function.name,
+             "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
+                + "set_config('petstore.home', $2::text, true) AS home) AS entered, "
+                + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called")
+        }
     }
 
     let function: Function
@@ -653,11 +677,16 @@ struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
 /// subquery with volatile functions is neither flattened nor trimmed of unused outputs).
 struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
     typealias Row = Function.Row
-    static var sql: String {
-        "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
-            + "set_config('petstore.home', $2::text, true) AS home, "
-            + "set_config('search_path', $3::text, true) AS path) AS entered, "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called"
+    static var name: String { texts.name }
+    static var sql: String { texts.sql }
+    private static var texts: (name: String, sql: String) {
+        StatementTexts.of(Self.self) {
+            ("entered_home_call " + Function.name,
+             "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
+                + "set_config('petstore.home', $2::text, true) AS home, "
+                + "set_config('search_path', $3::text, true) AS path) AS entered, "
+                + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called")
+        }
     }
 
     let function: Function
@@ -679,6 +708,7 @@ struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
 
 /// Sets the tenant for the rest of the transaction: the one place a transaction enters a tenant.
 struct EnterTenant: PostgresPreparedStatement {
+    static let name = "enter_tenant"
     static let sql = """
         SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true),
                set_config('plan_cache_mode', coalesce($3::text, current_setting('plan_cache_mode')), true)
@@ -730,6 +760,7 @@ extension TenantDatabase {
 
 /// `EnterTenant` with the tenant's search path.
 struct EnterTenantHome: PostgresPreparedStatement {
+    static let name = "enter_tenant_home"
     static let sql = """
         SELECT set_config('app.tenant_id', $1::text, true), set_config('petstore.home', $2::text, true), set_config('search_path', $3::text, true),
                set_config('plan_cache_mode', coalesce($4::text, current_setting('plan_cache_mode')), true)

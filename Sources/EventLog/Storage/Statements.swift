@@ -65,6 +65,7 @@ enum EventColumns {
 
 /// A page of a tenant's log after a seq.
 struct ReadTenantLog: PostgresPreparedStatement {
+    static let name = "read_tenant_log"
     static let sql = "SELECT \(EventColumns.list) FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
     typealias Row = EventColumns.Row
 
@@ -85,6 +86,7 @@ struct ReadTenantLog: PostgresPreparedStatement {
 
 /// A stream's events after a version, up to a time.
 struct ReadStream: PostgresPreparedStatement {
+    static let name = "read_stream"
     static let sql = """
         SELECT \(EventColumns.list) FROM events
          WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND stream_version > $4

@@ -99,6 +99,7 @@ public struct PetsProjector: Projector {
     /// into whichever version's schema the batch put first on the search path (PostgreSQL plans
     /// it again when that changes).
     struct InsertRegisteredPets: PostgresPreparedStatement {
+        static let name = "insert_registered_pets"
         static let sql = """
             INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version)
             SELECT $1, r.id, r.seq, r.name, r.species, NULLIF(r.breed, ''), NULLIF(r.microchip, ''), false, r.at, r.at, r.version

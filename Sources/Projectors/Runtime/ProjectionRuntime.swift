@@ -569,6 +569,7 @@ struct LagReservoir: Sendable {
 /// session's own search path back (the batch start put the version's schema first). Prepared
 /// once per connection: every command runs it.
 struct InlineCheckpoint: PostgresPreparedStatement {
+    static let name = "inline_checkpoint"
     static let sql = """
         WITH moved AS (
           UPDATE projection_checkpoints SET applied_seq = $4, updated_at = now()
