@@ -39,6 +39,7 @@ extension TestApp {
     static let limits = try! RateLimits.generous.overridden(by: "premium=1/h+3")
 
     @Test func `analytics equal the counts taken from the log for a generated multi-tenant workload`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         try await withApp(rateLimits: Self.limits) { app, client in
             var random = SeededGenerator(seed: 20_261_129)
             let plans = ["free", "basic", "enterprise", "free"]

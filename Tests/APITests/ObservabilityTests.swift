@@ -66,6 +66,7 @@ final class CapturedLines: Sendable {
     }
 
     @Test func `a scrape after known traffic shows it by tenant, route template, method and status`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         try await withApp(.router, rateLimits: try RateLimits.defaults.overridden(by: "basic=2/h+100")) { app, client in
             let shop = try await app.tenantClient(client, slug: "metered")
             let id = try await shop.register("Rex")

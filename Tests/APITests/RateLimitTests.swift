@@ -254,6 +254,7 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
     }
 
     @Test func `a spent quota gets 429 naming the hour policy, with Retry-After until the window ends`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         try await withApp(.router, rateLimits: Self.smallQuota) { app, client in
             let tenant = try await app.tenantClient(client, slug: "spent")
             var statuses: [Int] = []
@@ -376,6 +377,7 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
     }
 
     @Test func `401s and cross-tenant 404s do not spend the victim's quota`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         try await withApp(.router, rateLimits: Self.smallQuota) { app, client in
             let victim = try await app.tenantClient(client, slug: "victim")
             let attacker = try await app.tenantClient(client, slug: "attacker")
@@ -392,6 +394,7 @@ func problem(_ response: SentResponse) throws -> [String: Any] {
     }
 
     @Test func `a plan change takes effect on the next request and keeps the window's count`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         try await withApp(.router, rateLimits: Self.smallQuota) { app, client in
             let tenant = try await app.tenantClient(client, slug: "upgrader")
             for _ in 0..<5 { _ = try await tenant.call(.get, "/api/pets") }

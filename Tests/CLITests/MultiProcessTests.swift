@@ -71,6 +71,7 @@ import Testing
     }
 
     @Test func `three servers enforce one limit per tenant`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         let database = try await TestCluster.shared.database()
         let key = try await tenant("shared-limit", on: database)
         try await withServers(3, on: database, environment: ["RATE_LIMITS": "free=5/h+5"]) { ports, _ in
@@ -91,6 +92,7 @@ import Testing
     }
 
     @Test func `three servers count one quota down exactly, and name the policy that refuses`() async throws {
+        try await QuotaWindows.clearOfHourTurn()
         let database = try await TestCluster.shared.database()
         let key = try await tenant("shared-count", on: database)
         let limit = HTTPField.Name("X-RateLimit-Limit")!
