@@ -7,7 +7,9 @@ import Synchronization
 /// bound per server however many databases it holds.
 ///
 /// A connection belongs to one database, so each database gets a pool of its own: at most
-/// `perDatabase` connections, each closed after `idleTimeout` unused. A server keeps at most
+/// `perDatabase` connections, the first `warm` of them kept while the pool is in use and the
+/// others closed after `idleTimeout` unused, and the pool itself closed once nobody has used it
+/// for `idleTimeout`. A server keeps at most
 /// `perServer` such pools open; asking for another closes the least recently used idle one, and
 /// waits (up to `wait`) while all of them are busy. A server holding 500 tenant databases is
 /// thus never asked for more than `perServer × perDatabase` connections by this process, and
@@ -18,15 +20,22 @@ public actor HomePools {
         public var perServer: Int
         public var idleTimeout: Duration
         public var wait: Duration
+        /// Connections a pool keeps open (PostgresNIO's minimum) while it is in use. Every other
+        /// connection handed back idle starts PostgresNIO's idle timer (a task group of two tasks
+        /// and a dispatch timer, cancelled by the next lease): a fifth of a read's cost under
+        /// bench/peer.sh's load. These are handed back without one, and closed with the pool.
+        public var warm: Int
 
-        /// `idleTimeout` is short because every connection handed back idle starts the pool's
-        /// idle timer, whose sleeping task stays in memory for the whole timeout even once the
-        /// connection is taken again: at 10 s, about 11 MB more under bench/peer.sh's reads.
-        public init(perDatabase: Int = 8, perServer: Int = 24, idleTimeout: Duration = .seconds(2), wait: Duration = .seconds(5)) {
+        /// `idleTimeout` is short because every connection beyond the warm ones handed back
+        /// idle starts the pool's idle timer, whose sleeping task stays in memory for the whole
+        /// timeout even once the connection is taken again: at 10 s, about 11 MB more under
+        /// bench/peer.sh's reads.
+        public init(perDatabase: Int = 8, perServer: Int = 24, idleTimeout: Duration = .seconds(2), wait: Duration = .seconds(5), warm: Int = 2) {
             self.perDatabase = perDatabase
             self.perServer = perServer
             self.idleTimeout = idleTimeout
             self.wait = wait
+            self.warm = min(warm, perDatabase)
         }
     }
 
@@ -40,6 +49,8 @@ public actor HomePools {
         let running: Task<Void, Never>
         var inFlight = 0
         var lastUsed: ContinuousClock.Instant
+        /// Whether a look at whether it has been idle for `idleTimeout` is scheduled.
+        var idleCheck = false
     }
 
     /// The URL of a server's login (credentials included) by the server's name.
@@ -203,6 +214,7 @@ public actor HomePools {
                 // one, whose task stays in memory for the whole 30 s though the timer is
                 // cancelled when the connection is taken again.
                 configuration.options.keepAliveBehavior = nil
+                configuration.options.minimumConnections = limits.warm
                 let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
                 pools[key] = Pool(client: client, running: Task { await client.run() }, inFlight: 1, lastUsed: .now)
                 return client
@@ -224,10 +236,33 @@ public actor HomePools {
         guard var pool = pools[key] else { return }
         pool.inFlight -= 1
         pool.lastUsed = .now
+        if pool.inFlight == 0, !pool.idleCheck {
+            pool.idleCheck = true
+            checkIdle(key, after: limits.idleTimeout)
+        }
         pools[key] = pool
         let woken = waiters
         waiters.removeAll()
         for waiter in woken { waiter.resume() }
+    }
+
+    /// At most one look per pool is pending: it closes the pool if nobody has used it for
+    /// `idleTimeout` (its warm connections never close on their own), looks again later if it
+    /// was used since but is idle now, and leaves the next look to the next check-in otherwise.
+    private nonisolated func checkIdle(_ key: Key, after delay: Duration) {
+        _ = deadlines.schedule(after: delay) { Task { await self.lookAtIdle(key) } }
+    }
+
+    private func lookAtIdle(_ key: Key) async {
+        guard var pool = pools[key] else { return }
+        let idleFor = ContinuousClock.now - pool.lastUsed
+        if pool.inFlight == 0, idleFor >= limits.idleTimeout {
+            await close(server: key.server, database: key.database)
+            return
+        }
+        pool.idleCheck = pool.inFlight == 0
+        pools[key] = pool
+        if pool.idleCheck { checkIdle(key, after: limits.idleTimeout - idleFor) }
     }
 
     private func waitForCheckIn(until deadline: ContinuousClock.Instant) async {
