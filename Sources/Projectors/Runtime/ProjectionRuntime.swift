@@ -373,7 +373,7 @@ public final class ProjectionRuntime: Service, Sendable {
             var moved: [String] = []
             for try await (_, passed) in try await session.execute(InlineCheckpoint(
                 tenant: session.tenant, projection: version.name, version: version.version, applied: applied,
-                searchPath: try await searchPath(of: session), bystanders: bystanders, before: (appended.first?.seq ?? 1) - 1)) {
+                searchPath: try await searchPath(of: session), bystanders: bystanders, events: min(appended.first?.seq ?? seq, seq)...seq)) {
                 moved = passed
             }
             let passed = bystanders.filter { moved.contains($0.name) }
@@ -576,7 +576,7 @@ struct InlineCheckpoint: PostgresPreparedStatement {
            WHERE tenant_id = $1 AND projection = $2 AND version = $3
            RETURNING 1),
         passed AS (
-          UPDATE projection_checkpoints SET applied_seq = $4, updated_at = now()
+          UPDATE projection_checkpoints SET applied_seq = $9, updated_at = now()
            WHERE tenant_id = $1 AND (projection, version) IN (SELECT * FROM unnest($6::text[], $7::text[])) AND applied_seq = $8
            RETURNING projection)
         SELECT set_config('search_path', $5, true), (SELECT count(*) FROM moved), ARRAY(SELECT projection FROM passed)
@@ -589,8 +589,8 @@ struct InlineCheckpoint: PostgresPreparedStatement {
     let applied: Int64
     let searchPath: String
     let bystanders: [ProjectionRuntime.Version]
-    /// The seq just before the command's events.
-    let before: Int64
+    /// The seqs of the command's events: the bystanders move from just before the first to the last.
+    let events: ClosedRange<Int64>
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
@@ -601,7 +601,8 @@ struct InlineCheckpoint: PostgresPreparedStatement {
         bindings.append(searchPath)
         bindings.append(bystanders.map(\.name))
         bindings.append(bystanders.map(\.version))
-        bindings.append(before)
+        bindings.append(events.lowerBound - 1)
+        bindings.append(events.upperBound)
         return bindings
     }
 
