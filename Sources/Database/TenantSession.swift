@@ -588,28 +588,34 @@ extension TenantFunction {
     }
 }
 
-/// The name and text of each generic statement below, made once per function. PostgresNIO asks
-/// a prepared statement for both on every execution; the default name is `String(reflecting:)`
-/// of the (generic) type, and the text is built from the function's parameter types.
-enum StatementTexts {
-    private static let made = Mutex<[ObjectIdentifier: (name: String, sql: String)]>([:])
+/// A generic statement over a tenant function whose name and text are made once per function.
+/// PostgresNIO asks a prepared statement for both on every execution; the default name is
+/// `String(reflecting:)` of the (generic) type, and the text is built from the function's
+/// parameter types.
+protocol TenantCallStatement: PostgresPreparedStatement {
+    static func makeTexts() -> (name: String, sql: String)
+}
 
-    static func of<Statement>(_ type: Statement.Type, make: () -> (name: String, sql: String)) -> (name: String, sql: String) {
-        let key = ObjectIdentifier(type)
-        if let texts = made.withLock({ $0[key] }) { return texts }
-        let texts = make()
-        made.withLock { $0[key] = texts }
+private let madeTexts = Mutex<[ObjectIdentifier: (name: String, sql: String)]>([:])
+
+extension TenantCallStatement {
+    static var name: String { texts.name }
+    static var sql: String { texts.sql }
+
+    private static var texts: (name: String, sql: String) {
+        let key = ObjectIdentifier(Self.self)
+        if let texts = madeTexts.withLock({ $0[key] }) { return texts }
+        let texts = makeTexts()
+        madeTexts.withLock { $0[key] = texts }
         return texts
     }
 }
 
 /// A tenant function called inside the session's transaction, which has entered the tenant.
-struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
+struct TenantCall<Function: TenantFunction>: TenantCallStatement {
     typealias Row = Function.Row
-    static var name: String { texts.name }
-    static var sql: String { texts.sql }
-    private static var texts: (name: String, sql: String) {
-        StatementTexts.of(Self.self) { ("tenant_call " + Function.name, "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments(from: 2)))") }
+    static func makeTexts() -> (name: String, sql: String) {
+        ("tenant_call " + Function.name, "SELECT * FROM \(Function.name)($1::uuid\(Function.arguments(from: 2)))")
     }
 
     let function: Function
@@ -628,17 +634,13 @@ struct TenantCall<Function: TenantFunction>: PostgresPreparedStatement {
 /// A tenant function called on its own: the statement enters the tenant (transaction-local, and
 /// the statement is its transaction) before the function runs, which the LATERAL reference to
 /// the entered value orders.
-struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
+struct EnteredTenantCall<Function: TenantFunction>: TenantCallStatement {
     typealias Row = Function.Row
-    static var name: String { texts.name }
-    static var sql: String { texts.sql }
-    private static var texts: (name: String, sql: String) {
-        StatementTexts.of(Self.self) {
-            ("entered_tenant_call " + Function.name,
-             "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
-                + "set_config('petstore.home', $2::text, true) AS home) AS entered, "
-                + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called")
-        }
+    static func makeTexts() -> (name: String, sql: String) {
+        ("entered_tenant_call " + Function.name,
+         "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
+            + "set_config('petstore.home', $2::text, true) AS home) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called")
     }
 
     let function: Function
@@ -675,18 +677,14 @@ struct EnteredTenantCall<Function: TenantFunction>: PostgresPreparedStatement {
 /// `EnteredTenantCall` that also puts the tenant's own schema on the search path. Both settings
 /// are made in one subquery that the call references, so they are made before it runs (a
 /// subquery with volatile functions is neither flattened nor trimmed of unused outputs).
-struct EnteredHomeCall<Function: TenantFunction>: PostgresPreparedStatement {
+struct EnteredHomeCall<Function: TenantFunction>: TenantCallStatement {
     typealias Row = Function.Row
-    static var name: String { texts.name }
-    static var sql: String { texts.sql }
-    private static var texts: (name: String, sql: String) {
-        StatementTexts.of(Self.self) {
-            ("entered_home_call " + Function.name,
-             "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
-                + "set_config('petstore.home', $2::text, true) AS home, "
-                + "set_config('search_path', $3::text, true) AS path) AS entered, "
-                + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called")
-        }
+    static func makeTexts() -> (name: String, sql: String) {
+        ("entered_home_call " + Function.name,
+         "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
+            + "set_config('petstore.home', $2::text, true) AS home, "
+            + "set_config('search_path', $3::text, true) AS path) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called")
     }
 
     let function: Function

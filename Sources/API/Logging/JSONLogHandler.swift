@@ -25,9 +25,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var fields: [String: String] = [:]
-        for (key, value) in metadata { fields[key] = "\(value)" }
-        for (key, value) in metadataProvider?.get() ?? [:] { fields[key] = "\(value)" }
-        for (key, value) in event.metadata ?? [:] { fields[key] = "\(value)" }
+        for (key, value) in Logger.Metadata.merged(metadata, metadataProvider, event.metadata) { fields[key] = "\(value)" }
         fields["time"] = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
         fields["level"] = event.level.rawValue
         fields["label"] = label
@@ -37,5 +35,15 @@ public struct JSONLogHandler: LogHandler {
         guard var line = try? encoder.encode(fields) else { return }
         line.append(0x0A)
         output(line)
+    }
+}
+
+extension Logger.Metadata {
+    /// A handler's own metadata, then its provider's, then the event's: a later one wins a key.
+    static func merged(_ own: Logger.Metadata, _ provider: Logger.MetadataProvider?, _ event: Logger.Metadata?) -> Logger.Metadata {
+        var all = own
+        for (key, value) in provider?.get() ?? [:] { all[key] = value }
+        for (key, value) in event ?? [:] { all[key] = value }
+        return all
     }
 }

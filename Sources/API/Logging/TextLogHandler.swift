@@ -29,10 +29,7 @@ public struct TextLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var all = metadata
-        for (key, value) in metadataProvider?.get() ?? [:] { all[key] = value }
-        for (key, value) in event.metadata ?? [:] { all[key] = value }
-        let pretty = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let pretty = Logger.Metadata.merged(metadata, metadataProvider, event.metadata).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         output("\(Self.timestamp()) \(event.level) \(label):\(pretty.isEmpty ? "" : " " + pretty) [\(event.source)] \(event.message)\n")
     }
 
