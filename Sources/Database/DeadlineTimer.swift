@@ -22,7 +22,11 @@ package final class DeadlineTimer: Sendable {
 
     /// Runs `action` once `delay` has passed, unless cancelled first.
     package func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
-        let due = ContinuousClock.now + delay
+        schedule(at: .now + delay, action)
+    }
+
+    /// Runs `action` once `due` has passed (at most `resolution` later), unless cancelled first.
+    package func schedule(at due: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> UInt64 {
         let (id, start) = state.withLock { state -> (UInt64, Bool) in
             state.next += 1
             state.pending[state.next] = (due, action)

@@ -103,6 +103,53 @@ import Testing
         await pools.closeAll()
     }
 
+    @Test func `a request's lease is bounded by its own deadline, with no leasing task; a task it starts gets one`() async throws {
+        let server = try await TestCluster.second.serverURL()
+        let name = HomeDatabases.name(for: TenantID())
+        try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+        let limits = HomePools.Limits(perDatabase: 2, perServer: 3, idleTimeout: .seconds(60), wait: .seconds(3))
+        let pools = HomePools(limits: limits, logger: TestCluster.logger) { _ in server }
+        let one: @Sendable () async throws -> Int? = {
+            try await pools.withConnection(server: "second", database: name) { connection in
+                try await connection.query("SELECT 1", logger: TestCluster.logger).decode(Int.self).first(where: { _ in true })
+            }
+        }
+        // Cancelled at its deadline as DeadlineResponder does, a request leases in its own task.
+        let request = Task { try await TaskDeadline.withCancellation(at: .now + .seconds(1)) { try await one() } }
+        #expect(try await request.value == 1)
+        #expect(pools.handedOffLeases == 0)
+        // A deadline further off than the pool's own wait does not bound the lease: a leasing task does.
+        let slow = Task { try await TaskDeadline.withCancellation(at: .now + .seconds(30)) { try await one() } }
+        #expect(try await slow.value == 1)
+        #expect(pools.handedOffLeases == 1)
+
+        try await TestCluster.second.superuserURL(database: "postgres").withConnection(logger: TestCluster.logger) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(name) WITH (FORCE)"), logger: TestCluster.logger).consume()
+        }
+        // The database gone, the request's lease ends when the request is cut off, well before
+        // the pool's wait, and the pool it was waiting on is closed.
+        let started = ContinuousClock.now
+        let cutOff = Task { try await TaskDeadline.withCancellation(at: .now + .milliseconds(300)) { try await one() } }
+        try await Task.sleep(for: .milliseconds(300))
+        cutOff.cancel()
+        await #expect(throws: (any Error).self) { try await cutOff.value }
+        let waited = ContinuousClock.now - started
+        #expect(waited < limits.wait, "ended by the cancellation, after \(waited)")
+        #expect(pools.handedOffLeases == 1)
+        #expect(await pools.openPools(on: "second") == 0)
+
+        // A task started inside the request inherits its task-locals, not its cancellation: its
+        // lease is bounded by a leasing task, and fails within the pool's wait.
+        let inner = Task {
+            try await TaskDeadline.withCancellation(at: .now + .milliseconds(300)) {
+                try await Task { try await one() }.value
+            }
+        }
+        await #expect(throws: DatabaseError.self) { try await inner.value }
+        #expect(pools.handedOffLeases == 2)
+        await pools.closeAll()
+    }
+
     @Test func `a tenant database is dropped while a session the login may not end is still leaving it`() async throws {
         let server = try await TestCluster.second.serverURL()
         let name = HomeDatabases.name(for: TenantID())

@@ -32,16 +32,23 @@ public struct DeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 race.waiting.withLock { $0 = continuation }
+                let due = ContinuousClock.now + timeout
                 let handler = Task {
                     let result: Result<Response, any Error>
-                    do { result = .success(try await inner.respond(to: request, context: context)) } catch { result = .failure(error) }
+                    do {
+                        result = .success(try await TaskDeadline.withCancellation(at: due) {
+                            try await inner.respond(to: request, context: context)
+                        })
+                    } catch {
+                        result = .failure(error)
+                    }
                     if let continuation = race.waiting.withLock({ $0.take() }) {
                         race.timer.withLock { $0 }.map(timer.cancel)
                         continuation.resume(with: result)
                     }
                 }
                 race.work.withLock { $0 = handler }
-                let deadline = timer.schedule(after: timeout) {
+                let deadline = timer.schedule(at: due) {
                     guard let continuation = race.waiting.withLock({ $0.take() }) else { return }
                     handler.cancel()
                     context.logger.warning("request cut off at its deadline", metadata: [
