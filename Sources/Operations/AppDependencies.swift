@@ -48,6 +48,8 @@ public struct AppDependencies: Sendable {
     let ownerURL: DatabaseURL?
     /// How often offboarding tenants past their retention are looked for, and purged.
     public let purgeInterval: Duration
+    /// Pages of the pets list served again while the database says they still hold.
+    public let petPages = PetPageCache()
     public let logger: Logger
 
     public init(
@@ -178,7 +180,7 @@ extension AppDependencies {
     public var securityEvents: SecurityEventQueries { SecurityEventQueries(client: client, logger: logger) }
 
     /// Pets, their history and their tenant's settings as the API shows them.
-    public var pets: PetOperations { PetOperations(runtime: runtime, logger: logger) }
+    public var pets: PetOperations { PetOperations(runtime: runtime, logger: logger, pages: petPages) }
 
     /// The tenant decider's commands (onboarding, plan, status, users, keys).
     public var tenants: TenantCommands { TenantCommands(catalog: catalog) }

@@ -12,10 +12,12 @@ import Tenancy
 public struct PetOperations: Sendable {
     let runtime: ProjectionRuntime
     let logger: Logger
+    let pages: PetPageCache?
 
-    public init(runtime: ProjectionRuntime, logger: Logger) {
+    public init(runtime: ProjectionRuntime, logger: Logger, pages: PetPageCache? = nil) {
         self.runtime = runtime
         self.logger = logger
+        self.pages = pages
     }
 
     /// Runs a pet command in the unit of work `session`, the pets read model brought up to date in
@@ -48,10 +50,34 @@ public struct PetOperations: Sendable {
     /// Up to `limit` pets registered after `after` (a registration seq), in registration order,
     /// written as the API's JSON by the database: the array's items (without brackets), the
     /// registration seq of the last one, and whether more follow.
+    ///
+    /// With a page cache, a page held is served again when the database says nothing it was
+    /// made from has changed, in the statement that would otherwise make it again.
     public func pageJSON(_ handle: TenantHandle, after: Int64, species: String?, limit: Int) async throws -> (items: ByteBuffer, lastSeq: Int64?, more: Bool) {
-        try await handle.readTenant { session in
-            try await session.call(ReadPetsPage(after: after, species: species, limit: Int32(clamping: limit))).first ?? (ByteBuffer(), nil, false)
+        let size = Int32(clamping: limit)
+        guard let pages else {
+            return try await handle.readTenant { session in
+                try await session.call(ReadPetsPage(after: after, species: species, limit: size)).first ?? (ByteBuffer(), nil, false)
+            }
         }
+        let key = PetPageCache.Key(tenant: handle.tenant.id, after: after, species: species, limit: limit)
+        let held = pages.page(for: key)
+        let row = try await handle.readTenant { session in
+            try await session.call(ReadPetsPageValidated(after: after, species: species, limit: size, known: held?.validator)).first
+        }
+        guard let row else { return (ByteBuffer(), nil, false) }
+        if let held, row.validator == held.validator, row.items == nil {
+            pages.counted(hit: true)
+            return (held.items, held.lastSeq, held.more)
+        }
+        guard let items = row.items else {
+            throw DatabaseError(.unreachable, "read_pets_page_v3 answered no page for a validator it was not given")
+        }
+        pages.counted(hit: false)
+        if let validator = row.validator {
+            pages.store(key, validator: validator, items: items, lastSeq: row.lastSeq, more: row.more ?? false)
+        }
+        return (items, row.lastSeq, row.more ?? false)
     }
 
     /// The pet's events, up to `until` when given.
@@ -108,5 +134,30 @@ struct ReadPetsPage: TenantFunction {
     func decodeRow(_ row: PostgresRow) throws -> Row {
         let r = try row.decode((ByteBuffer, Int64?, Bool).self)
         return (r.0, r.1, r.2)
+    }
+}
+
+/// `read_pets_page_v3(tenant, after, species, limit, known)`: the validator of what a page is
+/// made from, and the page unless `known` is that validator (Schema/0022).
+struct ReadPetsPageValidated: TenantFunction {
+    static let name = "read_pets_page_v3"
+    static let parameterTypes = ["bigint", "text", "integer", "text"]
+    typealias Row = (validator: String?, items: ByteBuffer?, lastSeq: Int64?, more: Bool?)
+
+    let after: Int64
+    let species: String?
+    let limit: Int32
+    let known: String?
+
+    func bind(into bindings: inout PostgresBindings) {
+        bindings.append(after)
+        bindings.append(species)
+        bindings.append(limit)
+        bindings.append(known)
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let r = try row.decode((String?, ByteBuffer?, Int64?, Bool?).self)
+        return (r.0, r.1, r.2, r.3)
     }
 }
