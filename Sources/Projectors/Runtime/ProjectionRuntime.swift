@@ -121,7 +121,9 @@ public final class ProjectionRuntime: Service, Sendable {
         return entries.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.what) for \(now - $0.value.since)" }.joined(separator: "; ")
     }
 
-    private let woken = Mutex<Set<String>>([])
+    /// Per projection: whether it was woken since its loop last looked, and the loop waiting for
+    /// that, if it is.
+    private let woken = Mutex<[String: (pending: Bool, waiter: CheckedContinuation<Void, Never>?)]>([:])
     /// Tenants appended to since each projection's last pass: how tenants in databases of their
     /// own are found between sweeps (their heads are not in the main database's positions).
     /// True for a tenant another process appended to: its head is not known here.
@@ -147,7 +149,17 @@ public final class ProjectionRuntime: Service, Sendable {
     private let lagSamples = Mutex<[String: LagReservoir]>([:])
 
     private func wake(_ names: [String], _ tenants: Set<TenantID>, remote: Bool) {
-        woken.withLock { $0.formUnion(names) }
+        let waiting = woken.withLock { woken in
+            names.compactMap { name -> CheckedContinuation<Void, Never>? in
+                if let waiter = woken[name]?.waiter {
+                    woken[name] = (false, nil)
+                    return waiter
+                }
+                woken[name] = (true, nil)
+                return nil
+            }
+        }
+        for waiter in waiting { waiter.resume() }
         wokenTenants.withLock { woken in
             for name in names {
                 for tenant in tenants { woken[name, default: [:]][tenant, default: false] = woken[name]?[tenant] == true || remote }
@@ -174,10 +186,38 @@ public final class ProjectionRuntime: Service, Sendable {
         if pacing > .zero {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pacing) }
         }
-        let deadline = ContinuousClock.now + pollInterval
-        while ContinuousClock.now < deadline && !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if woken.withLock({ $0.remove(name) != nil }) { return }
-            try? await Task.sleep(for: .milliseconds(10))
+        // Woken, or the poll's interval over, whichever comes first: one timer a wait, where
+        // looking for a wake-up every 10 ms cost a hundred timer wake-ups a second per loop.
+        let poll = pollInterval
+        try? await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(for: poll) }
+                group.addTask { await self.untilWoken(name) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Returns once `name` is woken (at once if it was since the last look), or when cancelled.
+    private func untilWoken(_ name: String) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = woken.withLock { woken -> Bool in
+                    if woken[name]?.pending == true || Task.isCancelled {
+                        woken[name] = (false, nil)
+                        return true
+                    }
+                    woken[name] = (false, continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            woken.withLock { woken -> CheckedContinuation<Void, Never>? in
+                defer { woken[name]?.waiter = nil }
+                return woken[name]?.waiter
+            }?.resume()
         }
     }
 
