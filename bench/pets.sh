@@ -2,7 +2,8 @@
 # The pets API through HTTP (wrk) beside pgbench -M prepared running the SQL the same request
 # sends, at the same concurrency, against the same server, in one run:
 #   GET /api/pets/{id}        vs  SELECT … FROM read_pet_json_v2(tenant, id)
-#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets_page_v2(tenant, 0, NULL, 20)
+#   GET /api/pets?limit=20    vs  SELECT … FROM read_pets_page_v3(tenant, 0, NULL, 20, validator): the
+#                                 server holds the page, and passes its validator (Schema/0022)
 #   POST /api/pets            vs  the command's unit of work, its projection inside it (BEGIN; enter
 #                                 the tenant and take generic plans, as the server's command groups do;
 #                                 append_events_checked(…); begin_projection_batch; insert; checkpoint
@@ -71,7 +72,10 @@ wrk.body = '{"name":"Rex","species":"dog"}'
 LUA
 # Reads enter the tenant within the call, as the server's read sessions do (one statement).
 echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pet_json_v2(entered.tenant::uuid, '$PET') AS called;" > "$WORK/get.sql"
-echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets_page_v2(entered.tenant::uuid, 0, NULL, 20) AS called;" > "$WORK/list.sql"
+# The list's validator as the server holds it once it has made the page (colons spelt chr(58)).
+VALIDATOR=$(psql -Atq "$APP_DATABASE_URL" -c "SELECT called.validator FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets_page_v3(entered.tenant::uuid, 0, NULL, 20, NULL) AS called")
+VALIDATOR_SQL=$(printf %s "$VALIDATOR" | sed "s/:/' || chr(58) || '/g")
+echo "SELECT called.* FROM set_config('app.tenant_id', '$TENANT', true) AS entered(tenant), LATERAL read_pets_page_v3(entered.tenant::uuid, 0, NULL, 20, '$VALIDATOR_SQL') AS called;" > "$WORK/list.sql"
 cat > "$WORK/post.sql" <<SQL
 \\set r random(1, 999999999999)
 BEGIN;
