@@ -305,8 +305,11 @@ struct Serve: AsyncParsableCommand {
             try await dependencies.provisioner.resumeAll()
         }
         let background = dependencies.backgroundServices(outboxDirectory: options.resolvedDataDirectory.appending(path: "outbox"))
+        let watchdog = ShutdownWatchdog(deadline: shutdownTimeout + .seconds(5), cluster: target, logger: logger)
+        let services: [(String, any Service)] = [("requests pool", client), ("background pool", backgroundClient)]
+            + background.map { (String(describing: type(of: $0)), $0) } + [("http server", application)]
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: client), .init(service: backgroundClient)] + background.map { .init(service: $0) } + [.init(service: application)],
+            services: services.map { .init(service: watchdog.tracking($0.1, named: $0.0)) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -314,7 +317,6 @@ struct Serve: AsyncParsableCommand {
         // connection to a database that does not answer) must not keep the process alive.
         groupConfiguration.maximumGracefulShutdownDuration = shutdownTimeout
         let group = ServiceGroup(configuration: groupConfiguration)
-        let watchdog = ShutdownWatchdog(deadline: shutdownTimeout + .seconds(5), cluster: target, logger: logger)
         watchdog.arm()
         do {
             try await group.run()
