@@ -70,6 +70,7 @@ public actor HomePools {
     private var waiters: [CheckedContinuation<Void, Never>] = []
     /// Databases on their way out (a purge drops them next): never pooled again by this process.
     private var retired: Set<Key> = []
+    private var isShutDown = false
     /// Bounds every lease's wait for a connection.
     private nonisolated let deadlines = DeadlineTimer(resolution: .milliseconds(50))
     /// Leases handed over by a task of their own (those whose caller is not cancelled in time).
@@ -214,15 +215,25 @@ public actor HomePools {
     }
 
 
-    /// Closes every pool (at shutdown).
+    /// Closes every pool; a later lease opens its pool again.
     public func closeAll() {
         for pool in pools.values { pool.running.cancel() }
         pools.removeAll()
     }
 
+    /// Closes every pool for good, the server's last use of them: a later lease fails at once
+    /// rather than open a pool nobody will close.
+    public func shutDown() {
+        isShutDown = true
+        closeAll()
+    }
+
     private func checkOut(_ key: Key) async throws -> PostgresClient {
         let deadline = ContinuousClock.now + limits.wait
         while true {
+            if isShutDown {
+                throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server): the server is shutting down")
+            }
             if retired.contains(key) {
                 throw DatabaseError(.unreachable, "database \(key.database) on server \(key.server) has been removed")
             }
@@ -248,7 +259,15 @@ public actor HomePools {
                 configuration.options.keepAliveBehavior = nil
                 configuration.options.minimumConnections = limits.warm
                 let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-                pools[key] = Pool(client: client, running: Task { await client.run() }, inFlight: 1, lastUsed: .now)
+                // Detached: these pools end when this actor closes them. A task of the caller's
+                // would inherit its graceful shutdown, and a pool opened then (a projection pass
+                // finishing at shutdown) would stop before its first connection, leaving its
+                // caller to wait out `limits.wait`.
+                let (started, signal) = AsyncStream<Void>.makeStream()
+                pools[key] = Pool(client: client, running: Task.detached { signal.finish(); await client.run() }, inFlight: 1, lastUsed: .now)
+                // Handed out once its task is under way: a lease that reaches the client before
+                // `run()` does is served all the same, but logs a warning, once per pool opened.
+                for await _ in started {}
                 return client
             }
             if let idle = open.filter({ $0.value.inFlight == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) {

@@ -119,10 +119,12 @@ public struct AppDependencies: Sendable {
         self.logger = logger
     }
 
-    /// The background services besides the HTTP server and the database client, in start order.
+    /// The background services besides the HTTP server and the database client, in start order;
+    /// a service group stops them in the reverse order, so the pools of databases of their own
+    /// come first: they close after everything that uses them has stopped.
     public func backgroundServices(outboxDirectory: URL) -> [any Service] {
         let ledger: [any Service] = (rateLimitLedger.map { [$0] } ?? []) + (rateLimiter.map { [RateLimitSettlement(limiter: $0)] } ?? [])
-        return ledger + [
+        return (homePools.map { [HomePoolsShutdown(pools: $0)] } ?? []) + ledger + [
             NotificationRelay(client: backgroundClient, signal: store.signal, logger: logger),
             runtime,
             securityLog,
@@ -130,7 +132,7 @@ public struct AppDependencies: Sendable {
             IdempotencyJanitor.service(client: backgroundClient, interval: .seconds(600), logger: logger),
             CheckpointSchedule.service(store: EventStore(client: backgroundClient, signal: store.signal, pools: homePools, logger: logger), signer: signer,
                                        interval: checkpointInterval, logger: logger),
-        ] + (catalogInvalidation.map { [$0] } ?? []) + (homePools.map { [HomePoolsShutdown(pools: $0)] } ?? [])
+        ] + (catalogInvalidation.map { [$0] } ?? [])
           + (purge().map { [PurgeSchedule.service(purge: $0, client: backgroundClient, interval: purgeInterval, logger: logger)] } ?? [])
     }
 
@@ -214,6 +216,6 @@ struct HomePoolsShutdown: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await pools.closeAll()
+        await pools.shutDown()
     }
 }

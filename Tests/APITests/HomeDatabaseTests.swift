@@ -3,6 +3,7 @@ import Foundation
 import Operations
 import PetstoreTesting
 import PostgresNIO
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -148,6 +149,30 @@ import Testing
         await #expect(throws: DatabaseError.self) { try await inner.value }
         #expect(pools.handedOffLeases == 2)
         await pools.closeAll()
+    }
+
+    @Test func `a pool opened while the server shuts down still serves, until the pools shut down for good`() async throws {
+        let server = try await TestCluster.second.serverURL()
+        let name = HomeDatabases.name(for: TenantID())
+        try await HomeDatabases.ensure(name, on: server, logger: TestCluster.logger)
+        let limits = HomePools.Limits(perDatabase: 2, perServer: 3, idleTimeout: .seconds(60), wait: .seconds(3))
+        let pools = HomePools(limits: limits, logger: TestCluster.logger) { _ in server }
+        try await testGracefulShutdown { trigger in
+            trigger.triggerGracefulShutdown()
+            // A projection pass finishing its work: the pool it opens now is not stopped by
+            // the shutdown under way, which would leave the lease to wait out `limits.wait`.
+            let started = ContinuousClock.now
+            let one = try await pools.withConnection(server: "second", database: name) { connection in
+                try await connection.query("SELECT 1", logger: TestCluster.logger).decode(Int.self).first(where: { _ in true })
+            }
+            #expect(one == 1)
+            #expect(ContinuousClock.now - started < limits.wait)
+        }
+        await pools.shutDown()
+        let started = ContinuousClock.now
+        await #expect(throws: DatabaseError.self) { try await pools.withConnection(server: "second", database: name) { _ in 0 } }
+        #expect(ContinuousClock.now - started < .seconds(1), "refused at once")
+        #expect(await pools.openPools(on: "second") == 0)
     }
 
     @Test func `a tenant database is dropped while a session the login may not end is still leaving it`() async throws {

@@ -75,6 +75,8 @@ public final class ProjectionRuntime: Service, Sendable {
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     do {
                         try await self.catchUpAll(only: name, sweep: false)
+                    } catch where Task.isCancelled {
+                        break  // shutting down: the pass rolled back, and the next run redoes it
                     } catch {
                         self.logger.warning("projection pass failed; will retry",
                                             metadata: ["projection": "\(name)", "error": "\(DatabaseURL.describe(error))"])
@@ -483,19 +485,26 @@ public final class ProjectionRuntime: Service, Sendable {
         // database of its own has its events read from there, in a session of their own.
         let platform = version.scope == "platform"
         batchCounts.withLock { $0[version.name, default: 0] += 1 }
+        let step = { (what: String) in self.doing(version, "catching up tenant \(tenant): \(what)") }
+        defer { doing(version, nil) }
+        step("waiting for a connection")
         let applied: [RecordedEvent] = try await (platform ? pool.onControlPlane : pool).withTenant(tenant) { session in
             // Takes the pair's lock, sets the search path, locks the checkpoint; NULL for a
             // tenant purged since this pass listed it.
+            step("starting the batch")
             guard let position = try await session.call(
                 BeginProjectionBatch(projection: version.name, version: version.version, schema: version.schema(in: session))).first ?? 0
             else { return [] }
             session.afterCommit { [self] in markApplied(version, tenant: tenant, through: position) }
+            step(platform && session.home.placement == .database ? "reading the log in its own database" : "reading the log")
             let events = platform && session.home.placement == .database
                 ? try await pool.readTenant(tenant, in: session.home) { home in try await store.read(after: position, limit: batchSize, in: home) }
                 : try await store.read(after: position, limit: batchSize, in: session)
             guard let last = events.last else { return [] }
+            step("applying \(events.count) events")
             try await projector.applyRelevant(events, in: session)
             session.afterCommit { [self] in markApplied(version, tenant: tenant, through: last.seq) }
+            step("committing")
             try beforeCommit(tenant, events.count)
             try await session.run("""
                 UPDATE projection_checkpoints SET applied_seq = \(last.seq), updated_at = now()
