@@ -225,12 +225,12 @@ public struct TenantDatabase: Sendable {
             try Task.checkCancellation()
             return .alone
         }
-        // The member before this one may have entered a schema tenant: the search path is set
-        // either way.
-        let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: turn.connection, logger: logger,
-                                    entry: .init(searchPath: home.searchPath ?? turn.searchPath, plans: nil))
+        let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: turn.connection, logger: logger)
         let result: Result
         do {
+            try await turn.connection.execute(
+                EnterTenantHome(tenant: tenant, fence: home.fence, searchPath: home.searchPath ?? turn.searchPath), logger: logger
+            ).consume()
             result = try await body(session)
             session.close()
         } catch {
@@ -301,8 +301,8 @@ public struct TenantDatabase: Sendable {
         do {
             result = try await withHomeConnection(tenant, isolation: isolation) { connection, home in
                 try await connection.withTransaction(logger: logger, isolation: isolation) { connection in
-                    let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: connection, logger: logger,
-                                                entry: .init(searchPath: home.searchPath, plans: EnterTenant.genericPlans))
+                    try await EnterTenant.run(tenant, home: home, generic: true, on: connection, logger: logger)
+                    let session = TenantSession(tenant: tenant, home: home, mode: .transaction, connection: connection, logger: logger)
                     opened = session
                     defer { session.close() }
                     return try await body(session)
@@ -440,30 +440,15 @@ public final class TenantSession: Sendable {
         /// The `afterRollback` work of savepoints rolled back, due when the session ends.
         var undone: [@Sendable () async -> Void] = []
         var savepoints = 0
-        /// How the transaction is to enter the tenant, until it has: its first statement does,
-        /// in the same round trip when that is a tenant function's call (a command's append).
-        var entry: Entry?
     }
 
-    /// The settings entering the tenant makes beside the tenant and its home.
-    struct Entry: Sendable {
-        /// The search path for the rest of the transaction; nil keeps the connection's.
-        let searchPath: String?
-        /// As `EnterTenant.plans`.
-        let plans: String?
-    }
-
-    /// `entry`, for a transaction already begun that has not entered the tenant yet.
-    init(tenant: TenantID, home: TenantHome, mode: Mode, connection: PostgresConnection, logger: Logger, entry: Entry? = nil) {
+    init(tenant: TenantID, home: TenantHome, mode: Mode, connection: PostgresConnection, logger: Logger) {
         self.tenant = tenant
         self.home = home
         self.mode = mode
         self.connection = connection
         self.logger = logger
-        state.withLock { state in
-            state.inTransaction = mode == .transaction
-            state.entry = entry
-        }
+        state.withLock { $0.inTransaction = mode == .transaction }
     }
 
     var isOpen: Bool { state.withLock { $0.open } }
@@ -526,19 +511,15 @@ public final class TenantSession: Sendable {
 
     /// A call of a tenant function. Outside a transaction the call enters the tenant itself, in
     /// the same statement, so the setting lives exactly as long as the call.
-    /// In a transaction that has not entered the tenant yet, the call enters it too.
     package func call<Function: TenantFunction>(_ function: Function) async throws -> [Function.Row] {
         let inTransaction = try checkOpen()
         var rows: [Function.Row] = []
-        if !inTransaction {
-            rows = try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
-        } else if let entry = state.withLock({ $0.entry.take() }) {
-            rows = try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, searchPath: entry.searchPath,
-                                                    plans: entry.plans, on: connection, logger: logger)
-        } else {
+        if inTransaction {
             for try await row in try await connection.execute(TenantCall(function: function, tenant: tenant), logger: logger) {
                 rows.append(row)
             }
+        } else {
+            rows = try await EnteredTenantCall.rows(of: function, tenant: tenant, home: home, on: connection, logger: logger)
         }
         return rows
     }
@@ -580,15 +561,8 @@ public final class TenantSession: Sendable {
         return inTransaction
     }
 
-    /// Enters the tenant before a statement other than a tenant function's call. A savepoint
-    /// enters first too: a setting made inside one is undone with it.
     private func enterIfNeeded() async throws {
-        guard try !checkOpen() else {
-            if let entry = state.withLock({ $0.entry.take() }) {
-                try await EnterTenant.run(tenant, home: home, searchPath: entry.searchPath, plans: entry.plans, on: connection, logger: logger)
-            }
-            return
-        }
+        guard try !checkOpen() else { return }
         try await connection.query("BEGIN READ ONLY", logger: logger).consume()
         state.withLock { $0.inTransaction = true }
         try await EnterTenant.run(tenant, home: home, on: connection, logger: logger)
@@ -657,30 +631,26 @@ struct TenantCall<Function: TenantFunction>: TenantCallStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try function.decodeRow(row) }
 }
 
-/// A tenant function called on its own, or first in a transaction: the statement enters the
-/// tenant (transaction-local) before the function runs, which the LATERAL reference to the
-/// entered value orders.
+/// A tenant function called on its own: the statement enters the tenant (transaction-local, and
+/// the statement is its transaction) before the function runs, which the LATERAL reference to
+/// the entered value orders.
 struct EnteredTenantCall<Function: TenantFunction>: TenantCallStatement {
     typealias Row = Function.Row
     static func makeTexts() -> (name: String, sql: String) {
         ("entered_tenant_call " + Function.name,
          "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
-            + "set_config('petstore.home', $2::text, true) AS home, "
-            + "set_config('plan_cache_mode', coalesce($3::text, current_setting('plan_cache_mode')), true) AS plans) AS entered, "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called")
+            + "set_config('petstore.home', $2::text, true) AS home) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 3))) AS called")
     }
 
     let function: Function
     let tenant: TenantID
     let fence: String
-    /// As `EnterTenant.plans`.
-    let plans: String?
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
         bindings.append(fence)
-        bindings.append(plans)
         function.bind(into: &bindings)
         return bindings
     }
@@ -688,19 +658,15 @@ struct EnteredTenantCall<Function: TenantFunction>: TenantCallStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try function.decodeRow(row) }
 
     /// The call for a tenant in `home`: the shared statement, or the one that also sets the
-    /// search path (`searchPath`, the home's unless told).
-    static func rows(
-        of function: Function, tenant: TenantID, home: TenantHome, searchPath: String?? = nil, plans: String? = nil,
-        on connection: PostgresConnection, logger: Logger
-    ) async throws -> [Row] {
+    /// search path.
+    static func rows(of function: Function, tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws -> [Row] {
         var rows: [Row] = []
-        if let path = searchPath ?? home.searchPath {
-            let call = EnteredHomeCall(function: function, tenant: tenant, fence: home.fence, searchPath: path, plans: plans)
-            for try await row in try await connection.execute(call, logger: logger) {
+        if let path = home.searchPath {
+            for try await row in try await connection.execute(EnteredHomeCall(function: function, tenant: tenant, fence: home.fence, searchPath: path), logger: logger) {
                 rows.append(row)
             }
         } else {
-            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant, fence: home.fence, plans: plans), logger: logger) {
+            for try await row in try await connection.execute(EnteredTenantCall(function: function, tenant: tenant, fence: home.fence), logger: logger) {
                 rows.append(row)
             }
         }
@@ -717,23 +683,20 @@ struct EnteredHomeCall<Function: TenantFunction>: TenantCallStatement {
         ("entered_home_call " + Function.name,
          "SELECT called.* FROM (SELECT set_config('app.tenant_id', $1::text, true) AS tenant, "
             + "set_config('petstore.home', $2::text, true) AS home, "
-            + "set_config('search_path', $3::text, true) AS path, "
-            + "set_config('plan_cache_mode', coalesce($4::text, current_setting('plan_cache_mode')), true) AS plans) AS entered, "
-            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 5))) AS called")
+            + "set_config('search_path', $3::text, true) AS path) AS entered, "
+            + "LATERAL \(Function.name)(entered.tenant::uuid\(Function.arguments(from: 4))) AS called")
     }
 
     let function: Function
     let tenant: TenantID
     let fence: String
     let searchPath: String
-    let plans: String?
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(tenant.description)
         bindings.append(fence)
         bindings.append(searchPath)
-        bindings.append(plans)
         function.bind(into: &bindings)
         return bindings
     }
@@ -769,19 +732,14 @@ struct EnterTenant: PostgresPreparedStatement {
 
     /// Enters `tenant` in `home`: for a tenant with a schema of its own, with that schema first
     /// on the search path for the rest of the transaction too.
-    static func run(_ tenant: TenantID, home: TenantHome, on connection: PostgresConnection, logger: Logger) async throws {
-        try await run(tenant, home: home, searchPath: home.searchPath, plans: nil, on: connection, logger: logger)
-    }
-
-    /// `genericPlans` for a unit of work: the log's functions run generic plans, as in a group
+    ///
+    /// `generic`, for a unit of work: the log's functions run generic plans, as in a group
     /// (`CommitGroups`). With custom plans, made afresh on every call, planning took a tenth of
     /// the machine's CPU under bench/peer.sh's POSTs (perf), 6.6% with generic ones. Reads keep
     /// the connection's mode.
-    static let genericPlans = "force_generic_plan"
-
-    /// Enters `tenant` in `home` with these settings for the rest of the transaction.
-    static func run(_ tenant: TenantID, home: TenantHome, searchPath: String?, plans: String?, on connection: PostgresConnection, logger: Logger) async throws {
-        if let path = searchPath {
+    static func run(_ tenant: TenantID, home: TenantHome, generic: Bool = false, on connection: PostgresConnection, logger: Logger) async throws {
+        let plans = generic ? "force_generic_plan" : nil
+        if let path = home.searchPath {
             try await connection.execute(EnterTenantHome(tenant: tenant, fence: home.fence, searchPath: path, plans: plans), logger: logger).consume()
         } else {
             try await connection.execute(EnterTenant(tenant: tenant, fence: home.fence, plans: plans), logger: logger).consume()

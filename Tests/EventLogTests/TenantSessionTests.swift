@@ -94,35 +94,6 @@ import Testing
         }
     }
 
-    /// A unit of work enters its tenant with its first statement (with a call, in the call's own
-    /// round trip), and the log's functions run generic plans in it either way.
-    @Test func `a unit of work enters its tenant with its first statement, a savepoint undone first included`() async throws {
-        try await withStore { store, _ in
-            let tenant = TenantID()
-            struct Undone: Error {}
-            let settings: PostgresQuery = "SELECT current_setting('app.tenant_id', true), current_setting('plan_cache_mode')"
-            let afterSavepoint = try await store.database.withTenant(tenant) { session in
-                // A setting made inside a savepoint is undone with it: the entry is made before.
-                await #expect(throws: Undone.self) {
-                    try await session.withSavepoint { session in
-                        try await session.run("SELECT 1")
-                        throw Undone()
-                    }
-                }
-                return try await session.query(settings).decode((String?, String).self).first(where: { _ in true })
-            }
-            #expect(afterSavepoint?.0 == tenant.description)
-            #expect(afterSavepoint?.1 == "force_generic_plan")
-            let afterCall = try await store.database.withTenant(tenant) { session in
-                _ = try await store.append([StreamAppend(stream: try pet(), expected: .noStream, events: [try named("Rex")])], in: session)
-                return try await session.query(settings).decode((String?, String).self).first(where: { _ in true })
-            }
-            #expect(afterCall?.0 == tenant.description)
-            #expect(afterCall?.1 == "force_generic_plan")
-            #expect(try await store.read(tenant: tenant).count == 1)
-        }
-    }
-
     @Test func `a session cannot be used after its unit of work ended`() async throws {
         try await withStore { store, _ in
             let tenant = TenantID()
