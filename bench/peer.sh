@@ -52,6 +52,13 @@ subprocess.run(["psql", "-q", "-h", url.hostname, "-p", str(url.port), "-U", url
                 "-c", "CREATE DATABASE peer"], env=env, check=True, stdout=subprocess.DEVNULL)
 PY
 
+# A server of the run before may still be letting go of its port (gunicorn's workers finish
+# their requests first): wait for both ports, at most 30 s.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$PETSTORE_PORT" "$PEER_PORT"; do
+  for _ in $(seq 1 150); do port_taken "$port" || break; sleep 0.2; done
+  if port_taken "$port"; then echo "peer.sh: port $port is still taken after 30 s" >&2; exit 2; fi
+done
 $BIN serve --data-dir "$DATA_DIR" --port "$PETSTORE_PORT" --host 127.0.0.1 --log-level error \
   --rate-limits "enterprise=1000000000/h+1000000" &
 SERVER=$!
@@ -69,6 +76,11 @@ for _ in $(seq 1 300); do
   if [ "$code" != "000" ] && curl -sf "http://127.0.0.1:$PETSTORE_PORT/health/ready" >/dev/null; then break; fi
   sleep 0.2
 done
+if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Tenant-ID: none" "http://127.0.0.1:$PEER_PORT/api/pets" || true)" = "000" ]; then
+  echo "peer.sh: the peer did not start within 60 s; its log ends:" >&2
+  tail -20 "$WORK/peer.log" >&2
+  exit 1
+fi
 
 # Petstore's tenants for one round: r<N>-tenant-1..10, each with 100 pets (onboarding's sample pet
 # and 99 more), their admin keys in the file bench.sh reads.
