@@ -363,12 +363,15 @@ final class CommitGroups: Sendable {
                                     ? "a command held its group's connection past \(CommitGroups.turnLimit)"
                                     : "the group's connection was lost")
                             }
+                            // Not released: the next member's savepoint nests in this one, and a
+                            // rollback to `grouped` goes back to the newest. Releasing would keep
+                            // nothing fewer (a released subtransaction's id stays the parent's
+                            // until the commit) and cost a round trip per member.
                             if stands {
                                 stood += 1
                             } else {
                                 try await connection.query("ROLLBACK TO SAVEPOINT grouped", logger: logger).consume()
                             }
-                            try await connection.query("RELEASE SAVEPOINT grouped", logger: logger).consume()
                         }
                     } catch {
                         if !connection.isClosed { try? await connection.query("ROLLBACK", logger: logger).consume() }
