@@ -4,7 +4,10 @@
 # turn, ROUNDS times alternating (A B A B ...), the seed peer's bench.sh (wrk -t2 -c16) running
 # GET /api/pets/{id}, GET /api/pets?limit=100 and POST /api/pets against it. Prints req/s and
 # p99 per scenario and build (medians over the rounds) and each build's peak RSS per round,
-# measured from a fresh process each time.
+# measured from a fresh process each time. Also the CPU each request cost the server and
+# PostgreSQL (all of the cluster's processes, those that ended during the run included): CPU
+# time, unlike throughput, hardly moves when the machine is busy with something else, so it
+# shows a small change that req/s on a shared machine hides.
 #
 #   cp .build/release/petstore /tmp/petstore-a   # before
 #   cp .build/release/petstore /tmp/petstore-b   # after
@@ -54,12 +57,34 @@ seed() { # binary, data directory, keys file
 seed "$A" "$DATA_A" "$WORK/keys-a.txt"
 if [ "$DATA_B" = "$DATA_A" ]; then cp "$WORK/keys-a.txt" "$WORK/keys-b.txt"; else seed "$B" "$DATA_B" "$WORK/keys-b.txt"; fi
 
+# CPU time in clock ticks: the server's process; the cluster's postmaster with the children it
+# has reaped, and its children still running.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+cluster_ticks() { # data directory
+  local postmaster total child
+  postmaster=$(head -1 "$1/postgres/data/postmaster.pid")
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
+  for child in $(pgrep -P "$postmaster" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 for round in $(seq 1 "$ROUNDS"); do
   for build in a b; do
-    if [ "$build" = a ]; then start_server "$A" "$DATA_A"; else start_server "$B" "$DATA_B"; fi
-    TENANT_KEYS_FILE="$WORK/keys-$build.txt" LIST_PATH="/api/pets?limit=100" \
-      bash "$WORK/bench.sh" "http://127.0.0.1:$PORT" > "$WORK/$build-$round.out" 2>&1 || { cat "$WORK/$build-$round.out" >&2; exit 1; }
-    awk '/^=== summary/ {on = 1; next} on && $1 ~ /^(get_one|list|create)$/' "$WORK/$build-$round.out" > "$WORK/$build-$round.txt"
+    if [ "$build" = a ]; then data=$DATA_A; start_server "$A" "$DATA_A"; else data=$DATA_B; start_server "$B" "$DATA_B"; fi
+    : > "$WORK/$build-$round.txt"
+    : > "$WORK/$build-$round.cpu"
+    for scenario in $SCENARIOS; do
+      # Warmed up on its own, so that the CPU counted is the measured requests'.
+      TENANT_KEYS_FILE="$WORK/keys-$build.txt" LIST_PATH="/api/pets?limit=100" SCENARIOS=$scenario DURATION=2s WARMUP=0 \
+        bash "$WORK/bench.sh" "http://127.0.0.1:$PORT" > /dev/null 2>&1 || true
+      before_server=$(server_ticks); before_cluster=$(cluster_ticks "$data")
+      TENANT_KEYS_FILE="$WORK/keys-$build.txt" LIST_PATH="/api/pets?limit=100" SCENARIOS=$scenario WARMUP=0 \
+        bash "$WORK/bench.sh" "http://127.0.0.1:$PORT" > "$WORK/$build-$round.out" 2>&1 || { cat "$WORK/$build-$round.out" >&2; exit 1; }
+      echo "$scenario $(( $(server_ticks) - before_server )) $(( $(cluster_ticks "$data") - before_cluster ))" >> "$WORK/$build-$round.cpu"
+      awk '/^=== summary/ {on = 1; next} on && $1 ~ /^(get_one|list|create)$/' "$WORK/$build-$round.out" >> "$WORK/$build-$round.txt"
+    done
     # The server's own process: an `env` prefix execs it under the same pid.
     awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$SERVER/status" > "$WORK/$build-$round.rss"
     stop_server
@@ -69,18 +94,25 @@ done
 echo "A: $A"
 echo "B: $B"
 echo "10 enterprise tenants x 100 pets ($([ -n "${PLACEMENT:-}" ] && echo "placement $PLACEMENT" || echo "each in a database of its own")), wrk -t2 -c16 -d$DURATION, $ROUNDS alternating rounds (a fresh server each), $(nproc) cores; medians"
-python3 - "$WORK" "$ROUNDS" <<'PY'
+python3 - "$WORK" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
-work, rounds = sys.argv[1], int(sys.argv[2])
+work, rounds, tick = sys.argv[1], int(sys.argv[2]), 1000 / int(sys.argv[3])
 def load(build):
-    rows = {}
+    rows, cpu = {}, {}
     for r in range(1, rounds + 1):
+        requests = {}
         for line in open(f"{work}/{build}-{r}.txt"):
-            scenario, _, rps, p50, p90, p99, http_err, sock_err = line.split()
+            scenario, count, rps, p50, p90, p99, http_err, sock_err = line.split()
+            requests[scenario] = int(count)
             rows.setdefault(scenario, []).append((float(rps), float(p90), float(p99), int(http_err) + int(sock_err)))
+        for line in open(f"{work}/{build}-{r}.cpu"):
+            scenario, server, cluster = line.split()
+            n = max(requests.get(scenario, 0), 1)
+            cpu.setdefault(scenario, []).append((int(server) * tick / n, int(cluster) * tick / n))
     rss = [int(open(f"{work}/{build}-{r}.rss").read().strip() or 0) for r in range(1, rounds + 1)]
     return {s: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs), statistics.median(v[2] for v in vs),
-                sum(v[3] for v in vs), [v[2] for v in vs]) for s, vs in rows.items()}, rss
+                sum(v[3] for v in vs), [v[2] for v in vs],
+                statistics.median(c[0] for c in cpu[s]), statistics.median(c[1] for c in cpu[s])) for s, vs in rows.items()}, rss
 (a, rss_a), (b, rss_b) = load("a"), load("b")
 names = {"get_one": "GET /api/pets/{id}", "list": "GET /api/pets?limit=100", "create": "POST /api/pets"}
 print(f"{'scenario':<24} {'A req/s':>8} {'p90':>6} {'p99':>6} {'B req/s':>8} {'p90':>6} {'p99':>6}  B/A req/s  B/A p99  errors A/B  p99 per round A | B")
@@ -89,5 +121,11 @@ for s in ("get_one", "list", "create"):
     print(f"{names[s]:<24} {a[s][0]:>8.0f} {a[s][1]:>6.1f} {a[s][2]:>6.1f} {b[s][0]:>8.0f} {b[s][1]:>6.1f} {b[s][2]:>6.1f}"
           f"  {b[s][0] / a[s][0]:>9.2f}  {b[s][2] / a[s][2]:>7.2f}  {a[s][3]:>5}/{b[s][3]:<4}"
           f"  {' '.join(f'{x:.0f}' for x in a[s][4])} | {' '.join(f'{x:.0f}' for x in b[s][4])}")
+print(f"\nCPU per request, ms (medians): server and PostgreSQL")
+print(f"{'scenario':<24} {'A server':>9} {'A pg':>7} {'B server':>9} {'B pg':>7}  B/A server  B/A pg  B/A total")
+for s in ("get_one", "list", "create"):
+    if s not in a: continue
+    print(f"{names[s]:<24} {a[s][5]:>9.3f} {a[s][6]:>7.3f} {b[s][5]:>9.3f} {b[s][6]:>7.3f}  {b[s][5] / a[s][5]:>10.2f}  {b[s][6] / a[s][6]:>6.2f}"
+          f"  {(b[s][5] + b[s][6]) / (a[s][5] + a[s][6]):>9.2f}")
 print(f"peak RSS per round, MB: A {' '.join(map(str, rss_a))} (median {statistics.median(rss_a):.0f}), B {' '.join(map(str, rss_b))} (median {statistics.median(rss_b):.0f})")
 PY
