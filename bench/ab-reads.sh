@@ -5,9 +5,9 @@
 # GET /api/pets/{id}, GET /api/pets?limit=100 and POST /api/pets against it. Prints req/s and
 # p99 per scenario and build (medians over the rounds) and each build's peak RSS per round,
 # measured from a fresh process each time. Also the CPU each request cost the server and
-# PostgreSQL (all of the cluster's processes, those that ended during the run included): CPU
-# time, unlike throughput, hardly moves when the machine is busy with something else, so it
-# shows a small change that req/s on a shared machine hides.
+# PostgreSQL (all of the cluster's processes, those that ended during the run included), which
+# says where a change saves. On a contended machine it moves as much as req/s does (one build
+# against itself: up to 8%), so neither shows a change smaller than that.
 #
 #   cp .build/release/petstore /tmp/petstore-a   # before
 #   cp .build/release/petstore /tmp/petstore-b   # after
