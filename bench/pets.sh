@@ -6,8 +6,9 @@
 #                                 server holds the page, and passes its validator (Schema/0022)
 #   POST /api/pets            vs  the command's unit of work, its projection inside it (BEGIN; enter
 #                                 the tenant and take generic plans, as the server's command groups do;
-#                                 append_events_checked(…); begin_projection_batch; insert; checkpoint
-#                                 and search path; COMMIT): one command per transaction
+#                                 append_events_checked(…); the batch start (pair lock, checkpoint row);
+#                                 insert; checkpoint and search path; COMMIT): one command per transaction,
+#                                 and the same with begin_projection_batch as the batch start, side by side
 # (pgbench reads ':name' as a variable, so the script spells the time format's colons chr(58).)
 # The tenant is in the shared tables, whose sessions send exactly this SQL (a schema tenant's
 # also set the search path).
@@ -81,11 +82,15 @@ cat > "$WORK/post.sql" <<SQL
 BEGIN;
 SELECT set_config('app.tenant_id', '$TENANT', true), set_config('plan_cache_mode', 'force_generic_plan', true);
 SELECT last_seq AS last FROM append_events_checked('$TENANT', '{"actor":"user-bench","correlation_id":"r","request_id":"r"}', ARRAY['pet'], ARRAY[('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid], ARRAY[0], ARRAY[1], ARRAY['PetRegistered'], ARRAY['"PetRegistered"'], ARRAY[1]::smallint[], ARRAY['{"at":"2026-11-29T00:00:00.000000Z","name":"Rex","pet_id":"00000000-0000-4000-9000-' || lpad(:r::text, 12, '0') || '","species":"dog"}']) \\gset
-SELECT begin_projection_batch('$TENANT', 'pets', '$VERSION', '$SCHEMA') AS pos \\gset
+WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended('pets/$VERSION/$TENANT', 0))) SELECT c.applied_seq AS pos, set_config('search_path', quote_ident('$SCHEMA') || ', public', true) FROM locked, projection_checkpoints c WHERE c.tenant_id = '$TENANT' AND c.projection = 'pets' AND c.version = '$VERSION' FOR UPDATE OF c \\gset
 INSERT INTO pets (tenant_id, id, registered_seq, name, species, breed, microchip_id, deleted, created_at, updated_at, version) VALUES ('$TENANT', ('00000000-0000-4000-9000-' || lpad(:r::text, 12, '0'))::uuid, :last, 'Rex', 'dog', NULL, NULL, false, now(), now(), 1) ON CONFLICT DO NOTHING;
 WITH moved AS (UPDATE projection_checkpoints SET applied_seq = greatest(applied_seq, :last), updated_at = now() WHERE tenant_id = '$TENANT' AND projection = 'pets' AND version = '$VERSION' RETURNING 1) SELECT set_config('search_path', '$DEFAULT_PATH', true), (SELECT count(*) FROM moved);
 COMMIT;
 SQL
+
+# The same unit of work with the batch started by begin_projection_batch, as before the command
+# path's own statement (InlineBatchStart), whose checks the append has already made.
+sed "s|^WITH locked AS MATERIALIZED .*|SELECT begin_projection_batch('$TENANT', 'pets', '$VERSION', '$SCHEMA') AS pos \\\\gset|" "$WORK/post.sql" > "$WORK/post-function.sql"
 
 wrk_rps() { # lua url
   wrk -t2 -c"$CLIENTS" -d"${SECONDS_PER_RUN}s" -s "$1" "$2" | awk '/^Requests\/sec:/ {print $2}'
@@ -104,6 +109,17 @@ list_http=$(wrk_rps "$WORK/get.lua" "$BASE/api/pets?limit=20"); list_sql=$(pgben
 printf '%-26s %12.0f %12.0f %7s %7s\n' "GET /api/pets?limit=20" "$list_http" "$list_sql" "$(ratio "$list_http" "$list_sql")" 0.5
 post_http=$(wrk_rps "$WORK/post.lua" "$BASE/api/pets"); post_sql=$(pgbench_tps "$WORK/post.sql")
 printf '%-26s %12.0f %12.0f %7s %7s\n' "POST /api/pets" "$post_http" "$post_sql" "$(ratio "$post_http" "$post_sql")" 1.5
+# The batch start alone, both ways: pgbench -r's latency of that statement, one client and CLIENTS.
+batch_start() { # script clients -> "tps start_ms"
+  "$PGBENCH" -n -r -M prepared -c "$2" -j "$(( $2 > 1 ? 2 : 1 ))" -T "$SECONDS_PER_RUN" -f "$1" "$APP_DATABASE_URL" 2>/dev/null \
+    | awk '/^tps = / {tps = $3} /begin_projection_batch|WITH locked/ {ms = $1} END {print tps, ms}'
+}
+for clients in 1 "$CLIENTS"; do
+  read -r function_tps function_ms < <(batch_start "$WORK/post-function.sql" "$clients")
+  read -r statement_tps statement_ms < <(batch_start "$WORK/post.sql" "$clients")
+  printf 'POST unit of work, %2s client(s): batch start by function %.3f ms (%.0f tps), by statement %.3f ms (%.0f tps): %s\n' \
+    "$clients" "$function_ms" "$function_tps" "$statement_ms" "$statement_tps" "$(ratio "$statement_tps" "$function_tps")"
+done
 # Projection lag under that POST load, as the server saw it: recorded_at to projected.
 python3 - "$PORT" "$PLATFORM_KEY" <<'PY'
 import http.client, json, sys

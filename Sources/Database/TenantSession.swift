@@ -440,6 +440,8 @@ public final class TenantSession: Sendable {
         /// The `afterRollback` work of savepoints rolled back, due when the session ends.
         var undone: [@Sendable () async -> Void] = []
         var savepoints = 0
+        /// The last seq of each append this transaction made and has not rolled back.
+        var appended: [Int64] = []
     }
 
     init(tenant: TenantID, home: TenantHome, mode: Mode, connection: PostgresConnection, logger: Logger) {
@@ -470,6 +472,18 @@ public final class TenantSession: Sendable {
     /// not wait behind sessions that hold all of them.
     public func afterRollback(_ action: @escaping @Sendable () async -> Void) {
         state.withLock { $0.afterRollback.append(action) }
+    }
+
+    /// Records an append this session's transaction made, through `seq`: the append passed the
+    /// fence, and the tenant's head row stays locked until the transaction ends.
+    package func noteAppend(through seq: Int64) {
+        state.withLock { $0.appended.append(seq) }
+    }
+
+    /// Whether this session's transaction appended the tenant's events through `seq`, and still
+    /// stands by that append (no savepoint around it rolled back).
+    package func appended(through seq: Int64) -> Bool {
+        state.withLock { $0.open && $0.inTransaction && $0.appended.contains(seq) }
     }
 
     func committed() async {
@@ -531,9 +545,9 @@ public final class TenantSession: Sendable {
         _ body: (TenantSession) async throws -> sending Result
     ) async throws -> sending Result {
         try await enterIfNeeded()
-        let (name, registered, undoRegistered) = state.withLock { state in
+        let (name, registered, undoRegistered, appends) = state.withLock { state in
             state.savepoints += 1
-            return ("unit_\(state.savepoints)", state.afterCommit.count, state.afterRollback.count)
+            return ("unit_\(state.savepoints)", state.afterCommit.count, state.afterRollback.count, state.appended.count)
         }
         try await connection.query(PostgresQuery(unsafeSQL: "SAVEPOINT \(name)"), logger: logger).consume()
         do {
@@ -547,6 +561,7 @@ public final class TenantSession: Sendable {
                 let from = min(undoRegistered, state.afterRollback.count)
                 state.undone += state.afterRollback[from...]
                 state.afterRollback.removeSubrange(from...)
+                state.appended.removeSubrange(min(appends, state.appended.count)...)
             }
             throw error
         }

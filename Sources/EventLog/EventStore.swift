@@ -103,6 +103,7 @@ public struct EventStore: Sendable {
             throw Self.map(error)
         }
         if case .appended(let result, _) = attempt {
+            session.noteAppend(through: result.lastSeq)
             let tenant = session.tenant
             session.afterCommit { [self] in
                 signal.appended(tenant, through: result.lastSeq)

@@ -94,6 +94,34 @@ import Testing
         }
     }
 
+    /// What lets a command's projection batch skip the checks its append made (InlineBatchStart):
+    /// the session knows the appends its transaction made, and forgets those a savepoint undid.
+    @Test func `a session knows the appends its transaction stands by`() async throws {
+        try await withStore { store, _ in
+            let tenant = TenantID()
+            try await store.append(tenant: tenant, stream: try pet(), expected: .any, events: [try named("Before")])
+            let kept = try await store.database.withTenant(tenant) { session in
+                struct Undo: Error {}
+                var undone: Int64 = 0
+                await #expect(throws: Undo.self) {
+                    try await session.withSavepoint { session in
+                        undone = try await store.append([StreamAppend(stream: try pet(), expected: .any, events: [try named("Undone")])],
+                                                        in: session).lastSeq
+                        #expect(session.appended(through: undone))
+                        throw Undo()
+                    }
+                }
+                #expect(undone == 2 && !session.appended(through: undone), "the savepoint rolled the append back")
+                #expect(!session.appended(through: 1), "an append of another transaction")
+                let stands = try await store.append([StreamAppend(stream: try pet(), expected: .any, events: [try named("Stands")])],
+                                                    in: session).lastSeq
+                #expect(stands == 2 && session.appended(through: stands))
+                return session
+            }
+            #expect(!kept.appended(through: 2), "the transaction is over")
+        }
+    }
+
     @Test func `a session cannot be used after its unit of work ended`() async throws {
         try await withStore { store, _ in
             let tenant = TenantID()
