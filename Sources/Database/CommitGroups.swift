@@ -25,8 +25,9 @@ final class CommitGroups: Sendable {
         let lane: Int
     }
 
-    /// Lanes per database: groups that may run side by side.
-    static let lanes = 4
+    /// Lanes per database: groups that may run side by side. Zero: no groups, every command
+    /// commits alone.
+    let lanes: Int
     /// Most commands in one group: past it, later arrivals start the next group.
     static let maximumMembers = 64
     /// The longest a command in a group waits for a lock before it runs alone instead.
@@ -47,11 +48,12 @@ final class CommitGroups: Sendable {
     /// Groups that committed some command's work so far, and the commands whose work they committed.
     var committed: (groups: Int, commands: Int) { counts.withLock { $0 } }
 
-    init(logger: Logger) {
+    init(lanes: Int, logger: Logger) {
+        self.lanes = lanes
         self.logger = logger
     }
 
-    static func key(for tenant: TenantID, in home: TenantHome) -> Key {
+    func key(for tenant: TenantID, in home: TenantHome) -> Key {
         let database = home.placement == .database ? "\(home.server)/\(home.location ?? "")" : "main"
         return Key(database: database, lane: Int(tenant.rawValue.uuid.15) % lanes)
     }

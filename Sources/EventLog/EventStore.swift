@@ -43,10 +43,12 @@ public struct EventStore: Sendable {
     let observer: AppendObserver?
 
     /// `homeTTL`: how long where a tenant lives is remembered; `reads`: where reads wait their
-    /// turn (see `TenantDatabase`).
+    /// turn; `commitLanes`: how many groups of commands may commit side by side in a database
+    /// (see `TenantDatabase`).
     public init(client: PostgresClient, signal: AppendSignal = AppendSignal(), observer: AppendObserver? = nil,
-                homeTTL: Duration = .seconds(2), pools: HomePools? = nil, reads: ReadGate? = nil, logger: Logger) {
-        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL, pools: pools, reads: reads)
+                homeTTL: Duration = .seconds(2), pools: HomePools? = nil, reads: ReadGate? = nil,
+                commitLanes: Int = TenantDatabase.defaultCommitLanes, logger: Logger) {
+        self.database = TenantDatabase(client: client, logger: logger, homeTTL: homeTTL, pools: pools, reads: reads, commitLanes: commitLanes)
         self.observer = observer
         self.client = client
         self.signal = signal

@@ -60,7 +60,7 @@ public struct AppDependencies: Sendable {
         signer: CheckpointSigner = .ephemeral(), checkpointInterval: Duration = .seconds(900),
         catalogNotifications: Bool = false, ownerURL: DatabaseURL? = nil, homeLimits: HomePools.Limits = HomePools.Limits(),
         offboardingRetention: Duration = .seconds(30 * 86_400), purgeInterval: Duration = .seconds(600),
-        reads: ReadGate.Limits? = nil, logger: Logger
+        reads: ReadGate.Limits? = nil, commitLanes: Int = TenantDatabase.defaultCommitLanes, logger: Logger
     ) {
         // With catalog notifications every change reaches the caches when it commits, and the
         // TTLs only bound what a lost notification could leave; without, they are the bound.
@@ -84,7 +84,7 @@ public struct AppDependencies: Sendable {
         self.ownerURL = ownerURL
         // Requests' reads wait their turn on each server; background work reads on its own pool.
         let store = EventStore(client: client, observer: observer, homeTTL: catalogCacheTTL, pools: pools,
-                               reads: reads.map(ReadGate.init), logger: logger)
+                               reads: reads.map(ReadGate.init), commitLanes: commitLanes, logger: logger)
         let authenticator = Authenticator(client: client, cacheTTL: keyCacheTTL, logger: logger)
         let catalog = Catalog(client: client, store: store, cacheTTL: catalogCacheTTL, databasePlacementAvailable: pools != nil,
                               authenticator: authenticator, offboardingRetention: offboardingRetention, logger: logger)

@@ -60,6 +60,17 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    @Option(name: .customLong("commit-lanes"), help: "Groups of commands that may commit side by side in one database; 0 commits every command alone. (env: COMMIT_LANES, default: \(TenantDatabase.defaultCommitLanes))")
+    var commitLanes: Int?
+
+    var resolvedCommitLanes: Int {
+        get throws {
+            let value = commitLanes ?? CommonOptions.environment["COMMIT_LANES"].map({ Int($0) ?? -1 }) ?? TenantDatabase.defaultCommitLanes
+            guard (0...256).contains(value) else { throw ValidationError("commit lanes must be a number from 0 to 256") }
+            return value
+        }
+    }
+
     @Option(name: .customLong("request-timeout"), help: "Longest a request may take to its response head before 503, in seconds or with ms, s, m. (env: REQUEST_TIMEOUT, default: 5s)")
     var requestTimeout: String?
 
@@ -249,6 +260,7 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         _ = try resolvedPort
         _ = try resolvedPoolSize
+        _ = try resolvedCommitLanes
         _ = try resolver()
         _ = try resolvedRateLimits
         _ = try resolvedFailureMode
@@ -287,7 +299,8 @@ struct Serve: AsyncParsableCommand {
             metricsEnabled: metrics.enabled, tenantLabelCap: metrics.cap, idempotencyRetention: try resolvedRetention,
             signer: try options.signer(file: signingKeyFile),
             checkpointInterval: try resolvedCheckpointInterval, catalogNotifications: true, ownerURL: target.ownerURL,
-            offboardingRetention: try resolvedOffboardingRetention, reads: try resolvedReads, logger: logger)
+            offboardingRetention: try resolvedOffboardingRetention, reads: try resolvedReads,
+            commitLanes: try resolvedCommitLanes, logger: logger)
         configured.reportPools([("requests", client, try resolvedPoolSize), ("background", backgroundClient, 8)])
         let dependencies = configured
         var application = ApplicationBuilder.application(dependencies, configuration: configuration, logger: logger)

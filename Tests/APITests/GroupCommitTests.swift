@@ -55,6 +55,33 @@ import Testing
         }
     }
 
+    /// `--commit-lanes 0`: commands commit alone, the way a tenant in a database of its own does,
+    /// under the same concurrent load that forms groups above.
+    @Test func `with no commit lanes concurrent commands each commit alone, every write readable`() async throws {
+        try await withApp(.live, poolSize: 20, placement: "shared", commitLanes: 0) { app, client in
+            let port = try #require(client.port)
+            var tenants: [TenantClient] = []
+            for slug in ["alone-a", "alone-b"] { tenants.append(try await app.tenantClient(client, slug: slug)) }
+            let before = app.store.database.groupCommits
+            let calls = tenants.flatMap { tenant in
+                (0..<12).map { _ in Call(method: .post, uri: "/api/pets", json: #"{"name":"Solo","species":"dog"}"#, extra: [:], tenant: tenant) }
+            }
+            let responses = try await Self.concurrently(calls, port: port)
+            #expect(responses.count == calls.count)
+            for (call, response) in zip(calls, responses) {
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+                let id = try #require(try call.tenant.object(response)["id"] as? String)
+                #expect(try await call.tenant.call(.get, "/api/pets/\(id)").status == .ok)
+            }
+            let after = app.store.database.groupCommits
+            #expect(after.commands == before.commands && after.groups == before.groups, "no command went through a group: \(before) -> \(after)")
+            for tenant in tenants {
+                let events = try await Self.stored(app, slug: tenant.slug)
+                #expect(events.map(\.seq) == Array(1...Int64(events.count)), "seq is gap-free from 1")
+            }
+        }
+    }
+
     @Test(arguments: Placements.all) func `concurrent commands of several tenants commit in groups: every write readable, every log gap-free and valid`(placement: String) async throws {
         try await withApp(.live, poolSize: 20, placement: placement) { app, client in
             let port = try #require(client.port)

@@ -37,7 +37,7 @@ func withApp(
     rateLimits: RateLimits? = .generous, rateLimitFailure: RateLimiter.FailureMode = .open,
     idempotencyRetention: Duration = .seconds(86_400), tenantLabelCap: Int = 500, logger: Logger = TestCluster.logger,
     configuration: ServerConfiguration = .tests, timeouts: StatementTimeouts? = nil, allowUnmappedErrors: Bool = false,
-    placement: String? = nil,
+    placement: String? = nil, commitLanes: Int = TenantDatabase.defaultCommitLanes,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     // A few apps at a time: on two cores, every app started at once (Swift Testing starts every
@@ -69,7 +69,7 @@ func withApp(
                 try await withAppInside(testing, poolSize: poolSize, securityFlush: securityFlush, rateLimits: rateLimits, rateLimitFailure: rateLimitFailure,
                                         idempotencyRetention: idempotencyRetention, tenantLabelCap: tenantLabelCap, logger: logger,
                                         configuration: configuration, timeouts: timeouts, allowUnmappedErrors: allowUnmappedErrors,
-                                        placement: placement, body)
+                                        placement: placement, commitLanes: commitLanes, body)
             }
         } catch {
             if gated { await DatabaseTests.gate.leave() }
@@ -87,7 +87,7 @@ enum Apps {
 private func withAppInside(
     _ testing: TestingSetup, poolSize: Int, securityFlush: Duration, rateLimits: RateLimits?, rateLimitFailure: RateLimiter.FailureMode,
     idempotencyRetention: Duration, tenantLabelCap: Int, logger: Logger, configuration: ServerConfiguration, timeouts: StatementTimeouts?,
-    allowUnmappedErrors: Bool, placement: String?,
+    allowUnmappedErrors: Bool, placement: String?, commitLanes: Int,
     _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
 ) async throws {
     let database = try await TestCluster.shared.database()
@@ -98,7 +98,7 @@ private func withAppInside(
     var dependencies = AppDependencies(client: client, migrator: try Migrator(), keyCacheTTL: .seconds(5),
                                        securityFlushInterval: securityFlush, rateLimits: rateLimits, rateLimitFailureMode: rateLimitFailure,
                                        tenantLabelCap: tenantLabelCap, idempotencyRetention: idempotencyRetention,
-                                       ownerURL: database.ownerURL, logger: logger)
+                                       ownerURL: database.ownerURL, commitLanes: commitLanes, logger: logger)
     dependencies.reportPools([(pool, client, poolSize)])
     let app = dependencies
     let routes = RouteTable()

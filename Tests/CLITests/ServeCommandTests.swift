@@ -41,13 +41,16 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(30))
     }
 
-    @Test func `a bad port or log format is refused before anything starts`() async throws {
+    @Test func `a bad port, log format or number of commit lanes is refused before anything starts`() async throws {
         let port = try await run(["serve", "--port", "70000"])
         #expect(port.status != 0)
         #expect(port.output.contains("port must be a number from 1 to 65535"))
         let format = try await run(["serve", "--log-format", "xml"])
         #expect(format.status != 0)
         #expect(format.output.contains("log format must be text or json"))
+        let lanes = try await run(["serve"], environment: ["COMMIT_LANES": "-1"])
+        #expect(lanes.status != 0)
+        #expect(lanes.output.contains("commit lanes must be a number from 0 to 256"), "\(lanes.output)")
     }
 
     @Test func `serve starts a private cluster, answers, and on SIGTERM stops it and exits cleanly`() async throws {
