@@ -18,6 +18,10 @@
 # Builds whose schemas differ (one has a migration the other lacks) cannot serve one database:
 # with OWN_CLUSTERS=1 each serves a cluster of its own, seeded alike, started side by side.
 # PLACEMENT=shared (or schema) places the tenants there instead of in databases of their own.
+# NUM_TENANTS=1 (bench.sh's own) sends all the load to the first tenant (its commands then queue
+# on its head row).
+# SLOW_FSYNC_US=2000 makes every flush of the cluster wait that long first (bench/lib/slow_fsync.c,
+# preloaded into PostgreSQL): a slower disk than this machine's, as a network volume would be.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1 B=$2
@@ -38,7 +42,15 @@ cp "$PEER_SRC"/bench.sh "$PEER_SRC"/*.lua "$WORK"/
 SERVER=
 stop_server() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; fi; }
 stop_clusters() { $A db stop --data-dir "$DATA_A" --log-level error || true; [ "$DATA_B" = "$DATA_A" ] || $B db stop --data-dir "$DATA_B" --log-level error || true; }
-trap 'stop_server; stop_clusters; rm -rf "$DATA_A" "$DATA_B" "$WORK"' EXIT
+SHIM=$(mktemp -d)
+trap 'stop_server; stop_clusters; rm -rf "$DATA_A" "$DATA_B" "$WORK" "$SHIM"' EXIT
+SLOW_DISK=()
+if [ -n "${SLOW_FSYNC_US:-}" ]; then
+  # Where the server's user (postgres, under root) can load it from.
+  chmod 755 "$SHIM"
+  cc -shared -fPIC -O2 -o "$SHIM/slow_fsync.so" bench/lib/slow_fsync.c -ldl
+  SLOW_DISK=(env LD_PRELOAD="$SHIM/slow_fsync.so" SLOW_FSYNC_US="$SLOW_FSYNC_US")
+fi
 start_server() { # binary, data directory
   $1 serve --data-dir "$2" --port "$PORT" --host 127.0.0.1 --log-level error --rate-limits "enterprise=1000000000/h+1000000" &
   SERVER=$!
@@ -48,7 +60,7 @@ start_server() { # binary, data directory
 seed() { # binary, data directory, keys file
   local key
   key=$($1 key create --platform --data-dir "$2" --log-level error)
-  eval "$($1 db start --data-dir "$2" --log-level error)"
+  eval "$("${SLOW_DISK[@]}" $1 db start --data-dir "$2" --log-level error)"
   start_server "$1" "$2"
   python3 bench/lib/seed_tenants.py "$PORT" "$key" "tenant-" "$3" "${PLACEMENT:-}"
   stop_server
@@ -93,7 +105,7 @@ done
 
 echo "A: $A"
 echo "B: $B"
-echo "10 enterprise tenants x 100 pets ($([ -n "${PLACEMENT:-}" ] && echo "placement $PLACEMENT" || echo "each in a database of its own")), wrk -t2 -c16 -d$DURATION, $ROUNDS alternating rounds (a fresh server each), $(nproc) cores; medians"
+echo "10 enterprise tenants x 100 pets ($([ -n "${PLACEMENT:-}" ] && echo "placement $PLACEMENT" || echo "each in a database of its own")), load on ${NUM_TENANTS:-10} of them, ${SLOW_FSYNC_US:-no} extra us per fsync, wrk -t2 -c16 -d$DURATION, $ROUNDS alternating rounds (a fresh server each), $(nproc) cores; medians"
 python3 - "$WORK" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
 work, rounds, tick = sys.argv[1], int(sys.argv[2]), 1000 / int(sys.argv[3])
