@@ -67,9 +67,9 @@ final class CommitGroups: Sendable {
     /// few at once they queue there, through each other's commits: in a group one commit serves
     /// them all. Fewer wait for nobody, and PostgreSQL flushes the commits of transactions that
     /// arrive together in one fsync by itself; a group would make each wait for the members ahead
-    /// of it in its lane, other tenants' among them. Spread over ten tenants, grouping every
-    /// command made the p99 of POSTs 1.3 to 1.5 times what it is with this rule; one busy tenant
-    /// keeps the groups' p99, 2.7 times better than alone on a slow disk (bench/RESULTS.md). The tenant's commands
+    /// of it in its lane, other tenants' among them. Spread over ten tenants, that made the p99
+    /// of POSTs 1.3 to 1.5 times that of commands alone; one busy tenant got the groups' p99,
+    /// up to 2.7 times better than alone on a slow disk (bench/RESULTS.md). The tenant's commands
     /// keep joining groups until none is under way, so that they do not split between a group
     /// and commands alone, whose head-row lock the group's member would wait for, its lane with it.
     func arrive(_ tenant: TenantID) -> Bool {
