@@ -15,9 +15,6 @@ import Synchronization
 /// anyway (another transaction holds it) waits at most `lockTimeout`, then leaves the group and
 /// runs alone, so one stalled tenant holds up a group for that long at most.
 ///
-/// Only a busy tenant's commands join groups: while few of a tenant's commands are under way,
-/// each commits alone (see `arrive`).
-///
 /// A member's failure rolls back its savepoint only: the others commit. Each member is answered
 /// after the shared commit; if the commit fails, every member that took part gets that error,
 /// as a lone unit of work whose commit failed would.
@@ -45,10 +42,6 @@ final class CommitGroups: Sendable {
     static let turnLimit: Duration = .seconds(10)
 
     private let open = Mutex<[Key: Group]>([:])
-    /// Per tenant: its commands under way (grouped or not), and whether they join groups.
-    private let underWay = Mutex<[TenantID: (count: Int, grouping: Bool)]>([:])
-    /// Others of its tenant's commands under way from which a command joins a group.
-    static let queueToGroup = 3
     private let logger: Logger
     private let counts = Mutex<(groups: Int, commands: Int)>((0, 0))
 
@@ -58,36 +51,6 @@ final class CommitGroups: Sendable {
     init(lanes: Int, logger: Logger) {
         self.lanes = lanes
         self.logger = logger
-    }
-
-    /// Counts a command of `tenant` in (`leave` counts it out); true when it should join a group:
-    /// once `queueToGroup` others of its tenant are under way, and from then on until none is.
-    ///
-    /// A tenant's commands hold its head row from their append through their commit, so past a
-    /// few at once they queue there, through each other's commits: in a group one commit serves
-    /// them all. Fewer wait for nobody, and PostgreSQL flushes the commits of transactions that
-    /// arrive together in one fsync by itself; a group would make each wait for the members ahead
-    /// of it in its lane, other tenants' among them. Spread over ten tenants, that made the p99
-    /// of POSTs 1.3 to 1.5 times that of commands alone; one busy tenant got the groups' p99,
-    /// up to 2.7 times better than alone on a slow disk (bench/RESULTS.md). The tenant's commands
-    /// keep joining groups until none is under way, so that they do not split between a group
-    /// and commands alone, whose head-row lock the group's member would wait for, its lane with it.
-    func arrive(_ tenant: TenantID) -> Bool {
-        underWay.withLock { tenants in
-            var state = tenants[tenant] ?? (0, false)
-            if state.count >= Self.queueToGroup { state.grouping = true }
-            state.count += 1
-            tenants[tenant] = state
-            return state.grouping
-        }
-    }
-
-    func leave(_ tenant: TenantID) {
-        underWay.withLock { tenants in
-            guard var state = tenants[tenant], state.count > 1 else { return tenants[tenant] = nil }
-            state.count -= 1
-            tenants[tenant] = state
-        }
     }
 
     func key(for tenant: TenantID, in home: TenantHome) -> Key {

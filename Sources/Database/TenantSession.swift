@@ -34,13 +34,12 @@ public struct TenantDatabase: Sendable {
     /// The pools to databases of their own this reaches tenants through.
     public var homePools: HomePools? { pools }
 
-    /// Commit lanes per database unless told otherwise (`CommitGroups`). On two cores 16 lanes
-    /// measured the same as 4 (bench/RESULTS.md).
+    /// Commit lanes per database unless told otherwise (`CommitGroups`). On two cores and a
+    /// fast disk 16 lanes measured the same as 4, and none (every command alone) 1.07-1.18x the
+    /// POSTs at about half the p99 (bench/RESULTS.md); groups are kept by default for a tenant's
+    /// burst on a slow disk, where alone it gets one command per fsync (its head row is held
+    /// through each).
     public static let defaultCommitLanes = 4
-
-    /// How many of a tenant's commands must be under way before the next joins a group
-    /// (`CommitGroups.queueToGroup`).
-    public static var queueToGroup: Int { CommitGroups.queueToGroup }
 
     /// `commitLanes`: groups of commands that may commit side by side in one database; 0 commits
     /// every command alone.
@@ -197,9 +196,8 @@ public struct TenantDatabase: Sendable {
     /// `withTenant`, for a command: `grouped`, the unit of work joins the commands of other
     /// requests in one transaction (`CommitGroups`): it runs in a savepoint of its own, its
     /// failure undoes only its own work, and it returns once the group has committed. A tenant
-    /// with few commands under way (`CommitGroups.arrive`), in a database of its own or whose
-    /// home is not known yet, a command that met a move's fence or waited too long for a lock in
-    /// the group, runs alone instead, as `withTenant`.
+    /// in a database of its own or whose home is not known yet, a command that met a move's
+    /// fence or waited too long for a lock in the group, runs alone instead, as `withTenant`.
     ///
     /// `body` must not open another grouped unit of work: it would wait for a group that waits
     /// for it.
@@ -211,13 +209,7 @@ public struct TenantDatabase: Sendable {
     ) async throws -> sending Result {
         // Tenants in a database of their own run alone: a group there would hold one of the few
         // connections of that database's pool, which their commands' other work also needs.
-        guard grouped, groups.lanes > 0, !controlPlane, let home = homes.cached(tenant), home.placement != .database else {
-            return try await withTenant(tenant, isolation: isolation, body)
-        }
-        // Counted while it runs, alone or not: the tenant's next command then joins a group.
-        let queued = groups.arrive(tenant)
-        defer { groups.leave(tenant) }
-        if queued {
+        if grouped, groups.lanes > 0, !controlPlane, let home = homes.cached(tenant), home.placement != .database {
             let admitted = try admit(tenant, home)
             if case .done(let result) = try await withTenantGrouped(tenant, home: admitted, isolation: isolation, body) {
                 return result

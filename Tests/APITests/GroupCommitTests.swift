@@ -179,8 +179,6 @@ import Testing
                                                              events: [try NewEvent(type: "Tick", data: .object(["name": .string(name)]))])],
                                                metadata: .init(), in: session)
             }
-            // A tenant's commands join groups once enough of them are under way.
-            let underWay = try await Self.underWay(TenantDatabase.queueToGroup, of: tenant, in: database)
             let holder = Task {
                 try await database.withTenant(tenant, grouped: true) { session in
                     turnTaken.yield()
@@ -204,103 +202,9 @@ import Testing
             #expect(left, "the cancelled command returned while the group's turn was still held")
             release.yield()
             try await holder.value
-            try await underWay.finish()
             await #expect(throws: CancellationError.self) { try await waiter.value }
             let names = try await app.store.read(tenant: tenant).dropFirst(before).map { $0.data["name"]?.stringValue }
             #expect(names == ["held"], "the cancelled command appended nothing")
         }
     }
-
-    /// Commands of `tenant` that stay under way (each alone, in a transaction) until `finish`.
-    struct UnderWay {
-        let end: AsyncStream<Void>.Continuation
-        let tasks: [Task<Void, any Error>]
-
-        func finish() async throws {
-            for _ in tasks { end.yield() }
-            for task in tasks { try await task.value }
-        }
-    }
-
-    static func underWay(_ count: Int, of tenant: TenantID, in database: TenantDatabase,
-                         then work: @escaping @Sendable (TenantSession) async throws -> Void = { _ in }) async throws -> UnderWay {
-        let (started, start) = AsyncStream.makeStream(of: Void.self)
-        let (ends, end) = AsyncStream.makeStream(of: Void.self)
-        let tasks = (0..<count).map { _ in
-            Task {
-                try await database.withTenant(tenant, grouped: true) { session in
-                    start.yield()
-                    for await _ in ends { break }
-                    try await work(session)
-                }
-            }
-        }
-        // Bounded: commands that queued in one group instead of each running alone never all start.
-        let allStarted = await withTaskGroup(of: Bool.self) { race in
-            race.addTask {
-                var seen = 0
-                for await _ in started {
-                    seen += 1
-                    if seen == count { return true }
-                }
-                return false
-            }
-            race.addTask { try? await Task.sleep(for: .seconds(20)); return false }
-            defer { race.cancelAll() }
-            return await race.next() ?? false
-        }
-        let underWay = UnderWay(end: end, tasks: tasks)
-        guard allStarted else {
-            try? await underWay.finish()
-            throw TestFailure("\(count) commands of the tenant did not all get under way at once")
-        }
-        return underWay
-    }
-
-    /// Commands of a tenant that arrive one at a time, or a few at once, commit alone: they wait
-    /// for nobody (PostgreSQL flushes the commits of different transactions that arrive together
-    /// in one fsync by itself). Once more of the tenant's commands are under way than
-    /// `queueToGroup`, they would queue on its head row, through each other's commits: they join
-    /// groups, until none is under way.
-    @Test func `a tenant's commands commit alone until enough of them are under way, then in groups`() async throws {
-        try await withApp(.router, placement: "shared") { app, client in
-            _ = try await app.tenantClient(client, slug: "group-lone")
-            let tenant = try #require(try await app.catalog.tenant(slug: "group-lone")).id
-            let database = app.store.database
-            _ = try await database.home(of: tenant)
-            let append: @Sendable (TenantSession, String) async throws -> Void = { session, name in
-                _ = try await app.store.append([StreamAppend(stream: try StreamName(type: "pet", id: UUID()), expected: .any,
-                                                             events: [try NewEvent(type: "Tick", data: .object(["name": .string(name)]))])],
-                                               metadata: .init(), in: session)
-            }
-            let before = database.groupCommits
-            for name in ["one", "two"] {
-                try await database.withTenant(tenant, grouped: true) { session in try await append(session, name) }
-            }
-            let few = try await Self.underWay(TenantDatabase.queueToGroup - 1, of: tenant, in: database) { try await append($0, "few") }
-            try await database.withTenant(tenant, grouped: true) { session in try await append(session, "three") }
-            try await few.finish()
-            let alone = database.groupCommits
-            #expect(alone.commands == before.commands && alone.groups == before.groups, "a few at once commit alone: \(before) -> \(alone)")
-
-            let many = try await Self.underWay(TenantDatabase.queueToGroup, of: tenant, in: database) { try await append($0, "many") }
-            try await database.withTenant(tenant, grouped: true) { session in try await append(session, "grouped") }
-            let grouped = database.groupCommits
-            #expect(grouped.commands == alone.commands + 1 && grouped.groups == alone.groups + 1,
-                    "the command that arrived with \(TenantDatabase.queueToGroup) others under way committed in a group: \(alone) -> \(grouped)")
-            try await many.finish()
-            #expect(database.groupCommits.commands == grouped.commands, "those under way before committed alone")
-            try await database.withTenant(tenant, grouped: true) { session in try await append(session, "four") }
-            #expect(database.groupCommits.commands == grouped.commands, "with none under way, the next commits alone again")
-            let expected = ["one", "two", "three"] + Array(repeating: "few", count: TenantDatabase.queueToGroup - 1)
-            let names = try await app.store.read(tenant: tenant).compactMap { $0.data["name"]?.stringValue }
-            #expect(Array(names.suffix(expected.count + TenantDatabase.queueToGroup + 2)) == expected
-                    + ["grouped"] + Array(repeating: "many", count: TenantDatabase.queueToGroup) + ["four"])
-        }
-    }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
